@@ -1,0 +1,12 @@
+//! mwsync keeps a git repository and a MoneyWorks Datacentre document in step, both ways.
+//!
+//! The engine talks to the outside only through two traits, [`moneyworks::MoneyWorks`] and
+//! [`store::Store`]; everything between them is plain functions over owned data.
+#![deny(missing_docs)]
+
+pub mod error;
+pub mod moneyworks;
+pub mod mwtime;
+pub mod record;
+pub mod store;
+pub mod xmltree;

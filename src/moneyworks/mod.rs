@@ -1,0 +1,142 @@
+//! The seam between the engine and a MoneyWorks Datacentre: the `MoneyWorks` trait, the
+//! request and reply types it speaks, and its error classification. It must not hold any
+//! sync policy; the HTTP implementation lives in `client`, reply parsing in `xml`.
+
+pub mod client;
+pub mod xml;
+
+use std::future::Future;
+
+use crate::error::{Classify, ErrorClass};
+use crate::record::{Record, TableInfo};
+
+/// What an export returns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ExportFormat {
+    /// `format=xml-verbose`: every field, system fields flagged.
+    Verbose,
+    /// A custom template such as `[sequencenumber]\t[lastmodifiedtime]\n`.
+    Custom(String),
+}
+
+/// Sort direction of an export.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// Smallest first.
+    Ascending,
+    /// Largest first.
+    Descending,
+}
+
+/// One `export` request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportQuery {
+    /// The table.
+    pub table: &'static TableInfo,
+    /// A MoneyWorks search expression, unencoded.
+    pub search: Option<String>,
+    /// A sort expression, unencoded.
+    pub sort: Option<String>,
+    /// Sort direction.
+    pub direction: Direction,
+    /// Offset of the first record.
+    pub start: u64,
+    /// Maximum number of records.
+    pub limit: Option<u32>,
+    /// Output format.
+    pub format: ExportFormat,
+}
+
+/// A parsed verbose-XML export reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportPage {
+    /// Records in this reply (`count`).
+    pub records: Vec<Record>,
+    /// Offset of the first record (`start`).
+    pub start: u64,
+    /// Records matching the search in total (`found`).
+    pub found: u64,
+}
+
+/// A MoneyWorks error, classified for retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MwError {
+    /// The server's licensed concurrent users are all busy.
+    #[error(
+        "MoneyWorks refused the request: the licensed concurrent users limit is reached (HTTP 500); will retry"
+    )]
+    LicenceLimit,
+    /// Credentials were refused (`DoConnect failed -1` and friends).
+    #[error(
+        "MoneyWorks refused the login ({detail}); check the user, password and document in the MoneyWorks URL"
+    )]
+    Auth {
+        /// What the server said, secrets removed.
+        detail: String,
+    },
+    /// The request timed out or the connection failed.
+    #[error("could not reach MoneyWorks at {endpoint}: {detail}")]
+    Transport {
+        /// Scheme, host and port, no credentials.
+        endpoint: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// An HTTP error status other than the cases above.
+    #[error("MoneyWorks answered HTTP {status} to `{command}`: {body}")]
+    Http {
+        /// The command (`export`, `import`, ...).
+        command: String,
+        /// The status code.
+        status: u16,
+        /// The start of the body.
+        body: String,
+    },
+    /// The reply could not be understood (malformed, truncated or the wrong shape).
+    #[error("MoneyWorks sent an unusable reply to `{command}`: {detail}")]
+    InvalidReply {
+        /// The command.
+        command: String,
+        /// What was wrong, with the position where known.
+        detail: String,
+    },
+    /// The server rejected imported data (`[ERROR] ...`).
+    #[error("MoneyWorks rejected the import: {message}")]
+    Rejected {
+        /// The server's message, starting after `[ERROR]`.
+        message: String,
+    },
+}
+
+impl Classify for MwError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            MwError::LicenceLimit | MwError::Transport { .. } | MwError::InvalidReply { .. } => {
+                ErrorClass::Retryable
+            }
+            MwError::Http { status, .. } if *status >= 500 => ErrorClass::Retryable,
+            MwError::Http { .. } => ErrorClass::Invalid,
+            MwError::Auth { .. } => ErrorClass::Unauthenticated,
+            MwError::Rejected { .. } => ErrorClass::Invalid,
+        }
+    }
+}
+
+/// What the engine needs from a MoneyWorks server. Implemented over HTTP by
+/// [`client::HttpMoneyWorks`]; tests may implement it directly.
+pub trait MoneyWorks: Send + Sync {
+    /// Runs a verbose-XML export and parses the reply.
+    fn export(
+        &self,
+        query: &ExportQuery,
+    ) -> impl Future<Output = Result<ExportPage, MwError>> + Send;
+    /// Runs an export with a custom format and returns the raw text.
+    fn export_text(
+        &self,
+        query: &ExportQuery,
+    ) -> impl Future<Output = Result<String, MwError>> + Send;
+    /// Posts an import body. Returns the plain-text reply; `[ERROR]` replies are `Rejected`.
+    fn import(&self, body: &str) -> impl Future<Output = Result<String, MwError>> + Send;
+    /// Evaluates an expression and returns the plain-text result.
+    fn evaluate(&self, expr: &str) -> impl Future<Output = Result<String, MwError>> + Send;
+}

@@ -1,0 +1,157 @@
+//! The seam between the engine and git: the `Store` trait (what the engine needs from a
+//! repository and its remote) and its error classification. It must not decide what to
+//! commit; the git2 implementation lives in `git`.
+
+pub mod git;
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use crate::error::{Classify, ErrorClass};
+
+/// A commit id: 40 lowercase hex digits.
+#[derive(
+    Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(transparent)]
+pub struct CommitId(pub String);
+
+impl fmt::Display for CommitId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl CommitId {
+    /// The first 10 hex digits, for messages.
+    pub fn short(&self) -> &str {
+        &self.0[..self.0.len().min(10)]
+    }
+}
+
+/// What happens to one path in a new commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FileChange {
+    /// Create or replace the file with these bytes.
+    Put(Vec<u8>),
+    /// Remove the file (and any directory it leaves empty).
+    Delete,
+}
+
+/// Author or committer identity and the commit message of an existing commit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    /// The commit.
+    pub id: CommitId,
+    /// Parents in order.
+    pub parents: Vec<CommitId>,
+    /// `Name <email>` of the author.
+    pub author: String,
+    /// The full message.
+    pub message: String,
+}
+
+/// A commit to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewCommit {
+    /// Parents in order. The tree starts from the first parent's tree (empty when none).
+    pub parents: Vec<CommitId>,
+    /// Paths to change relative to that tree; `/`-separated, relative, no `..`.
+    pub changes: BTreeMap<String, FileChange>,
+    /// The full message.
+    pub message: String,
+}
+
+/// A git error, classified for retry.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// A compare-and-swap push lost: the remote branch is not where we expected it.
+    #[error(
+        "the remote branch `{branch}` is at {actual} but mwsync expected {expected}; someone else moved it"
+    )]
+    BranchMoved {
+        /// The branch.
+        branch: String,
+        /// What we expected (`none` for absent).
+        expected: String,
+        /// What it is (`none` for absent).
+        actual: String,
+    },
+    /// The remote refused our credentials.
+    #[error("the git remote refused the credentials: {detail}")]
+    Auth {
+        /// What git said, secrets removed.
+        detail: String,
+    },
+    /// A network or remote-side failure that may pass.
+    #[error("git transport failed: {detail}")]
+    Transport {
+        /// What git said, secrets removed.
+        detail: String,
+    },
+    /// A commit, tree or path that does not exist, or a malformed path.
+    #[error("git object problem: {detail}")]
+    NotFound {
+        /// What was missing.
+        detail: String,
+    },
+    /// The local cache repository is unusable.
+    #[error("the local git cache is unusable: {detail}")]
+    Local {
+        /// What went wrong.
+        detail: String,
+    },
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            StoreError::BranchMoved { .. } => ErrorClass::Conflict,
+            StoreError::Auth { .. } => ErrorClass::Unauthenticated,
+            StoreError::Transport { .. } => ErrorClass::Retryable,
+            StoreError::NotFound { .. } => ErrorClass::Invalid,
+            StoreError::Local { .. } => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// What the engine needs from git. Reads address commits by id; only `push` changes the
+/// remote, and only by compare-and-swap.
+pub trait Store: Send {
+    /// Refreshes the known tips of the remote's branches.
+    fn fetch(&mut self) -> Result<(), StoreError>;
+    /// The tip of `branch` on the remote as of the last `fetch` or successful `push`.
+    fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError>;
+    /// The bytes of `path` in `commit`, or `None` when the path is absent.
+    fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Every file path at or below directory `dir` in `commit` (`""` for the whole tree), sorted.
+    fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError>;
+    /// The paths whose content differs between `from` (the empty tree when `None`) and `to`, sorted.
+    fn changed_paths(
+        &self,
+        from: Option<&CommitId>,
+        to: &CommitId,
+    ) -> Result<Vec<String>, StoreError>;
+    /// Writes the objects of a new commit locally and returns its id. The remote is untouched.
+    fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError>;
+    /// Sets remote `branch` to `new` only if it is at `expected` (`None`: absent). Never forces.
+    /// Fails with `BranchMoved` if the remote is elsewhere.
+    fn push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError>;
+    /// The best common ancestor of two commits.
+    fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError>;
+    /// True when `ancestor` is `descendant` or one of its ancestors.
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool, StoreError>;
+    /// The parents, author and message of a commit.
+    fn commit_info(&self, commit: &CommitId) -> Result<CommitInfo, StoreError>;
+    /// The commits reachable from `tip` but not from `base`, oldest first.
+    fn commits_between(
+        &self,
+        base: Option<&CommitId>,
+        tip: &CommitId,
+    ) -> Result<Vec<CommitId>, StoreError>;
+}
