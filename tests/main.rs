@@ -1,1 +1,3 @@
+//! The one integration test binary: modules mirror `src/` and talk to the simulator.
 
+mod store;

@@ -1,0 +1,1 @@
+//! Store implementations against real git (placeholder).
