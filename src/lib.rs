@@ -4,6 +4,7 @@
 //! [`store::Store`]; everything between them is plain functions over owned data.
 #![deny(missing_docs)]
 
+pub mod config;
 pub mod error;
 pub mod moneyworks;
 pub mod mwtime;
