@@ -8,3 +8,4 @@ pub mod export_xml;
 pub mod fake;
 pub mod gitserve;
 pub mod memstore;
+pub mod schema;
