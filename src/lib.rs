@@ -5,9 +5,16 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod engine;
 pub mod error;
+pub mod events;
+pub mod local;
 pub mod moneyworks;
 pub mod mwtime;
+pub mod pull;
 pub mod record;
+pub mod retry;
+pub mod state;
 pub mod store;
+pub mod summary;
 pub mod xmltree;

@@ -1,0 +1,209 @@
+//! Typed events: one struct per notable moment, published on a broadcast bus. Each becomes
+//! a structured log line (here), an SSE message (`status`) and a test assertion. It owns the
+//! event vocabulary and its log wording; it must not decide when things happen.
+
+use serde::Serialize;
+use tokio::sync::broadcast;
+
+use crate::record::FieldChange;
+
+/// One changed field, as events carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ChangedField {
+    /// Field name (`detail[2].detail.net` inside subfiles).
+    pub field: String,
+    /// Old value, absent for new fields.
+    pub old: Option<String>,
+    /// New value, absent for removed fields.
+    pub new: Option<String>,
+}
+
+impl From<&FieldChange> for ChangedField {
+    fn from(c: &FieldChange) -> Self {
+        ChangedField {
+            field: c.field.clone(),
+            old: c.old.clone(),
+            new: c.new.clone(),
+        }
+    }
+}
+
+/// What happened to a record in a commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordAction {
+    /// A new file.
+    Created,
+    /// Fields changed.
+    Updated,
+    /// The record's code changed; the file moved.
+    Moved,
+    /// The record vanished from MoneyWorks.
+    Deleted,
+}
+
+/// Everything the daemon reports.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "event", rename_all = "snake_case")]
+pub enum Event {
+    /// A poll finished (changed or not).
+    PollFinished {
+        /// Records committed in this poll.
+        records: u64,
+        /// Export/evaluate requests made.
+        requests: u64,
+        /// Commits pushed.
+        commits: u64,
+        /// The `main` tip after the poll.
+        main: Option<String>,
+    },
+    /// One record changed on `main`.
+    RecordChanged {
+        /// Table name.
+        table: String,
+        /// Record key (code or `#seq`).
+        key: String,
+        /// What happened.
+        action: RecordAction,
+        /// Changed fields (empty for deletes).
+        fields: Vec<ChangedField>,
+        /// The commit that holds the change.
+        commit: String,
+    },
+    /// The server clock went backwards or the marker was ahead of it.
+    ClockRegression {
+        /// Table whose marker moved.
+        table: String,
+        /// Previous reading or marker.
+        previous: String,
+        /// This reading.
+        now: String,
+        /// Where scanning restarts.
+        rescan_from: String,
+    },
+    /// A transient failure that will be retried.
+    Retrying {
+        /// What was being done.
+        what: String,
+        /// The error.
+        error: String,
+        /// Attempt number, from 1.
+        attempt: u32,
+    },
+    /// A poll failed; the next one will try again.
+    PollFailed {
+        /// The error.
+        error: String,
+    },
+    /// The daemon stopped for a human.
+    Fatal {
+        /// The error, with what to do.
+        error: String,
+    },
+}
+
+impl Event {
+    /// Writes the event as one log line a bookkeeper's IT person can act on.
+    pub fn log(&self) {
+        match self {
+            Event::PollFinished {
+                records,
+                requests,
+                commits,
+                main,
+            } => {
+                if *records > 0 {
+                    tracing::info!(
+                        records,
+                        requests,
+                        commits,
+                        main = main.as_deref().unwrap_or("-"),
+                        "poll finished: {records} records committed in {commits} commits"
+                    );
+                } else {
+                    tracing::info!(
+                        requests,
+                        main = main.as_deref().unwrap_or("-"),
+                        "poll finished: nothing changed"
+                    );
+                }
+            }
+            Event::RecordChanged {
+                table,
+                key,
+                action,
+                fields,
+                commit,
+            } => {
+                let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+                tracing::info!(table, key, action = ?action, commit, "{table} {key} {}: {}", action_word(*action), if names.is_empty() { "-".to_string() } else { names.join(", ") });
+            }
+            Event::ClockRegression {
+                table,
+                previous,
+                now,
+                rescan_from,
+            } => {
+                tracing::warn!(
+                    table,
+                    previous,
+                    now,
+                    rescan_from,
+                    "the MoneyWorks clock went back from {previous} to {now}; re-reading {table} from {rescan_from}"
+                );
+            }
+            Event::Retrying {
+                what,
+                error,
+                attempt,
+            } => tracing::warn!(
+                what,
+                attempt,
+                "{what} failed (attempt {attempt}), retrying: {error}"
+            ),
+            Event::PollFailed { error } => {
+                tracing::error!("poll failed, will try again next interval: {error}")
+            }
+            Event::Fatal { error } => tracing::error!("stopping, a human is needed: {error}"),
+        }
+    }
+}
+
+fn action_word(action: RecordAction) -> &'static str {
+    match action {
+        RecordAction::Created => "created",
+        RecordAction::Updated => "updated",
+        RecordAction::Moved => "moved",
+        RecordAction::Deleted => "deleted",
+    }
+}
+
+/// The event bus: publish logs the event and hands it to every subscriber.
+#[derive(Debug, Clone)]
+pub struct Events {
+    tx: broadcast::Sender<Event>,
+}
+
+impl Default for Events {
+    fn default() -> Self {
+        Events::new()
+    }
+}
+
+impl Events {
+    /// A bus that keeps up to 4,096 undelivered events per subscriber.
+    pub fn new() -> Events {
+        Events {
+            tx: broadcast::channel(4096).0,
+        }
+    }
+    /// Logs and publishes.
+    pub fn publish(&self, event: Event) {
+        event.log();
+        let _ = self.tx.send(event);
+    }
+    /// A new subscriber that sees events published from now on.
+    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
+        self.tx.subscribe()
+    }
+}
