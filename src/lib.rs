@@ -5,6 +5,7 @@
 #![deny(missing_docs)]
 
 pub mod config;
+pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
@@ -15,6 +16,7 @@ pub mod pull;
 pub mod record;
 pub mod retry;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod summary;
 pub mod xmltree;

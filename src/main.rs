@@ -1,1 +1,24 @@
-fn main() {}
+//! The `mwsync` binary: parses the command line, loads and validates configuration, sets up
+//! logging, and maps errors to exit codes. Everything else lives in the engine library.
+
+mod cli;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    let args = cli::Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("mwsync: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(cli::dispatch(args));
+    ExitCode::from(code)
+}

@@ -1,0 +1,307 @@
+//! Command-line surface of the `mwsync` binary (binary-only, not part of the engine
+//! library): subcommands, flags → settings, logging set-up and exit codes. It must not hold
+//! sync logic.
+
+mod demo;
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use clap::{Args, Parser, Subcommand};
+use mwsync::config::{ConfigError, DaemonConfig, GitAuthKind, LogFormat, Settings};
+use mwsync::daemon::{RunOptions, connect, run};
+use mwsync::engine::EngineError;
+use mwsync::error::{Classify, ErrorClass};
+use mwsync::events::Events;
+use mwsync::status::StatusSnapshot;
+use tokio_util::sync::CancellationToken;
+
+/// Exit code: success.
+pub const EXIT_OK: u8 = 0;
+/// Exit code: anything not covered below.
+pub const EXIT_OTHER: u8 = 1;
+/// Exit code: invalid configuration or input.
+pub const EXIT_INVALID: u8 = 2;
+/// Exit code: `main` moved without mwsync.
+pub const EXIT_MAIN_MOVED: u8 = 3;
+/// Exit code: a full sync in check mode found differences.
+pub const EXIT_DRIFT: u8 = 4;
+
+/// mwsync keeps a git repository and a MoneyWorks Datacentre document in step.
+#[derive(Parser, Debug)]
+#[command(name = "mwsync", version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Poll MoneyWorks and commit changes to git, until stopped (Ctrl-C or SIGTERM).
+    Run {
+        /// Do one cycle and exit.
+        #[arg(long)]
+        once: bool,
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Accept the remote sync branch's current tip as mwsync's own, after a human checked it.
+    Rebaseline {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Run against an embedded fake MoneyWorks and a local bare git repository.
+    Demo(demo::DemoArgs),
+}
+
+/// Connection and initial repo settings shared by the subcommands.
+#[derive(Args, Debug, Default, Clone)]
+pub struct ConnArgs {
+    /// A TOML file with any of the settings below (lowest precedence).
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// MoneyWorks document URL with credentials: https://user:pass@host:6710/REST/Acme.moneyworks
+    #[arg(long, value_name = "URL")]
+    moneyworks_url: Option<String>,
+    /// Datacentre folder login name, when the server needs one.
+    #[arg(long)]
+    moneyworks_folder: Option<String>,
+    /// Git remote (path, file://, http(s)://), branch after '#' (default main).
+    #[arg(long, value_name = "URL")]
+    git_url: Option<String>,
+    /// A file holding the git API key (prefer this or MWSYNC_GIT_API_KEY over flags).
+    #[arg(long, value_name = "FILE")]
+    git_api_key_file: Option<PathBuf>,
+    /// How the API key is sent: basic (as the password) or bearer.
+    #[arg(long, value_enum)]
+    git_auth: Option<AuthArg>,
+    /// User name sent with Basic auth.
+    #[arg(long)]
+    git_user: Option<String>,
+    /// The branch writers push changes to.
+    #[arg(long)]
+    changes_branch: Option<String>,
+    /// Directory for the bare local git cache.
+    #[arg(long, value_name = "DIR")]
+    cache_dir: Option<PathBuf>,
+    /// Serve GET /status and GET /events here, e.g. 127.0.0.1:8686.
+    #[arg(long, value_name = "ADDR")]
+    status_addr: Option<String>,
+    /// Log format: human or json.
+    #[arg(long, value_enum)]
+    log_format: Option<LogArg>,
+    /// Initial tables, comma-separated (used only until main has a config).
+    #[arg(long, value_delimiter = ',')]
+    tables: Option<Vec<String>>,
+    /// Initial records per page, 10-100.
+    #[arg(long)]
+    page_size: Option<u32>,
+    /// Initial seconds between polls.
+    #[arg(long)]
+    poll_interval_secs: Option<u64>,
+    /// Initial records per checkpoint commit.
+    #[arg(long)]
+    checkpoint_records: Option<u32>,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum AuthArg {
+    Basic,
+    Bearer,
+}
+
+#[derive(clap::ValueEnum, Clone, Copy, Debug)]
+enum LogArg {
+    Human,
+    Json,
+}
+
+impl ConnArgs {
+    fn settings(&self) -> Settings {
+        Settings {
+            moneyworks_url: self.moneyworks_url.clone(),
+            moneyworks_folder: self.moneyworks_folder.clone(),
+            git_url: self.git_url.clone(),
+            git_api_key_file: self.git_api_key_file.clone(),
+            git_auth: self.git_auth.map(|a| match a {
+                AuthArg::Basic => GitAuthKind::Basic,
+                AuthArg::Bearer => GitAuthKind::Bearer,
+            }),
+            git_user: self.git_user.clone(),
+            changes_branch: self.changes_branch.clone(),
+            cache_dir: self.cache_dir.clone(),
+            status_addr: self.status_addr.clone(),
+            log_format: self.log_format.map(|l| match l {
+                LogArg::Human => LogFormat::Human,
+                LogArg::Json => LogFormat::Json,
+            }),
+            tables: self.tables.clone(),
+            page_size: self.page_size,
+            poll_interval_secs: self.poll_interval_secs,
+            checkpoint_records: self.checkpoint_records,
+            ..Settings::default()
+        }
+    }
+
+    /// Flags, then environment, then the config file; validated before any network access.
+    fn load(&self) -> Result<DaemonConfig, ConfigError> {
+        let env = Settings::from_env(std::env::vars())?;
+        let file = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.display().to_string(),
+                    detail: e.to_string(),
+                })?;
+                Settings::from_file_text(&text, &path.display().to_string())?
+            }
+            None => Settings::default(),
+        };
+        self.settings()
+            .layered(env)
+            .layered(file)
+            .validate(|p| std::fs::read_to_string(p))
+    }
+}
+
+/// Sets up logging once: human sentences by default, JSON lines on request.
+pub fn init_logging(format: LogFormat) {
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
+    let builder = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .with_target(false);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+}
+
+/// The exit code for an engine error.
+pub fn exit_code(e: &EngineError) -> u8 {
+    match e {
+        EngineError::MainMoved { .. } => EXIT_MAIN_MOVED,
+        EngineError::Drift { .. } => EXIT_DRIFT,
+        e if matches!(e.class(), ErrorClass::Invalid | ErrorClass::Unauthenticated) => EXIT_INVALID,
+        _ => EXIT_OTHER,
+    }
+}
+
+/// Cancels `token` on Ctrl-C or SIGTERM.
+pub fn cancel_on_signals(token: CancellationToken) {
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        {
+            let mut term =
+                match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                    Ok(s) => s,
+                    Err(_) => {
+                        let _ = ctrl_c.await;
+                        token.cancel();
+                        return;
+                    }
+                };
+            tokio::select! {
+                _ = ctrl_c => {}
+                _ = term.recv() => {}
+            }
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = ctrl_c.await;
+        }
+        tracing::info!("stopping after the current step");
+        token.cancel();
+    });
+}
+
+/// Runs the chosen subcommand and returns the process exit code.
+pub async fn dispatch(cli: Cli) -> u8 {
+    match cli.command {
+        Command::Run { once, conn } => {
+            let cfg = match conn.load() {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    init_logging(LogFormat::Human);
+                    eprintln!("mwsync: invalid configuration: {e}");
+                    return EXIT_INVALID;
+                }
+            };
+            init_logging(cfg.log_format);
+            run_daemon(
+                &cfg,
+                RunOptions {
+                    once,
+                    max_polls: None,
+                },
+            )
+            .await
+        }
+        Command::Rebaseline { conn } => {
+            let cfg = match conn.load() {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("mwsync: invalid configuration: {e}");
+                    return EXIT_INVALID;
+                }
+            };
+            init_logging(cfg.log_format);
+            let mut engine = match connect(&cfg, Events::new()) {
+                Ok(e) => e,
+                Err(e) => return report(&e),
+            };
+            match engine.rebaseline().await {
+                Ok(Some(tip)) => {
+                    println!(
+                        "mwsync now treats {} of `{}` as its own; polling resumes from its state",
+                        tip, cfg.git.branch
+                    );
+                    EXIT_OK
+                }
+                Ok(None) => {
+                    println!(
+                        "`{}` does not exist on the remote; the next run creates it",
+                        cfg.git.branch
+                    );
+                    EXIT_OK
+                }
+                Err(e) => report(&e),
+            }
+        }
+        Command::Demo(args) => demo::run(args).await,
+    }
+}
+
+fn report(e: &EngineError) -> u8 {
+    eprintln!("mwsync: {e}");
+    exit_code(e)
+}
+
+/// Runs the daemon with the status server if configured.
+pub async fn run_daemon(cfg: &DaemonConfig, options: RunOptions) -> u8 {
+    let events = Events::new();
+    let shutdown = CancellationToken::new();
+    cancel_on_signals(shutdown.clone());
+    let status = Arc::new(Mutex::new(StatusSnapshot::default()));
+    if let Some(addr) = cfg.status_addr {
+        match mwsync::status::serve(addr, status.clone(), events.clone(), shutdown.clone()).await {
+            Ok(bound) => tracing::info!("status server on http://{bound}/status and /events"),
+            Err(e) => {
+                eprintln!("mwsync: cannot serve status on {addr}: {e}");
+                return EXIT_INVALID;
+            }
+        }
+    }
+    let mut engine = match connect(cfg, events) {
+        Ok(e) => e,
+        Err(e) => return report(&e),
+    };
+    tracing::info!(moneyworks = %cfg.moneyworks.display_url(), branch = %cfg.git.branch, "mwsync starting");
+    let result = run(&mut engine, &options, &status, &shutdown).await;
+    shutdown.cancel();
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => report(&e),
+    }
+}
