@@ -73,7 +73,7 @@ pub async fn run<M: MoneyWorks, S: Store>(
         if shutdown.is_cancelled() {
             break;
         }
-        let outcome = engine.poll().await;
+        let outcome = engine.cycle().await;
         polls += 1;
         match outcome {
             Ok(report) => set_status(status, |s| {

@@ -81,6 +81,45 @@ pub enum Event {
         /// Where scanning restarts.
         rescan_from: String,
     },
+    /// A writer's commit on the changes branch was found.
+    WriteDetected {
+        /// The changes tip.
+        commit: String,
+        /// Its author.
+        author: String,
+        /// Record files it touches.
+        records: usize,
+    },
+    /// A write was applied to MoneyWorks, verified and merged into `main`.
+    WriteApplied {
+        /// The changes tip now merged.
+        commit: String,
+        /// The merge commit on `main`.
+        merged_as: String,
+        /// Records imported (0 when everything was already applied).
+        imported: usize,
+    },
+    /// A write conflicts with changes made in MoneyWorks since the writer's base.
+    WriteConflict {
+        /// The changes tip.
+        commit: String,
+        /// Conflicting record keys (`Name ACME`).
+        records: Vec<String>,
+    },
+    /// A write was refused before reaching MoneyWorks.
+    WriteRejected {
+        /// The changes tip.
+        commit: String,
+        /// One reason per refused file.
+        reasons: Vec<String>,
+    },
+    /// MoneyWorks refused or did not keep part of a write.
+    WriteFailed {
+        /// The changes tip.
+        commit: String,
+        /// What went wrong.
+        reasons: Vec<String>,
+    },
     /// A transient failure that will be retried.
     Retrying {
         /// What was being done.
@@ -152,6 +191,57 @@ impl Event {
                     "the MoneyWorks clock went back from {previous} to {now}; re-reading {table} from {rescan_from}"
                 );
             }
+            Event::WriteDetected {
+                commit,
+                author,
+                records,
+            } => {
+                tracing::info!(
+                    commit,
+                    author,
+                    records,
+                    "detected write on changes@{}: {records} records by {author}",
+                    short(commit)
+                );
+            }
+            Event::WriteApplied {
+                commit,
+                merged_as,
+                imported,
+            } => {
+                tracing::info!(
+                    commit,
+                    merged_as,
+                    imported,
+                    "write changes@{} verified and merged into main as {}",
+                    short(commit),
+                    short(merged_as)
+                );
+            }
+            Event::WriteConflict { commit, records } => {
+                tracing::warn!(
+                    commit,
+                    "write changes@{} conflicts with MoneyWorks edits to {}; nothing applied; rebase on main and retry",
+                    short(commit),
+                    records.join(", ")
+                );
+            }
+            Event::WriteRejected { commit, reasons } => {
+                tracing::warn!(
+                    commit,
+                    "write changes@{} rejected, nothing applied: {}",
+                    short(commit),
+                    reasons.join("; ")
+                );
+            }
+            Event::WriteFailed { commit, reasons } => {
+                tracing::warn!(
+                    commit,
+                    "write changes@{} did not fully apply; main shows what MoneyWorks holds: {}",
+                    short(commit),
+                    reasons.join("; ")
+                );
+            }
             Event::Retrying {
                 what,
                 error,
@@ -167,6 +257,10 @@ impl Event {
             Event::Fatal { error } => tracing::error!("stopping, a human is needed: {error}"),
         }
     }
+}
+
+fn short(id: &str) -> &str {
+    &id[..id.len().min(10)]
 }
 
 fn action_word(action: RecordAction) -> &'static str {

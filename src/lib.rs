@@ -19,4 +19,5 @@ pub mod state;
 pub mod status;
 pub mod store;
 pub mod summary;
+pub mod writeback;
 pub mod xmltree;
