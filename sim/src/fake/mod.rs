@@ -1,11 +1,619 @@
-//! The fake MoneyWorks Datacentre (placeholder until built).
+//! The fake MoneyWorks Datacentre: shared server state (document, clock, pending faults,
+//! request counts), the in-process [`Sim`] handle and its builder for tests, and `mwsim serve`.
+//! It owns wiring and the test-facing API; HTTP lives in `http`, records in `db`, the commands
+//! in `export` and `import`, expressions in `search`. See `docs/simulator.md`.
+
+pub mod clock;
+pub mod db;
+pub mod export;
+pub mod http;
+pub mod import;
+pub mod search;
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use mwsync::mwtime::MwTime;
+use mwsync::record::{LMT_FIELD, Record};
+
+pub use clock::{Clock, ClockMode};
+pub use db::{Db, SimError};
+
+use crate::data::{self, Dataset, GenSpec};
+
+/// A fault injected into the next REST requests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultKind {
+    /// HTTP 500 with the real licence-limit text; the request is not carried out.
+    LicenceLimit,
+    /// HTTP 500 with an empty body; the request is not carried out.
+    Http500,
+    /// The request is carried out, then its reply body is cut in half.
+    Truncate,
+    /// The request is carried out, then its reply is made ill-formed XML.
+    MalformedXml,
+    /// The request waits this long (on `tokio::time`), then is carried out normally.
+    Delay(Duration),
+}
+
+/// REST requests served, per command (faulted and refused ones included).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct RequestCounts {
+    /// `export` requests.
+    pub export: u64,
+    /// `import` requests.
+    pub import: u64,
+    /// `evaluate` requests.
+    pub evaluate: u64,
+    /// `version` requests (server level).
+    pub version: u64,
+    /// Every other REST request.
+    pub other: u64,
+    /// All REST requests.
+    pub total: u64,
+}
+
+/// How the server identifies itself and whom it lets in.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// The document path, exactly as a client must name it (decoded), e.g. `Acme.moneyworks`.
+    pub document: String,
+    /// Document user.
+    pub user: String,
+    /// Document password.
+    pub password: String,
+    /// Folder (Datacentre realm) login, when the server requires one.
+    pub folder: Option<(String, String)>,
+    /// The version string of `version` replies and the `Server:` header.
+    pub version: String,
+    /// HTTP status of a refused login (`DoConnect failed -1`).
+    pub auth_fail_status: StatusCode,
+}
+
+impl Default for ServerConfig {
+    fn default() -> ServerConfig {
+        ServerConfig {
+            document: "Acme.moneyworks".to_string(),
+            user: "Admin".to_string(),
+            password: String::new(),
+            folder: None,
+            version: "9.2.1".to_string(),
+            auth_fail_status: StatusCode::UNAUTHORIZED,
+        }
+    }
+}
+
+/// Everything the server shares between requests.
+#[derive(Debug)]
+pub struct State {
+    /// Identity and logins.
+    pub config: ServerConfig,
+    /// The clock stamping `lastmodifiedtime`.
+    pub clock: Clock,
+    db: Mutex<Db>,
+    faults: Mutex<VecDeque<FaultKind>>,
+    counts: Mutex<RequestCounts>,
+}
+
+impl State {
+    /// Server state over `db`.
+    pub fn new(config: ServerConfig, db: Db, clock: Clock) -> State {
+        State {
+            config,
+            clock,
+            db: Mutex::new(db),
+            faults: Mutex::new(VecDeque::new()),
+            counts: Mutex::new(RequestCounts::default()),
+        }
+    }
+
+    /// The document, locked.
+    pub fn db(&self) -> MutexGuard<'_, Db> {
+        self.db
+            .lock()
+            .expect("document lock poisoned only by a panic")
+    }
+
+    fn count(&self, command: &str) {
+        let mut c = self
+            .counts
+            .lock()
+            .expect("counter lock poisoned only by a panic");
+        match command {
+            "export" => c.export += 1,
+            "import" => c.import += 1,
+            "evaluate" => c.evaluate += 1,
+            "version" => c.version += 1,
+            _ => c.other += 1,
+        }
+        c.total += 1;
+    }
+
+    /// REST requests served so far.
+    pub fn requests(&self) -> RequestCounts {
+        *self
+            .counts
+            .lock()
+            .expect("counter lock poisoned only by a panic")
+    }
+
+    /// Queues `kind` for the next `count` REST requests (after faults already queued);
+    /// `count` 0 clears the queue.
+    pub fn fail_next(&self, kind: FaultKind, count: u32) {
+        let mut q = self
+            .faults
+            .lock()
+            .expect("fault lock poisoned only by a panic");
+        if count == 0 {
+            q.clear();
+        }
+        q.extend(std::iter::repeat_n(kind, count as usize));
+    }
+
+    fn take_fault(&self) -> Option<FaultKind> {
+        self.faults
+            .lock()
+            .expect("fault lock poisoned only by a panic")
+            .pop_front()
+    }
+
+    /// Faults still queued.
+    pub fn pending_faults(&self) -> usize {
+        self.faults
+            .lock()
+            .expect("fault lock poisoned only by a panic")
+            .len()
+    }
+
+    /// The `Server:` header value.
+    pub fn server_header(&self) -> String {
+        let v = &self.config.version;
+        let login = if self.config.folder.is_some() {
+            " Login_Required"
+        } else {
+            ""
+        };
+        format!("MoneyWorks_Datacentre/{v} REST/{v}{login}")
+    }
+
+    fn document_login_ok(&self, c: &http::Credential) -> bool {
+        c.realm != Some(http::Realm::Datacentre)
+            && c.user.eq_ignore_ascii_case(&self.config.user)
+            && c.password == self.config.password
+    }
+
+    /// Creates or updates a record directly (see [`Db::upsert`]), stamped by the clock.
+    pub fn try_upsert(
+        &self,
+        table: &str,
+        key: &str,
+        fields: &[(&str, &str)],
+    ) -> Result<(u64, MwTime), SimError> {
+        let now = self.clock.now();
+        self.db().upsert(table, key, fields, now)
+    }
+
+    /// Deletes the record with `key`; false when there was none.
+    pub fn try_delete(&self, table: &str, key: &str) -> Result<bool, SimError> {
+        let mut db = self.db();
+        let data = db.table_mut(table)?;
+        Ok(match data.find(key) {
+            Some(seq) => data.remove(seq).is_some(),
+            None => false,
+        })
+    }
+
+    /// The record with `key`.
+    pub fn try_record(&self, table: &str, key: &str) -> Result<Option<Record>, SimError> {
+        let db = self.db();
+        let data = db.table(table)?;
+        Ok(data.find(key).map(|seq| data.records[&seq].clone()))
+    }
+
+    /// Posts the unposted transaction with sequence number `seq` (status `P`, `timeposted`
+    /// and `lastmodifiedtime` from the clock). False when there is none to post.
+    pub fn post(&self, seq: &str) -> bool {
+        let now = self.clock.now();
+        let mut db = self.db();
+        let Ok(data) = db.table_mut("Transaction") else {
+            return false;
+        };
+        let Some(seq) = data.find(seq) else {
+            return false;
+        };
+        let mut record = data.records[&seq].clone();
+        if record.text("status") == Some("P") {
+            return false;
+        }
+        record.set_text("status", "P");
+        record.set_text(
+            "postedby",
+            &self.config.user.chars().take(3).collect::<String>(),
+        );
+        record.set_text("timeposted", &now.to_string());
+        record.set_text(LMT_FIELD, &now.to_string());
+        data.put(record);
+        true
+    }
+}
+
+/// Where the sample records come from.
+#[derive(Debug, Clone)]
+enum Source {
+    Generate,
+    Dataset(Dataset),
+    Dir(PathBuf),
+}
+
+/// Builds and starts a fake server in-process. Defaults: seed 1, the generator's default
+/// sizes, document `Acme.moneyworks`, login `Admin` with an empty password, no folder login,
+/// a manual clock at 2026-06-30 12:00:00, listening on 127.0.0.1 with a free port.
+#[derive(Debug, Clone)]
+pub struct SimBuilder {
+    spec: GenSpec,
+    source: Source,
+    config: ServerConfig,
+    clock_mode: ClockMode,
+    addr: SocketAddr,
+}
+
+impl SimBuilder {
+    /// Seed of the generated data.
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.spec.seed = seed;
+        self
+    }
+    /// Generated Names.
+    pub fn names(mut self, n: usize) -> Self {
+        self.spec.names = n;
+        self
+    }
+    /// Generated Accounts (the generator may make a few more that transactions need).
+    pub fn accounts(mut self, n: usize) -> Self {
+        self.spec.accounts = n;
+        self
+    }
+    /// Generated Products.
+    pub fn products(mut self, n: usize) -> Self {
+        self.spec.products = n;
+        self
+    }
+    /// Generated Jobs.
+    pub fn jobs(mut self, n: usize) -> Self {
+        self.spec.jobs = n;
+        self
+    }
+    /// Generated Transactions.
+    pub fn transactions(mut self, n: usize) -> Self {
+        self.spec.transactions = n;
+        self
+    }
+    /// Serve exactly these records instead of generated ones.
+    pub fn dataset(mut self, ds: Dataset) -> Self {
+        self.source = Source::Dataset(ds);
+        self
+    }
+    /// Serve the records of the verbose-XML export files in `dir`.
+    pub fn data_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.source = Source::Dir(dir.into());
+        self
+    }
+    /// The document path clients must name (decoded).
+    pub fn document(mut self, path: &str) -> Self {
+        self.config.document = path.to_string();
+        self
+    }
+    /// The document login.
+    pub fn login(mut self, user: &str, password: &str) -> Self {
+        self.config.user = user.to_string();
+        self.config.password = password.to_string();
+        self
+    }
+    /// Require a folder (Datacentre realm) login too.
+    pub fn folder(mut self, folder: &str, password: &str) -> Self {
+        self.config.folder = Some((folder.to_string(), password.to_string()));
+        self
+    }
+    /// Start the manual clock at `t` (generated modification times end there).
+    pub fn clock(mut self, t: MwTime) -> Self {
+        self.spec.end = t;
+        self
+    }
+    /// Let the clock follow elapsed time instead of standing still.
+    pub fn clock_mode(mut self, mode: ClockMode) -> Self {
+        self.clock_mode = mode;
+        self
+    }
+    /// The HTTP status of a refused login (default 401).
+    pub fn auth_fail_status(mut self, status: StatusCode) -> Self {
+        self.config.auth_fail_status = status;
+        self
+    }
+    /// The version string the server reports.
+    pub fn version(mut self, version: &str) -> Self {
+        self.config.version = version.to_string();
+        self
+    }
+    /// Listen on `addr` instead of 127.0.0.1 with a free port.
+    pub fn addr(mut self, addr: SocketAddr) -> Self {
+        self.addr = addr;
+        self
+    }
+
+    /// Builds the server state without listening.
+    pub fn build_state(self) -> anyhow::Result<(State, SocketAddr)> {
+        let start = self.spec.end;
+        let ds = match self.source {
+            Source::Generate => data::generate(&self.spec),
+            Source::Dataset(ds) => ds,
+            Source::Dir(dir) => data::load_dir(&dir)?,
+        };
+        let db = Db::load(&ds, start)?;
+        Ok((
+            State::new(self.config, db, Clock::new(self.clock_mode, start)),
+            self.addr,
+        ))
+    }
+
+    /// Binds and serves on the current tokio runtime, returning an error when the data cannot
+    /// be loaded or the address cannot be bound.
+    pub async fn try_start(self) -> anyhow::Result<Sim> {
+        let (state, addr) = self.build_state()?;
+        let state = Arc::new(state);
+        let listener = tokio::net::TcpListener::bind(addr).await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let app = http::router(state.clone());
+        let task = tokio::spawn(async move {
+            let shutdown = async move {
+                let _ = rx.await;
+            };
+            if let Err(e) = axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+            {
+                tracing::error!("the fake MoneyWorks server stopped: {e}");
+            }
+        });
+        Ok(Sim {
+            state,
+            addr,
+            shutdown: Some(tx),
+            task,
+        })
+    }
+
+    /// Binds and serves on the current tokio runtime. Panics when it cannot, which in a test
+    /// is the clearest failure.
+    pub async fn start(self) -> Sim {
+        match self.try_start().await {
+            Ok(sim) => sim,
+            Err(e) => panic!("the fake MoneyWorks server could not start: {e:#}"),
+        }
+    }
+}
+
+/// A running fake server. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Sim {
+    state: Arc<State>,
+    addr: SocketAddr,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Sim {
+    /// A builder with the defaults listed on [`SimBuilder`].
+    pub fn builder() -> SimBuilder {
+        SimBuilder {
+            spec: GenSpec::default(),
+            source: Source::Generate,
+            config: ServerConfig::default(),
+            clock_mode: ClockMode::Manual,
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+        }
+    }
+
+    /// The shared server state.
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The document's REST URL without credentials, e.g.
+    /// `http://127.0.0.1:PORT/REST/Acme.moneyworks` (the path percent-encoded).
+    pub fn url(&self) -> String {
+        let doc = percent_encoding::utf8_percent_encode(
+            &self.state.config.document,
+            percent_encoding::NON_ALPHANUMERIC,
+        )
+        .to_string()
+        .replace("%2E", ".")
+        .replace("%2D", "-")
+        .replace("%5F", "_");
+        format!("{}/REST/{doc}", self.base_url())
+    }
+
+    /// The clock's current time.
+    pub fn now(&self) -> MwTime {
+        self.state.clock.now()
+    }
+
+    /// Sets the clock (forwards or backwards).
+    pub fn set_clock(&self, t: MwTime) {
+        self.state.clock.set(t);
+    }
+
+    /// Moves the clock by `secs` (negative steps back).
+    pub fn advance(&self, secs: i64) -> MwTime {
+        self.state.clock.advance(secs)
+    }
+
+    /// Creates or updates a record as a MoneyWorks user would, stamping it from the clock.
+    /// `key` is the code, or the decimal sequence number (empty creates a new transaction).
+    /// Panics on bad input; see [`State::try_upsert`] for the fallible form.
+    pub fn upsert(&self, table: &str, key: &str, fields: &[(&str, &str)]) -> (u64, MwTime) {
+        match self.state.try_upsert(table, key, fields) {
+            Ok(r) => r,
+            Err(e) => panic!("Sim::upsert({table}, {key}) refused: {e}"),
+        }
+    }
+
+    /// Deletes a record; false when there was none (or the table is not served).
+    pub fn delete(&self, table: &str, key: &str) -> bool {
+        self.state.try_delete(table, key).unwrap_or(false)
+    }
+
+    /// The record with `key`, as stored.
+    pub fn record(&self, table: &str, key: &str) -> Option<Record> {
+        self.state.try_record(table, key).ok().flatten()
+    }
+
+    /// Every record of `table` in sequence order (empty for tables not served).
+    pub fn records(&self, table: &str) -> Vec<Record> {
+        let db = self.state.db();
+        db.table(table)
+            .map(|t| t.records.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Queues `kind` for the next `count` REST requests (0 clears the queue).
+    pub fn fail_next(&self, kind: FaultKind, count: u32) {
+        self.state.fail_next(kind, count);
+    }
+
+    /// REST requests served so far, per command.
+    pub fn requests(&self) -> RequestCounts {
+        self.state.requests()
+    }
+
+    /// Posts a transaction (`key` = its sequence number). False when none or already posted.
+    pub fn post(&self, table: &str, key: &str) -> bool {
+        table.eq_ignore_ascii_case("transaction") && self.state.post(key)
+    }
+}
+
+impl Drop for Sim {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        self.task.abort();
+    }
+}
+
 pub mod cli {
-    //! `mwsim serve`.
+    //! `mwsim serve`: flags, and running the server until interrupted.
+
+    use std::path::PathBuf;
+
+    use mwsync::mwtime::MwTime;
+
+    use super::{ClockMode, Sim};
+
     /// Flags of `mwsim serve`.
     #[derive(clap::Args, Debug)]
-    pub struct ServeArgs {}
-    /// Runs the fake server until interrupted.
-    pub async fn serve(_args: ServeArgs) -> anyhow::Result<()> {
-        anyhow::bail!("not built yet")
+    pub struct ServeArgs {
+        /// Address to listen on; port 0 picks a free one.
+        #[arg(long, default_value = "127.0.0.1:6710")]
+        pub addr: std::net::SocketAddr,
+        /// Seed of the generated sample data.
+        #[arg(long, default_value_t = 1)]
+        pub seed: u64,
+        /// Load records from the verbose-XML export files in this directory instead.
+        #[arg(long)]
+        pub data: Option<PathBuf>,
+        /// Generated Names.
+        #[arg(long, default_value_t = 20)]
+        pub names: usize,
+        /// Generated Accounts.
+        #[arg(long, default_value_t = 30)]
+        pub accounts: usize,
+        /// Generated Products.
+        #[arg(long, default_value_t = 15)]
+        pub products: usize,
+        /// Generated Jobs.
+        #[arg(long, default_value_t = 5)]
+        pub jobs: usize,
+        /// Generated Transactions.
+        #[arg(long, default_value_t = 60)]
+        pub transactions: usize,
+        /// Document path clients must name.
+        #[arg(long, default_value = "Acme.moneyworks")]
+        pub document: String,
+        /// Document user.
+        #[arg(long, default_value = "Admin")]
+        pub user: String,
+        /// Document password.
+        #[arg(
+            long,
+            env = "MWSIM_PASSWORD",
+            default_value = "",
+            hide_env_values = true
+        )]
+        pub password: String,
+        /// Require this folder login (Datacentre realm) too.
+        #[arg(long, requires = "folder_password")]
+        pub folder: Option<String>,
+        /// Password of the folder login.
+        #[arg(long, env = "MWSIM_FOLDER_PASSWORD", hide_env_values = true)]
+        pub folder_password: Option<String>,
+        /// `manual`: the clock moves only through `/_sim/clock`; `real`: it follows elapsed
+        /// time from `--clock-start`.
+        #[arg(long, value_enum, default_value_t = ClockMode::Manual)]
+        pub clock: ClockMode,
+        /// Start value of the clock, YYYYMMDDHHMMSS (generated data ends there).
+        #[arg(long, default_value = "20260630120000")]
+        pub clock_start: MwTime,
+        /// HTTP status of a refused login.
+        #[arg(long, default_value_t = 401)]
+        pub auth_fail_status: u16,
+    }
+
+    /// Runs the fake server until interrupted (Ctrl-C). Prints `listening on http://ADDR` on
+    /// stdout once it accepts connections.
+    pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+        let mut builder = Sim::builder()
+            .addr(args.addr)
+            .seed(args.seed)
+            .names(args.names)
+            .accounts(args.accounts)
+            .products(args.products)
+            .jobs(args.jobs)
+            .transactions(args.transactions)
+            .document(&args.document)
+            .login(&args.user, &args.password)
+            .clock(args.clock_start)
+            .clock_mode(args.clock)
+            .auth_fail_status(axum::http::StatusCode::from_u16(args.auth_fail_status)?);
+        if let (Some(folder), Some(password)) = (&args.folder, &args.folder_password) {
+            builder = builder.folder(folder, password);
+        }
+        if let Some(dir) = &args.data {
+            builder = builder.data_dir(dir);
+        }
+        let sim = builder.try_start().await?;
+        println!("listening on {}", sim.base_url());
+        tracing::info!(
+            "serving document {} at {}",
+            sim.state().config.document,
+            sim.url()
+        );
+        tokio::signal::ctrl_c().await?;
+        drop(sim);
+        Ok(())
     }
 }

@@ -1,0 +1,184 @@
+//! The `export` command: picks a table's records by `search`, orders them by `sort` and
+//! `direction` (sequence order when unsorted, and for ties), pages them with `start` and
+//! `limit`, and writes them as XML (terse or verbose), a custom `[field]` template, or the
+//! default tab-separated text. It must not change records; errors are returned as the text
+//! that follows `[ERROR] `.
+
+use std::collections::BTreeMap;
+
+use mwsync::mwtime::MwTime;
+use mwsync::record::{Record, Value};
+
+use super::db::{Db, RecordEnv, text_of};
+use super::search::{self, Val};
+use crate::export_xml::{Flavour, write_table};
+
+/// A successful export: the content type and the body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ExportReply {
+    /// `text/xml` for XML formats, else `text/plain`.
+    pub content_type: &'static str,
+    /// The reply body.
+    pub body: String,
+}
+
+/// Runs an export. `params` are the decoded request parameters (names lowercase).
+pub fn export(
+    db: &Db,
+    params: &BTreeMap<String, String>,
+    now: MwTime,
+) -> Result<ExportReply, String> {
+    let table_name = params
+        .get("table")
+        .filter(|t| !t.is_empty())
+        .ok_or("Missing parameter: export needs table=")?;
+    let data = db
+        .table(table_name)
+        .map_err(|_| format!("Unknown table: {table_name}"))?;
+    let schema = data.schema;
+    let search = match params.get("search").map(|s| s.trim()) {
+        Some(s) if !s.is_empty() => {
+            Some(search::parse(s).map_err(|e| format!("Bad search expression: {e}"))?)
+        }
+        _ => None,
+    };
+    let sort = match params.get("sort").map(|s| s.trim()) {
+        Some(s) if !s.is_empty() => {
+            Some(search::parse(s).map_err(|e| format!("Bad sort expression: {e}"))?)
+        }
+        _ => None,
+    };
+    let descending = match params.get("direction").map(|d| d.to_ascii_lowercase()) {
+        None => false,
+        Some(d) if d.is_empty() || d == "ascending" => false,
+        Some(d) if d == "descending" => true,
+        Some(d) => {
+            return Err(format!(
+                "Bad parameter: direction={d} (use ascending or descending)"
+            ));
+        }
+    };
+    let start = number_param(params, "start")?.unwrap_or(0);
+    let limit = number_param(params, "limit")?;
+    let format = params.get("format").map(String::as_str).unwrap_or("");
+    let template = match format {
+        "" | "xml" | "xml-terse" | "xml-verbose" => None,
+        custom => Some(search::parse_template(custom).map_err(|e| format!("Bad format: {e}"))?),
+    };
+
+    let mut picked: Vec<&Record> = Vec::new();
+    for record in data.records.values() {
+        let keep = match &search {
+            Some(expr) => expr
+                .matches(&RecordEnv {
+                    record,
+                    schema,
+                    now,
+                })
+                .map_err(|e| format!("Bad search expression: {e}"))?,
+            None => true,
+        };
+        if keep {
+            picked.push(record);
+        }
+    }
+    if let Some(sort) = &sort {
+        let mut keyed: Vec<(Val, &Record)> = Vec::with_capacity(picked.len());
+        for record in picked {
+            let key = sort
+                .eval(&RecordEnv {
+                    record,
+                    schema,
+                    now,
+                })
+                .map_err(|e| format!("Bad sort expression: {e}"))?;
+            keyed.push((key, record));
+        }
+        keyed.sort_by(|(a, _), (b, _)| {
+            let order = search::sort_cmp(a, b);
+            if descending { order.reverse() } else { order }
+        });
+        picked = keyed.into_iter().map(|(_, r)| r).collect();
+    } else if descending {
+        picked.reverse();
+    }
+    let found = picked.len() as u64;
+    let first = usize::try_from(start)
+        .unwrap_or(usize::MAX)
+        .min(picked.len());
+    let last = match limit {
+        Some(l) => first.saturating_add(usize::try_from(l).unwrap_or(usize::MAX)),
+        None => picked.len(),
+    }
+    .min(picked.len());
+    let page = &picked[first..last];
+
+    let body = match (format, template) {
+        ("xml" | "xml-terse", _) => write_table(
+            schema.table,
+            page.iter().copied(),
+            start,
+            found,
+            Flavour::Terse,
+        ),
+        ("xml-verbose", _) => write_table(
+            schema.table,
+            page.iter().copied(),
+            start,
+            found,
+            Flavour::Verbose,
+        ),
+        (_, Some(template)) => {
+            let mut out = String::with_capacity(page.len() * 32);
+            for record in page {
+                let line = template
+                    .render(&RecordEnv {
+                        record,
+                        schema,
+                        now,
+                    })
+                    .map_err(|e| format!("Bad format: {e}"))?;
+                out.push_str(&line);
+            }
+            out
+        }
+        _ => tab_separated(page),
+    };
+    let content_type = if matches!(format, "xml" | "xml-terse" | "xml-verbose") {
+        "text/xml"
+    } else {
+        "text/plain"
+    };
+    Ok(ExportReply { content_type, body })
+}
+
+fn number_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, String> {
+    match params.get(name).map(|v| v.trim()) {
+        None | Some("") => Ok(None),
+        Some(v) => v
+            .parse::<u64>()
+            .map(Some)
+            .map_err(|_| format!("Bad parameter: {name}={v} is not a whole number")),
+    }
+}
+
+/// The default (no `format`) reply: every text field of each record, tab-separated, one
+/// record per line, values as stored (real servers localise dates here).
+fn tab_separated(page: &[&Record]) -> String {
+    let mut out = String::new();
+    for record in page {
+        let mut first = true;
+        for field in &record.fields {
+            if matches!(field.value, Value::Subfile(_)) {
+                continue;
+            }
+            if !first {
+                out.push('\t');
+            }
+            first = false;
+            out.push_str(&text_of(field).replace(['\t', '\r', '\n'], " "));
+        }
+        out.push('\n');
+    }
+    out
+}
