@@ -53,6 +53,22 @@ pub enum EngineError {
     /// The local cache directory failed.
     #[error("cannot write the local cache: {0}")]
     Local(String),
+    /// A scan would delete more of a table than the repo config allows at once.
+    #[error(
+        "{vanished} of {total} {table} records are missing from MoneyWorks, more than max_delete_percent = {max_percent} allows at once. \
+         Nothing was deleted. If the deletions are real, raise max_delete_percent in .mwsync/config.toml (through the changes branch) and restart; \
+         if not, check the MoneyWorks server."
+    )]
+    MassDelete {
+        /// Table.
+        table: String,
+        /// Records that would go.
+        vanished: usize,
+        /// Records on main.
+        total: usize,
+        /// The configured limit.
+        max_percent: u32,
+    },
     /// A full sync in check mode found differences.
     #[error("full sync check found {count} differences between MoneyWorks and main:\n{report}")]
     Drift {
@@ -66,9 +82,10 @@ pub enum EngineError {
 impl Classify for EngineError {
     fn class(&self) -> ErrorClass {
         match self {
-            EngineError::MainMoved { .. } | EngineError::Corrupt { .. } | EngineError::Local(_) => {
-                ErrorClass::Fatal
-            }
+            EngineError::MainMoved { .. }
+            | EngineError::Corrupt { .. }
+            | EngineError::Local(_)
+            | EngineError::MassDelete { .. } => ErrorClass::Fatal,
             EngineError::MoneyWorks(e) => e.class(),
             EngineError::Store(e) => e.class(),
             EngineError::Config(_) | EngineError::Drift { .. } => ErrorClass::Invalid,

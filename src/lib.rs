@@ -9,6 +9,7 @@ pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
+pub mod fullsync;
 pub mod local;
 pub mod moneyworks;
 pub mod mwtime;

@@ -177,6 +177,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         // A complete pass: everything modified before this poll's clock reading is read.
         let mut st = self.state.table(table.name);
         st.marker = Some(now);
+        if tstate.marker.is_none() && st.fingerprint_time.is_none() {
+            // A first sync just read everything; the first scan is due one interval later.
+            st.fingerprint_time = Some(now);
+        }
         self.state.tables.insert(table.name.to_string(), st);
         Ok(committed)
     }

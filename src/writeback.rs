@@ -648,6 +648,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// the write, and repeat for writes queued meanwhile; otherwise just poll.
     pub async fn cycle(&mut self) -> Result<crate::pull::PollReport, EngineError> {
         let mut report = self.poll().await?;
+        if let Some((now, _)) = self.last_clock {
+            self.fingerprint_scan_due(now).await?;
+        }
+        self.full_sync_if_requested().await?;
         let mut handled = 0;
         while let Some(tip) = self.pending_write()? {
             self.handle_write(&tip).await?;

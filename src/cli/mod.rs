@@ -8,7 +8,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use clap::{Args, Parser, Subcommand};
-use mwsync::config::{ConfigError, DaemonConfig, GitAuthKind, LogFormat, Settings};
+use mwsync::config::{ConfigError, DaemonConfig, FullSyncMode, GitAuthKind, LogFormat, Settings};
 use mwsync::daemon::{RunOptions, connect, run};
 use mwsync::engine::EngineError;
 use mwsync::error::{Classify, ErrorClass};
@@ -47,6 +47,18 @@ enum Command {
     },
     /// Accept the remote sync branch's current tip as mwsync's own, after a human checked it.
     Rebaseline {
+        #[command(flatten)]
+        conn: ConnArgs,
+    },
+    /// Re-read every record and compare with the repository: `--check` only reports
+    /// differences (exit 4 when there are any), otherwise they are committed.
+    Sync {
+        /// Required: a full sync (the only kind this command runs).
+        #[arg(long)]
+        full: bool,
+        /// Commit nothing; fail with the list of differences.
+        #[arg(long)]
+        check: bool,
         #[command(flatten)]
         conn: ConnArgs,
     },
@@ -264,6 +276,36 @@ pub async fn dispatch(cli: Cli) -> u8 {
                         "`{}` does not exist on the remote; the next run creates it",
                         cfg.git.branch
                     );
+                    EXIT_OK
+                }
+                Err(e) => report(&e),
+            }
+        }
+        Command::Sync { full, check, conn } => {
+            if !full {
+                eprintln!("mwsync: `sync` needs --full (add --check to only compare)");
+                return EXIT_INVALID;
+            }
+            let cfg = match conn.load() {
+                Ok(cfg) => cfg,
+                Err(e) => {
+                    eprintln!("mwsync: invalid configuration: {e}");
+                    return EXIT_INVALID;
+                }
+            };
+            init_logging(cfg.log_format);
+            let mut engine = match connect(&cfg, Events::new()) {
+                Ok(e) => e,
+                Err(e) => return report(&e),
+            };
+            let mode = if check {
+                FullSyncMode::Check
+            } else {
+                FullSyncMode::Apply
+            };
+            match engine.full_sync(mode, "command line").await {
+                Ok(n) => {
+                    println!("full sync ({mode:?}) finished: {n} records differed");
                     EXIT_OK
                 }
                 Err(e) => report(&e),
