@@ -1184,7 +1184,7 @@ fn refuse_datetime_equality(
         return Ok(());
     };
     let name = f.dot.map_or(&f.full[..], |d| &f.full[d + 1..]);
-    if env.is_datetime_field(name) || env.is_datetime_field(&f.full) {
+    if env.is_datetime_field(name) || (f.dot.is_some() && env.is_datetime_field(&f.full)) {
         return Err(error(
             src,
             side.pos,
