@@ -300,20 +300,23 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     pub(crate) async fn read_clock(&mut self) -> Result<MwTime, EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
-        let text = retry(
+        let now = retry(
             &policy,
             &self.events,
             "reading the MoneyWorks clock",
-            || mw.evaluate("DateToText(Time(), DateFormYYYYMMDDHHMMSS)"),
+            || async {
+                let text = mw
+                    .evaluate("DateToText(Time(), DateFormYYYYMMDDHHMMSS)")
+                    .await?;
+                MwTime::parse(text.trim()).map_err(|e| MwError::InvalidReply {
+                    command: "evaluate".into(),
+                    detail: format!("the clock reading is unusable: {e}"),
+                })
+            },
         )
         .await?;
         self.requests += 1;
-        MwTime::parse(text.trim()).map_err(|e| {
-            EngineError::MoneyWorks(MwError::InvalidReply {
-                command: "evaluate".into(),
-                detail: format!("the clock reading is unusable: {e}"),
-            })
-        })
+        Ok(now)
     }
 
     /// The path of the record with sequence number `seq` in code-keyed `table` on `main`

@@ -1,0 +1,100 @@
+Feature: Pull MoneyWorks records into git main
+  mwsync polls MoneyWorks for records modified since its marker and commits each record as
+  one canonical XML file on main, with the marker in the same commit.
+
+  Scenario Outline: A first sync writes every record, the config and the marker together
+    Given a MoneyWorks document with 6 names, 4 accounts, 3 products, 2 jobs and 5 transactions
+    And the repository is <repository>
+    When mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+    And every commit that changes records also changes the sync state
+    And main holds the repo config
+
+    Examples:
+      | repository             |
+      | in memory              |
+      | a real bare repository |
+
+  Scenario: An edit in MoneyWorks becomes a commit with a field summary and an event
+    Given a MoneyWorks document with 3 names
+    And the name "ACME" with phone "555 0100" exists in MoneyWorks
+    And the status server is listening
+    And mwsync has polled
+    When the phone of name "ACME" is changed to "555 0199" in MoneyWorks
+    And mwsync polls
+    Then the poll succeeds
+    And the last commit on main says 'Name ACME updated: phone "555 0100" → "555 0199"'
+    And an event on /events reports that Name "ACME" changed field "phone"
+
+  Scenario: 500 records sharing one timestamp are all read with pages of 10
+    Given the page size is 10
+    And 500 names in MoneyWorks share one modification time
+    When mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
+  Scenario: Edits made while mwsync is paging are not lost
+    Given the page size is 10
+    And a MoneyWorks document with 45 names
+    And MoneyWorks edits name 3 and creates name "LATE" while mwsync reads page 2
+    When mwsync polls
+    And mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
+  Scenario: Licence-limit errors are retried and nothing is lost or duplicated
+    Given a MoneyWorks document with 12 names
+    And MoneyWorks answers the next 2 requests with licence_limit
+    When mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+    And main has exactly 1 commit
+
+  Scenario Outline: A malformed reply makes no commit
+    Given a MoneyWorks document with 4 names
+    And MoneyWorks answers the next 4 requests with <fault>
+    When mwsync polls
+    Then the poll fails
+    And main did not move
+    When mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
+    Examples:
+      | fault         |
+      | malformed_xml |
+      | truncate      |
+
+  Scenario: An idle poll commits nothing and costs one export per table plus one clock read
+    Given a MoneyWorks document with 5 names, 2 accounts, 2 products, 1 jobs and 3 transactions
+    And mwsync has polled
+    When mwsync polls
+    Then the poll succeeds
+    And main did not move
+    And the poll made 6 requests
+
+  Scenario: Checkpoints commit at most the configured number of records
+    Given checkpoints of 10 records
+    And the page size is 10
+    And a MoneyWorks document with 35 names
+    When mwsync polls
+    Then the poll succeeds
+    And main has exactly 4 commits
+    And main holds exactly the records MoneyWorks holds
+
+  Scenario: A record whose code changes moves to its new file
+    Given a MoneyWorks document with 2 names
+    And the name "OLDCO" with phone "1" exists in MoneyWorks
+    And mwsync has polled
+    When name "OLDCO" is renamed to "NEWCO" in MoneyWorks
+    And mwsync polls
+    Then main holds exactly the records MoneyWorks holds
+    And the last commit on main says "Name NEWCO moved from OLDCO"
+
+  Scenario: main moved by someone else stops mwsync
+    Given a MoneyWorks document with 2 names
+    And mwsync has polled
+    When someone else commits to main
+    And mwsync polls
+    Then the poll fails with "Only mwsync may write `main`"

@@ -1,0 +1,1 @@
+//! Steps that run the real mwsync binary.

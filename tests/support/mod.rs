@@ -1,0 +1,513 @@
+//! Shared test harness: an engine wired to the in-process fake MoneyWorks over real HTTP and
+//! to either the in-memory store or a real bare repository, plus the invariant checks that
+//! run after every scenario. Used by the integration binary and the cucumber runner.
+#![allow(dead_code)]
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mwsync::config::{MoneyWorksEndpoint, RepoConfigFile, Secret};
+use mwsync::engine::{Engine, EngineError, EngineSettings};
+use mwsync::events::{Event, Events};
+use mwsync::local::LocalState;
+use mwsync::moneyworks::client::HttpMoneyWorks;
+use mwsync::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
+use mwsync::mwtime::MwTime;
+use mwsync::record::{Record, table_info};
+use mwsync::retry::RetryPolicy;
+use mwsync::state::SyncState;
+use mwsync::store::git::{AuthMode, GitRemote, GitStore};
+use mwsync::store::{CommitId, CommitInfo, NewCommit, Store, StoreError};
+use mwsync_sim::fake::{Sim, SimBuilder};
+use mwsync_sim::memstore::MemoryRemote;
+
+/// The document password every harness uses; tests check it never leaks.
+pub const PASSWORD: &str = "Pw-9f3c-never-in-logs";
+/// The document user.
+pub const USER: &str = "Admin";
+
+/// A `Store` chosen at run time.
+pub struct DynStore(pub Box<dyn Store>);
+
+impl Store for DynStore {
+    fn fetch(&mut self) -> Result<(), StoreError> {
+        self.0.fetch()
+    }
+    fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
+        self.0.remote_tip(branch)
+    }
+    fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        self.0.read_file(commit, path)
+    }
+    fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
+        self.0.list_files(commit, dir)
+    }
+    fn changed_paths(
+        &self,
+        from: Option<&CommitId>,
+        to: &CommitId,
+    ) -> Result<Vec<String>, StoreError> {
+        self.0.changed_paths(from, to)
+    }
+    fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError> {
+        self.0.commit(commit)
+    }
+    fn push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        self.0.push(branch, expected, new)
+    }
+    fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
+        self.0.merge_base(a, b)
+    }
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool, StoreError> {
+        self.0.is_ancestor(ancestor, descendant)
+    }
+    fn commit_info(&self, commit: &CommitId) -> Result<CommitInfo, StoreError> {
+        self.0.commit_info(commit)
+    }
+    fn commits_between(
+        &self,
+        base: Option<&CommitId>,
+        tip: &CommitId,
+    ) -> Result<Vec<CommitId>, StoreError> {
+        self.0.commits_between(base, tip)
+    }
+}
+
+/// A hook run before each export, given the exports (counting this one) and the imports
+/// made so far.
+pub type ExportHook = Box<dyn FnMut(u64, u64) + Send>;
+
+/// The HTTP client with a hook, so a scenario can change MoneyWorks between two pages.
+pub struct HookedMw {
+    inner: HttpMoneyWorks,
+    exports: AtomicU64,
+    imports: AtomicU64,
+    hook: Arc<Mutex<Option<ExportHook>>>,
+}
+
+impl MoneyWorks for HookedMw {
+    async fn export(&self, query: &ExportQuery) -> Result<ExportPage, MwError> {
+        let n = self.exports.fetch_add(1, Ordering::SeqCst) + 1;
+        if let Some(hook) = self
+            .hook
+            .lock()
+            .expect("hook lock is never poisoned because hooks do not panic")
+            .as_mut()
+        {
+            hook(n, self.imports.load(Ordering::SeqCst));
+        }
+        self.inner.export(query).await
+    }
+    async fn export_text(&self, query: &ExportQuery) -> Result<String, MwError> {
+        self.inner.export_text(query).await
+    }
+    async fn import(&self, body: &str) -> Result<String, MwError> {
+        self.imports.fetch_add(1, Ordering::SeqCst);
+        self.inner.import(body).await
+    }
+    async fn evaluate(&self, expr: &str) -> Result<String, MwError> {
+        self.inner.evaluate(expr).await
+    }
+}
+
+/// Where `main` lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreKind {
+    /// `MemoryRemote`.
+    Memory,
+    /// A real bare repository on disk, reached by path.
+    Bare,
+}
+
+/// The repository side of a harness.
+pub enum Repo {
+    /// In memory.
+    Memory(MemoryRemote),
+    /// On disk: the bare repository and a scratch directory for caches.
+    Bare {
+        dir: tempfile::TempDir,
+        path: PathBuf,
+    },
+}
+
+impl Repo {
+    pub fn new(kind: StoreKind) -> Repo {
+        match kind {
+            StoreKind::Memory => Repo::Memory(MemoryRemote::new()),
+            StoreKind::Bare => {
+                let dir =
+                    tempfile::tempdir().expect("a temp dir can be made because /tmp is writable");
+                let path = dir.path().join("remote.git");
+                git2::Repository::init_bare(&path)
+                    .expect("a bare repository can be created in a fresh temp dir");
+                Repo::Bare { dir, path }
+            }
+        }
+    }
+
+    /// A new client of this repository (its own cache).
+    pub fn client(&self) -> DynStore {
+        match self {
+            Repo::Memory(r) => DynStore(Box::new(r.store())),
+            Repo::Bare { dir, path } => {
+                let cache = tempfile::Builder::new()
+                    .prefix("cache")
+                    .tempdir_in(dir.path())
+                    .expect("cache dir");
+                let cache_path = cache.keep();
+                let remote = GitRemote {
+                    url: path.display().to_string(),
+                    api_key: None,
+                    auth: AuthMode::default(),
+                };
+                DynStore(Box::new(
+                    GitStore::open(&cache_path.join("repo.git"), remote)
+                        .expect("the bare repository opens"),
+                ))
+            }
+        }
+    }
+
+    /// The tip of `branch`.
+    pub fn tip(&self, branch: &str) -> Option<CommitId> {
+        let mut c = self.client();
+        c.fetch().expect("fetch from the test repository");
+        c.remote_tip(branch).expect("read the tip")
+    }
+
+    /// Every file on `branch`, path → bytes.
+    pub fn files(&self, branch: &str) -> BTreeMap<String, Vec<u8>> {
+        let mut c = self.client();
+        c.fetch().expect("fetch from the test repository");
+        let Some(tip) = c.remote_tip(branch).expect("read the tip") else {
+            return BTreeMap::new();
+        };
+        c.list_files(&tip, "")
+            .expect("list files")
+            .into_iter()
+            .map(|p| {
+                let bytes = c
+                    .read_file(&tip, &p)
+                    .expect("read")
+                    .expect("listed files exist");
+                (p, bytes)
+            })
+            .collect()
+    }
+
+    /// Commits `files` on top of `branch` (created at `from` when absent) as a writer would.
+    pub fn write(
+        &self,
+        branch: &str,
+        from: &str,
+        files: &[(&str, Option<&[u8]>)],
+        message: &str,
+    ) -> CommitId {
+        let mut c = self.client();
+        c.fetch().expect("fetch");
+        let parent = c
+            .remote_tip(branch)
+            .expect("tip")
+            .or(c.remote_tip(from).expect("tip"));
+        let expected = c.remote_tip(branch).expect("tip");
+        let changes = files
+            .iter()
+            .map(|(p, b)| {
+                (
+                    p.to_string(),
+                    match b {
+                        Some(b) => mwsync::store::FileChange::Put(b.to_vec()),
+                        None => mwsync::store::FileChange::Delete,
+                    },
+                )
+            })
+            .collect();
+        let id = c
+            .commit(NewCommit {
+                parents: parent.into_iter().collect(),
+                changes,
+                message: message.to_string(),
+            })
+            .expect("commit");
+        c.push(branch, expected.as_ref(), &id).expect("push");
+        id
+    }
+
+    /// Commit messages on `branch`, newest first.
+    pub fn log(&self, branch: &str) -> Vec<CommitInfo> {
+        let mut c = self.client();
+        c.fetch().expect("fetch");
+        let Some(tip) = c.remote_tip(branch).expect("tip") else {
+            return vec![];
+        };
+        let mut ids = c.commits_between(None, &tip).expect("history");
+        ids.reverse();
+        ids.iter()
+            .map(|id| c.commit_info(id).expect("info"))
+            .collect()
+    }
+}
+
+/// The engine under test with everything it talks to.
+pub struct Harness {
+    pub sim: Sim,
+    pub repo: Repo,
+    pub engine: Engine<HookedMw, DynStore>,
+    pub events: Events,
+    pub seen: Arc<Mutex<Vec<Event>>>,
+    pub hook: Arc<Mutex<Option<ExportHook>>>,
+    pub local: LocalState,
+    pub repo_config: RepoConfigFile,
+    /// `main` tips observed after each step, to prove it only moves forward.
+    pub tips: Vec<CommitId>,
+}
+
+/// A short retry policy: the same logic, without long waits in real time.
+pub fn quick_retry() -> RetryPolicy {
+    RetryPolicy {
+        attempts: 4,
+        first_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(20),
+    }
+}
+
+/// A fake document with a fixed login and a clock at 2026-01-05 09:00:00.
+pub fn sim_builder() -> SimBuilder {
+    Sim::builder()
+        .seed(7)
+        .names(0)
+        .accounts(0)
+        .products(0)
+        .jobs(0)
+        .transactions(0)
+        .document("Acme.moneyworks")
+        .login(USER, PASSWORD)
+        .clock(MwTime::parse("20260105090000").expect("valid time"))
+}
+
+impl Harness {
+    pub async fn start(
+        builder: SimBuilder,
+        kind: StoreKind,
+        repo_config: RepoConfigFile,
+    ) -> Harness {
+        let sim = builder.start().await;
+        let repo = Repo::new(kind);
+        let events = Events::new();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let hook = Arc::new(Mutex::new(None));
+        let local = LocalState::in_memory();
+        let engine = Self::engine(&sim, &repo, &events, &hook, local.clone(), &repo_config);
+        let h = Harness {
+            sim,
+            repo,
+            engine,
+            events,
+            seen,
+            hook,
+            local,
+            repo_config,
+            tips: vec![],
+        };
+        h.collect_events();
+        h
+    }
+
+    fn engine(
+        sim: &Sim,
+        repo: &Repo,
+        events: &Events,
+        hook: &Arc<Mutex<Option<ExportHook>>>,
+        local: LocalState,
+        repo_config: &RepoConfigFile,
+    ) -> Engine<HookedMw, DynStore> {
+        let endpoint = MoneyWorksEndpoint::parse(
+            &sim.url()
+                .replace("http://", &format!("http://{USER}:{PASSWORD}@")),
+            None,
+        )
+        .expect("the sim URL is a valid MoneyWorks URL");
+        let inner = HttpMoneyWorks::new(&endpoint, Duration::from_secs(5)).expect("client");
+        let mw = HookedMw {
+            inner,
+            exports: AtomicU64::new(0),
+            imports: AtomicU64::new(0),
+            hook: hook.clone(),
+        };
+        let settings = EngineSettings {
+            branch: "main".into(),
+            changes_branch: "changes".into(),
+            initial_repo: repo_config
+                .clone()
+                .validate()
+                .expect("the scenario's repo config is valid"),
+            retry: quick_retry(),
+        };
+        Engine::new(mw, repo.client(), local, settings, events.clone())
+    }
+
+    fn collect_events(&self) {
+        let mut rx = self.events.subscribe();
+        let seen = self.seen.clone();
+        tokio::spawn(async move {
+            while let Ok(e) = rx.recv().await {
+                seen.lock().expect("event log lock").push(e);
+            }
+        });
+    }
+
+    /// Simulates a daemon restart: a new engine with a fresh cache, remembering only what
+    /// the daemon's cache directory would (the last push).
+    pub fn restart(&mut self) {
+        let local = {
+            let mut l = LocalState::in_memory();
+            if let Some(t) = self.engine_local_last() {
+                l.set_last_pushed(t).expect("in-memory state cannot fail");
+            }
+            l
+        };
+        self.engine = Self::engine(
+            &self.sim,
+            &self.repo,
+            &self.events,
+            &self.hook,
+            local,
+            &self.repo_config,
+        );
+    }
+
+    fn engine_local_last(&self) -> Option<CommitId> {
+        self.engine.main_tip().cloned()
+    }
+
+    pub fn set_hook(&self, hook: impl FnMut(u64, u64) + Send + 'static) {
+        *self.hook.lock().expect("hook lock") = Some(Box::new(hook));
+    }
+
+    pub fn clear_hook(&self) {
+        *self.hook.lock().expect("hook lock") = None;
+    }
+
+    /// One daemon cycle.
+    pub async fn cycle(&mut self) -> Result<mwsync::pull::PollReport, EngineError> {
+        let r = self.engine.cycle().await;
+        if let Some(t) = self.repo.tip("main") {
+            self.tips.push(t);
+        }
+        r
+    }
+
+    pub fn main_files(&self) -> BTreeMap<String, Vec<u8>> {
+        self.repo.files("main")
+    }
+
+    /// The events published so far.
+    pub fn events(&self) -> Vec<Event> {
+        self.seen.lock().expect("event log lock").clone()
+    }
+
+    /// The record files MoneyWorks' data should give, for the tracked tables.
+    pub fn expected_files(&self) -> BTreeMap<String, Vec<u8>> {
+        let cfg = self.engine.repo_config().clone();
+        let mut out = BTreeMap::new();
+        for t in &cfg.tables {
+            for r in self.sim.records(t.name) {
+                out.insert(
+                    r.path().expect("sim records have keys"),
+                    r.to_canonical_xml().into_bytes(),
+                );
+            }
+        }
+        out
+    }
+
+    /// Record files on main (no `.mwsync/`).
+    pub fn main_records(&self) -> BTreeMap<String, Vec<u8>> {
+        self.main_files()
+            .into_iter()
+            .filter(|(p, _)| !p.starts_with(".mwsync/"))
+            .collect()
+    }
+
+    /// The sync state on main.
+    pub fn main_state(&self) -> SyncState {
+        let files = self.main_files();
+        let text = String::from_utf8(files.get(".mwsync/state.toml").cloned().unwrap_or_default())
+            .expect("utf8");
+        SyncState::parse(&text, "state").expect("state parses")
+    }
+
+    /// The invariants every scenario must leave true (STYLE: one check after every scenario).
+    pub async fn check_invariants(&mut self) -> Result<(), String> {
+        let files = self.main_files();
+        for (path, bytes) in &files {
+            if path.starts_with(".mwsync/") {
+                continue;
+            }
+            let (table, _) = mwsync::record::parse_record_path(path).map_err(|e| e.to_string())?;
+            let text = std::str::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))?;
+            let rec = Record::from_xml(table, text).map_err(|e| format!("{path}: {e}"))?;
+            if rec.to_canonical_xml() != text {
+                return Err(format!("{path} is not in canonical form"));
+            }
+        }
+        for w in self.tips.windows(2) {
+            let mut c = self.repo.client();
+            c.fetch().map_err(|e| e.to_string())?;
+            if !c.is_ancestor(&w[0], &w[1]).map_err(|e| e.to_string())? {
+                return Err(format!(
+                    "main moved backwards or sideways from {} to {}",
+                    w[0], w[1]
+                ));
+            }
+        }
+        let now = self.sim.now();
+        for (t, st) in &self.main_state().tables {
+            if let Some(m) = st.marker
+                && m > now
+            {
+                return Err(format!(
+                    "the {t} marker {m} is ahead of the server clock {now}"
+                ));
+            }
+        }
+        let before = self.repo.tip("main");
+        self.clear_hook();
+        self.engine
+            .cycle()
+            .await
+            .map_err(|e| format!("repeat poll failed: {e}"))?;
+        if self.repo.tip("main") != before {
+            return Err("a repeated poll against an unchanged server committed something".into());
+        }
+        for info in self.repo.log("main") {
+            if info.message.contains(PASSWORD) {
+                return Err("the password appears in a commit message".into());
+            }
+        }
+        for (path, bytes) in self.main_files() {
+            if String::from_utf8_lossy(&bytes).contains(PASSWORD) {
+                return Err(format!("the password appears in {path}"));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The table info for a name, for tests.
+pub fn table(name: &str) -> &'static mwsync::record::TableInfo {
+    table_info(name).expect("a known table")
+}
+
+/// Secret wrapper for tests that build endpoints by hand.
+pub fn secret(s: &str) -> Secret {
+    Secret::new(s)
+}
