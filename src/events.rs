@@ -175,7 +175,31 @@ impl Event {
                 commit,
             } => {
                 let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-                tracing::info!(table, key, action = ?action, commit, "{table} {key} {}: {}", action_word(*action), if names.is_empty() { "-".to_string() } else { names.join(", ") });
+                match action {
+                    // A first sync creates every record; one line each would drown the log,
+                    // so creations are detail and the poll summary gives the count.
+                    RecordAction::Created => {
+                        tracing::debug!(
+                            table,
+                            key,
+                            commit,
+                            "{table} {key} created ({} fields)",
+                            fields.len()
+                        );
+                    }
+                    RecordAction::Deleted => {
+                        tracing::info!(table, key, commit, "{table} {key} deleted")
+                    }
+                    _ => tracing::info!(
+                        table,
+                        key,
+                        action = ?action,
+                        commit,
+                        "{table} {key} {}: {}",
+                        action_word(*action),
+                        if names.is_empty() { "-".to_string() } else { names.join(", ") }
+                    ),
+                }
             }
             Event::ClockRegression {
                 table,

@@ -2,9 +2,18 @@
 //! data and a local bare git repository, runs the daemon with a short interval, and edits a
 //! record now and then so incremental polls show in the log. Binary-only.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use clap::Args;
+use mwsync::config::{LogFormat, Settings};
+use mwsync::daemon::RunOptions;
+use mwsync::mwtime::MwTime;
+use mwsync_sim::fake::{ClockMode, Sim};
+
+/// The demo document's login (a throwaway in-process server).
+const DEMO_USER: &str = "Demo";
+const DEMO_PASSWORD: &str = "demo-only-password";
 
 /// Flags of `mwsync demo`.
 #[derive(Args, Debug)]
@@ -18,10 +27,134 @@ pub struct DemoArgs {
     /// Stop after this many polls (runs until Ctrl-C when absent).
     #[arg(long)]
     polls: Option<u64>,
+    /// Seed for the sample data.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+}
+
+fn init_bare(path: &Path) -> Result<(), String> {
+    if path.join("HEAD").exists() {
+        return Ok(());
+    }
+    let out = std::process::Command::new("git")
+        .args(["init", "--quiet", "--bare", "--initial-branch=main"])
+        .arg(path)
+        .output()
+        .map_err(|e| format!("cannot run git: {e}"))?;
+    if out.status.success() {
+        Ok(())
+    } else {
+        Err(format!(
+            "git init --bare {} failed: {}",
+            path.display(),
+            String::from_utf8_lossy(&out.stderr).trim()
+        ))
+    }
 }
 
 /// Runs the demo; returns the exit code.
-pub async fn run(_args: DemoArgs) -> u8 {
-    eprintln!("mwsync demo: not wired yet");
-    super::EXIT_OTHER
+pub async fn run(args: DemoArgs) -> u8 {
+    super::init_logging(LogFormat::Human);
+    if let Err(e) = std::fs::create_dir_all(&args.dir) {
+        eprintln!("mwsync demo: cannot create {}: {e}", args.dir.display());
+        return super::EXIT_INVALID;
+    }
+    let dir = match std::fs::canonicalize(&args.dir) {
+        Ok(d) => d,
+        Err(e) => {
+            eprintln!("mwsync demo: cannot resolve {}: {e}", args.dir.display());
+            return super::EXIT_INVALID;
+        }
+    };
+    let remote = dir.join("books.git");
+    if let Err(e) = init_bare(&remote) {
+        eprintln!("mwsync demo: {e}");
+        return super::EXIT_OTHER;
+    }
+    let start = MwTime::parse("20260601090000").expect("a fixed valid start time");
+    let sim = match Sim::builder()
+        .seed(args.seed)
+        .names(25)
+        .accounts(15)
+        .products(12)
+        .jobs(5)
+        .transactions(80)
+        .document("Demo.moneyworks")
+        .login(DEMO_USER, DEMO_PASSWORD)
+        .clock(start)
+        .clock_mode(ClockMode::Real)
+        .try_start()
+        .await
+    {
+        Ok(sim) => sim,
+        Err(e) => {
+            eprintln!("mwsync demo: cannot start the fake MoneyWorks: {e:#}");
+            return super::EXIT_OTHER;
+        }
+    };
+    let settings = Settings {
+        moneyworks_url: Some(sim.url().replacen(
+            "http://",
+            &format!("http://{DEMO_USER}:{DEMO_PASSWORD}@"),
+            1,
+        )),
+        git_url: Some(remote.display().to_string()),
+        cache_dir: Some(dir.join("cache")),
+        status_addr: Some("127.0.0.1:0".into()),
+        poll_interval_secs: Some(args.interval_secs.max(1)),
+        ..Settings::default()
+    };
+    let cfg = match settings.validate(|p| std::fs::read_to_string(p)) {
+        Ok(cfg) => cfg,
+        Err(e) => {
+            eprintln!("mwsync demo: {e}");
+            return super::EXIT_INVALID;
+        }
+    };
+    println!("mwsync demo");
+    println!("  fake MoneyWorks : {} (in this process)", sim.url());
+    println!("  git repository  : {}", remote.display());
+    println!(
+        "  look at it with : git --git-dir {} log --stat",
+        remote.display()
+    );
+    println!("  stop with Ctrl-C; a MoneyWorks user edits a record every few seconds");
+    let state = sim.state().clone();
+    let names: Vec<String> = sim
+        .records("Name")
+        .iter()
+        .filter_map(|r| r.text("code").map(str::to_string))
+        .collect();
+    let interval = Duration::from_secs(args.interval_secs.max(1));
+    let editor = tokio::spawn(async move {
+        let mut n: u64 = 0;
+        loop {
+            tokio::time::sleep(interval + interval / 2).await;
+            n += 1;
+            let Some(code) = names.get((n as usize * 7) % names.len().max(1)) else {
+                return;
+            };
+            let phone = format!("04 555 {:04}", (n * 37) % 10_000);
+            match state.try_upsert("Name", code, &[("phone", &phone)]) {
+                Ok(_) => {
+                    tracing::info!("demo: a MoneyWorks user changed the phone of {code} to {phone}")
+                }
+                Err(e) => tracing::warn!("demo: could not edit {code}: {e}"),
+            }
+        }
+    });
+    let code = super::run_daemon(
+        &cfg,
+        RunOptions {
+            once: false,
+            max_polls: args.polls,
+        },
+    )
+    .await;
+    editor.abort();
+    println!(
+        "mwsync demo stopped; the repository stays at {}",
+        remote.display()
+    );
+    code
 }
