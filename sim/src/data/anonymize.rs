@@ -121,7 +121,13 @@ fn classify(table: &str, field: &str) -> Class {
             "description" | "comment" | "comments" | "memo" | "notes" | "note" | "narration"
             | "remark" | "remarks" | "details" | "text" | "usertext",
         ) => Class::Text,
-        (_, b) if b.starts_with("custom") => Class::Text,
+        (_, b)
+            if b.starts_with("custom")
+                && b.len() > 6
+                && b[6..].bytes().all(|c| c.is_ascii_digit()) =>
+        {
+            Class::Text
+        }
         _ => Class::Keep,
     }
 }
@@ -204,8 +210,12 @@ fn fit(mut s: String, max: usize) -> String {
 fn shape(rng: &mut Rng, value: &str) -> String {
     value
         .chars()
-        .map(|c| {
-            if c.is_ascii_digit() {
+        .enumerate()
+        .map(|(i, c)| {
+            // A leading 0 or + says what kind of number it is (local, international).
+            if i == 0 && (c == '0' || c == '+') {
+                c
+            } else if c.is_ascii_digit() {
                 char::from(b'0' + rng.random_range(0..10u8))
             } else if c.is_ascii_uppercase() {
                 char::from(b'A' + rng.random_range(0..26u8))
@@ -351,18 +361,22 @@ impl Anonymizer {
                     pick(r, COMPANY_TRADES),
                     pick(r, COMPANY_SUFFIXES)
                 ),
-                Class::Address => per_line(value, |n, _| {
-                    if n == 0 {
-                        format!(
-                            "{} {} {}",
-                            r.random_range(1..400),
-                            pick(r, STREETS),
-                            pick(r, STREET_TYPES)
-                        )
-                    } else {
-                        pick(r, TOWNS).to_string()
-                    }
-                }),
+                Class::Address => {
+                    // A numbered line after the first (address2, delivery3) is a town.
+                    let first = !field.ends_with(['2', '3', '4']);
+                    per_line(value, |n, _| {
+                        if n == 0 && first {
+                            format!(
+                                "{} {} {}",
+                                r.random_range(1..400),
+                                pick(r, STREETS),
+                                pick(r, STREET_TYPES)
+                            )
+                        } else {
+                            pick(r, TOWNS).to_string()
+                        }
+                    })
+                }
                 Class::Shape => shape(r, value),
                 Class::Email => format!(
                     "{}.{}{}@{}",
