@@ -461,3 +461,38 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         self.events.publish(event);
     }
 }
+
+/// Crash-test seam. When the environment variable `MWSYNC_TEST_PAUSE_AT` names `point`
+/// (`after-import`, or `after-checkpoint:N` for the N-th time), the process announces it on
+/// stderr and stops there for good, so a test can kill it at an exact step. Without the
+/// variable it does nothing.
+pub(crate) fn pause_point(point: &str) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CHECKED: AtomicBool = AtomicBool::new(false);
+    static TARGET: Mutex<Option<(String, u64, u64)>> = Mutex::new(None);
+    let Ok(mut target) = TARGET.lock() else {
+        return;
+    };
+    if !CHECKED.swap(true, Ordering::SeqCst) {
+        *target = std::env::var("MWSYNC_TEST_PAUSE_AT")
+            .ok()
+            .map(|v| match v.split_once(':') {
+                Some((p, n)) => (p.to_string(), n.parse().unwrap_or(1), 0),
+                None => (v, 1, 0),
+            });
+    }
+    let Some((name, nth, seen)) = target.as_mut() else {
+        return;
+    };
+    if name != point {
+        return;
+    }
+    *seen += 1;
+    if *seen == *nth {
+        eprintln!("mwsync: paused at {point} (MWSYNC_TEST_PAUSE_AT)");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}

@@ -334,6 +334,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         let message = commit_message(verb, &staged.notes, &self.state, &self.repo.hash(), "");
         let commit = self.commit_main(staged.files, message, None).await?;
+        crate::engine::pause_point("after-checkpoint");
         for note in staged.notes {
             self.publish(Event::RecordChanged {
                 table: note.table.to_string(),

@@ -804,6 +804,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 Err(e) => return Err(e),
             }
         }
+        crate::engine::pause_point("after-import");
         // Verify: re-read exactly the affected records.
         let mut changes = BTreeMap::new();
         let mut notes = Vec::new();

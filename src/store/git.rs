@@ -1,1 +1,742 @@
-//! placeholder
+//! The production `Store`: git2 over a bare local cache repository, with the `git` command line
+//! for fetch and push so http(s) with an API key works without OpenSSL in libgit2.
+//!
+//! It owns the cache repository's objects and its `refs/remotes/origin/*` view of the remote.
+//! It never creates a work tree, never moves a local branch, and never force-pushes: every
+//! push is a compare-and-swap (`--force-with-lease` on the exact expected tip). Each commit
+//! is built incrementally from its first parent's tree (only subtrees on changed paths are
+//! rewritten) and lands in the cache as one pack, never as loose objects.
+
+mod cli;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Sort, Tree, TreeWalkMode};
+
+use self::cli::GitCli;
+use super::{CommitId, CommitInfo, FileChange, NewCommit, Store, StoreError};
+
+/// How the API key is presented to an http(s) remote.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AuthMode {
+    /// `Authorization: Basic base64(user:key)`: the key is the HTTP Basic password.
+    Basic {
+        /// The user name sent with the key (hosted servers often ignore it).
+        user: String,
+    },
+    /// `Authorization: Bearer key`.
+    Bearer,
+}
+
+impl Default for AuthMode {
+    fn default() -> Self {
+        AuthMode::Basic {
+            user: DEFAULT_USER.to_string(),
+        }
+    }
+}
+
+/// The user name sent with the key in Basic mode unless configured otherwise.
+pub const DEFAULT_USER: &str = "mwsync";
+
+/// Name and email of the author and committer of every commit mwsync writes.
+pub const AUTHOR_NAME: &str = "mwsync";
+/// See [`AUTHOR_NAME`].
+pub const AUTHOR_EMAIL: &str = "mwsync@localhost";
+
+/// Where the remote is and how to authenticate to it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GitRemote {
+    /// A local path, `file://`, `http://` or `https://` URL, without a `#branch` fragment.
+    pub url: String,
+    /// The API key for http(s) remotes; ignored for local ones.
+    pub api_key: Option<String>,
+    /// How the key is sent.
+    pub auth: AuthMode,
+}
+
+impl std::fmt::Debug for GitRemote {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitRemote")
+            .field("url", &cli::scrub_userinfo(&self.url))
+            .field("api_key", &self.api_key.as_ref().map(|_| "***"))
+            .field("auth", &self.auth)
+            .finish()
+    }
+}
+
+/// More packs than this in the cache triggers a geometric repack after a commit, so lookups
+/// stay fast without rewriting the whole repository each time.
+const MAX_PACKS: usize = 32;
+
+/// Mode of a regular file entry.
+const MODE_FILE: i32 = 0o100644;
+/// Mode of a directory entry.
+const MODE_TREE: i32 = 0o040000;
+
+/// The git2 `Store` over a bare cache repository. See the module header.
+pub struct GitStore {
+    /// The bare cache repository.
+    repo: Repository,
+    /// Its directory.
+    path: PathBuf,
+    /// Transport through the `git` command line.
+    cli: GitCli,
+}
+
+impl std::fmt::Debug for GitStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GitStore")
+            .field("path", &self.path)
+            .field("url", &self.cli.scrub(self.cli.url()))
+            .finish()
+    }
+}
+
+impl GitStore {
+    /// Opens the bare cache at `cache_dir`, creating it (and its parents) when absent. Fails
+    /// with `Local` when the directory holds something that is not a bare repository.
+    pub fn open(cache_dir: &Path, remote: GitRemote) -> Result<GitStore, StoreError> {
+        let local = |what: &str, e: &dyn std::fmt::Display| StoreError::Local {
+            detail: format!("{what} {}: {e}", cache_dir.display()),
+        };
+        let empty = match std::fs::read_dir(cache_dir) {
+            Ok(mut it) => it.next().is_none(),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => true,
+            Err(e) => return Err(local("cannot read the cache directory", &e)),
+        };
+        let repo = if empty {
+            std::fs::create_dir_all(cache_dir)
+                .map_err(|e| local("cannot create the cache directory", &e))?;
+            Repository::init_bare(cache_dir)
+                .map_err(|e| local("cannot create a bare repository in", &e))?
+        } else {
+            Repository::open_bare(cache_dir)
+                .map_err(|e| local("is not a bare git repository:", &e))?
+        };
+        if !repo.is_bare() {
+            return Err(StoreError::Local {
+                detail: format!(
+                    "{} is a repository with a work tree; the cache must be bare",
+                    cache_dir.display()
+                ),
+            });
+        }
+        let cli = GitCli::new(cache_dir, &remote);
+        Ok(GitStore {
+            repo,
+            path: cache_dir.to_path_buf(),
+            cli,
+        })
+    }
+
+    /// The cache repository's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Resolves a commit id to a commit in the cache.
+    fn find_commit(&self, id: &CommitId) -> Result<git2::Commit<'_>, StoreError> {
+        let oid = parse_oid(id)?;
+        self.repo.find_commit(oid).map_err(|e| match e.code() {
+            ErrorCode::NotFound => StoreError::NotFound {
+                detail: format!("commit {id} is not in the local cache"),
+            },
+            _ => local_err("cannot read commit", &e),
+        })
+    }
+
+    /// Writes the objects `new` (all present in `repo`, typically only in its mempack) into
+    /// one pack with its index under `objects/pack`, skipping any the cache already holds.
+    fn write_pack(&self, repo: &Repository, new: &[(Oid, String)]) -> Result<(), StoreError> {
+        let odb = self
+            .repo
+            .odb()
+            .map_err(|e| local_err("cannot open the object database", &e))?;
+        let mut pb = repo
+            .packbuilder()
+            .map_err(|e| local_err("cannot start a pack", &e))?;
+        for (oid, name) in new {
+            if !odb.exists(*oid) {
+                pb.insert_object(*oid, Some(name))
+                    .map_err(|e| local_err("cannot add an object to a pack", &e))?;
+            }
+        }
+        if pb.object_count() == 0 {
+            return Ok(());
+        }
+        pb.write(&self.path.join("objects").join("pack"), 0)
+            .map_err(|e| local_err("cannot write a pack", &e))?;
+        odb.refresh()
+            .map_err(|e| local_err("cannot refresh the object database", &e))?;
+        Ok(())
+    }
+
+    /// Rolls small packs together once there are too many.
+    fn consolidate_packs(&self) -> Result<(), StoreError> {
+        let dir = self.path.join("objects").join("pack");
+        let packs = std::fs::read_dir(&dir)
+            .map(|it| {
+                it.filter_map(Result::ok)
+                    .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
+                    .count()
+            })
+            .unwrap_or(0);
+        if packs <= MAX_PACKS {
+            return Ok(());
+        }
+        // --geometric rolls packs up by their object lists, so unreferenced commits survive.
+        let ran = self.cli.run(&["repack", "-d", "-q", "--geometric=2"])?;
+        if !ran.ok {
+            return Err(StoreError::Local {
+                detail: format!("git repack failed: {}", ran.stderr.trim()),
+            });
+        }
+        if let Ok(odb) = self.repo.odb() {
+            // A failed refresh only delays seeing the new pack; lookups refresh on a miss.
+            let _ = odb.refresh();
+        }
+        Ok(())
+    }
+}
+
+impl Store for GitStore {
+    fn fetch(&mut self) -> Result<(), StoreError> {
+        let url = self.cli.url().to_string();
+        let ran = self.cli.run(&[
+            "fetch",
+            "--prune",
+            "--no-tags",
+            "--quiet",
+            "--no-write-fetch-head",
+            &url,
+            "+refs/heads/*:refs/remotes/origin/*",
+        ])?;
+        if ran.ok {
+            Ok(())
+        } else {
+            Err(self.cli.failure("fetch from", &ran))
+        }
+    }
+
+    fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
+        let name = tracking_ref(branch)?;
+        match self.repo.refname_to_id(&name) {
+            Ok(oid) => Ok(Some(CommitId(oid.to_string()))),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(local_err("cannot read", &e)),
+        }
+    }
+
+    fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        validate_path(path)?;
+        let tree = self.commit_tree(commit)?;
+        let entry = match tree.get_path(Path::new(path)) {
+            Ok(e) => e,
+            Err(e) if e.code() == ErrorCode::NotFound => return Ok(None),
+            Err(e) => return Err(local_err("cannot look up a path", &e)),
+        };
+        if entry.kind() != Some(ObjectType::Blob) {
+            return Ok(None);
+        }
+        let blob = self
+            .repo
+            .find_blob(entry.id())
+            .map_err(|e| local_err("cannot read a blob", &e))?;
+        Ok(Some(blob.content().to_vec()))
+    }
+
+    fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
+        let dir = dir.trim_end_matches('/');
+        let root = self.commit_tree(commit)?;
+        let (tree, prefix) = if dir.is_empty() {
+            (root, String::new())
+        } else {
+            validate_path(dir)?;
+            let entry = match root.get_path(Path::new(dir)) {
+                Ok(e) => e,
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(local_err("cannot look up a path", &e)),
+            };
+            if entry.kind() != Some(ObjectType::Tree) {
+                return Ok(Vec::new());
+            }
+            let tree = self
+                .repo
+                .find_tree(entry.id())
+                .map_err(|e| local_err("cannot read a tree", &e))?;
+            (tree, format!("{dir}/"))
+        };
+        let mut out = Vec::new();
+        tree.walk(TreeWalkMode::PreOrder, |root, entry| {
+            if entry.kind() == Some(ObjectType::Blob) {
+                let name = String::from_utf8_lossy(entry.name_bytes());
+                out.push(format!("{prefix}{root}{name}"));
+            }
+            git2::TreeWalkResult::Ok
+        })
+        .map_err(|e| local_err("cannot walk a tree", &e))?;
+        out.sort();
+        Ok(out)
+    }
+
+    fn changed_paths(
+        &self,
+        from: Option<&CommitId>,
+        to: &CommitId,
+    ) -> Result<Vec<String>, StoreError> {
+        let old = from.map(|c| self.commit_tree(c)).transpose()?;
+        let new = self.commit_tree(to)?;
+        let diff = self
+            .repo
+            .diff_tree_to_tree(old.as_ref(), Some(&new), None)
+            .map_err(|e| local_err("cannot diff trees", &e))?;
+        let mut paths = BTreeSet::new();
+        for delta in diff.deltas() {
+            for file in [delta.old_file(), delta.new_file()] {
+                if let Some(p) = file.path() {
+                    paths.insert(p.to_string_lossy().replace('\\', "/"));
+                }
+            }
+        }
+        Ok(paths.into_iter().collect())
+    }
+
+    fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError> {
+        let nodes = plan(&commit.changes)?;
+        let parents = commit
+            .parents
+            .iter()
+            .map(|p| self.find_commit(p).map(|c| c.id()))
+            .collect::<Result<Vec<_>, _>>()?;
+        // A fresh handle whose object database writes into memory first: the whole commit
+        // then goes to disk as one pack instead of one loose file per object.
+        let repo = Repository::open_bare(&self.path)
+            .map_err(|e| local_err("cannot reopen the cache", &e))?;
+        let odb = repo
+            .odb()
+            .map_err(|e| local_err("cannot open the object database", &e))?;
+        let mempack = odb
+            .add_new_mempack_backend(1000)
+            .map_err(|e| local_err("cannot add an in-memory object store", &e))?;
+        let parent_commits = parents
+            .iter()
+            .map(|p| repo.find_commit(*p))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| local_err("cannot read a parent", &e))?;
+        let base = parent_commits
+            .first()
+            .map(|c| c.tree())
+            .transpose()
+            .map_err(|e| local_err("cannot read the parent tree", &e))?;
+        let mut written = Vec::new();
+        let tree_id = match apply_dir(&repo, base.as_ref(), &nodes, "", &mut written)? {
+            Some(id) => id,
+            None => repo
+                .treebuilder(None)
+                .and_then(|tb| tb.write())
+                .map_err(|e| local_err("cannot write the empty tree", &e))?,
+        };
+        written.push((tree_id, String::new()));
+        let tree = repo
+            .find_tree(tree_id)
+            .map_err(|e| local_err("cannot read the new tree", &e))?;
+        let sig = Signature::now(AUTHOR_NAME, AUTHOR_EMAIL)
+            .map_err(|e| local_err("cannot make a signature", &e))?;
+        let refs: Vec<&git2::Commit<'_>> = parent_commits.iter().collect();
+        let oid = repo
+            .commit(None, &sig, &sig, &commit.message, &tree, &refs)
+            .map_err(|e| local_err("cannot write the commit", &e))?;
+        written.push((oid, String::new()));
+        // Only the objects this commit wrote: `Mempack::dump` would re-pack whole trees.
+        self.write_pack(&repo, &written)?;
+        mempack
+            .reset()
+            .map_err(|e| local_err("cannot clear the in-memory object store", &e))?;
+        self.consolidate_packs()?;
+        Ok(CommitId(oid.to_string()))
+    }
+
+    fn push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        let dest = format!("refs/heads/{branch}");
+        tracking_ref(branch)?;
+        let new_oid = self.find_commit(new)?.id();
+        if let Some(e) = expected {
+            parse_oid(e)?;
+        }
+        let lease = format!(
+            "--force-with-lease={dest}:{}",
+            expected.map(|e| e.0.as_str()).unwrap_or("")
+        );
+        let refspec = format!("{new_oid}:{dest}");
+        let url = self.cli.url().to_string();
+        let ran = self.cli.run(&[
+            "push",
+            "--porcelain",
+            "--no-verify",
+            "--quiet",
+            &lease,
+            &url,
+            &refspec,
+        ])?;
+        let flag = ran
+            .stdout
+            .lines()
+            .find(|l| l.contains(&format!(":{dest}\t")))
+            .and_then(|l| l.chars().next());
+        if ran.ok && matches!(flag, Some(' ' | '+' | '*' | '=')) {
+            self.repo
+                .reference(&tracking_ref(branch)?, new_oid, true, "mwsync push")
+                .map_err(|e| local_err("cannot record the pushed tip", &e))?;
+            return Ok(());
+        }
+        let failure = self.cli.failure("push to", &ran);
+        if matches!(failure, StoreError::Auth { .. }) {
+            return Err(failure);
+        }
+        // Rejected, or the outcome is unknown: learn where the remote really is.
+        if let Err(fetch_err) = self.fetch() {
+            return Err(match fetch_err {
+                StoreError::Auth { .. } => fetch_err,
+                _ => failure,
+            });
+        }
+        let actual = self.remote_tip(branch)?;
+        if actual.as_ref() == Some(new) {
+            return Ok(());
+        }
+        if actual.as_ref() != expected {
+            return Err(StoreError::BranchMoved {
+                branch: branch.to_string(),
+                expected: expected.map_or_else(|| "none".to_string(), |e| e.0.clone()),
+                actual: actual.map_or_else(|| "none".to_string(), |a| a.0),
+            });
+        }
+        Err(failure)
+    }
+
+    fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
+        let a = self.find_commit(a)?.id();
+        let b = self.find_commit(b)?.id();
+        match self.repo.merge_base(a, b) {
+            Ok(oid) => Ok(Some(CommitId(oid.to_string()))),
+            Err(e) if e.code() == ErrorCode::NotFound => Ok(None),
+            Err(e) => Err(local_err("cannot find a merge base", &e)),
+        }
+    }
+
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool, StoreError> {
+        let a = self.find_commit(ancestor)?.id();
+        let d = self.find_commit(descendant)?.id();
+        if a == d {
+            return Ok(true);
+        }
+        self.repo
+            .graph_descendant_of(d, a)
+            .map_err(|e| local_err("cannot walk history", &e))
+    }
+
+    fn commit_info(&self, commit: &CommitId) -> Result<CommitInfo, StoreError> {
+        let c = self.find_commit(commit)?;
+        let author = c.author();
+        Ok(CommitInfo {
+            id: CommitId(c.id().to_string()),
+            parents: c.parent_ids().map(|p| CommitId(p.to_string())).collect(),
+            author: format!(
+                "{} <{}>",
+                String::from_utf8_lossy(author.name_bytes()),
+                String::from_utf8_lossy(author.email_bytes())
+            ),
+            message: String::from_utf8_lossy(c.message_bytes()).into_owned(),
+        })
+    }
+
+    fn commits_between(
+        &self,
+        base: Option<&CommitId>,
+        tip: &CommitId,
+    ) -> Result<Vec<CommitId>, StoreError> {
+        let tip = self.find_commit(tip)?.id();
+        let base = base
+            .map(|b| self.find_commit(b).map(|c| c.id()))
+            .transpose()?;
+        let walk = |tip: Oid, base: Option<Oid>| -> Result<Vec<CommitId>, git2::Error> {
+            let mut rw = self.repo.revwalk()?;
+            rw.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)?;
+            rw.push(tip)?;
+            if let Some(b) = base {
+                rw.hide(b)?;
+            }
+            rw.map(|r| r.map(|o| CommitId(o.to_string()))).collect()
+        };
+        walk(tip, base).map_err(|e| local_err("cannot walk history", &e))
+    }
+}
+
+impl GitStore {
+    /// The root tree of a commit.
+    fn commit_tree(&self, commit: &CommitId) -> Result<Tree<'_>, StoreError> {
+        self.find_commit(commit)?
+            .tree()
+            .map_err(|e| local_err("cannot read a commit's tree", &e))
+    }
+}
+
+/// One level of the planned change set: a file change or a directory of further changes.
+#[derive(Debug)]
+enum Node<'a> {
+    /// Put or delete this file.
+    File(&'a FileChange),
+    /// Changes below this directory.
+    Dir(BTreeMap<&'a str, Node<'a>>),
+}
+
+/// Validates every path and nests the changes by directory.
+fn plan(changes: &BTreeMap<String, FileChange>) -> Result<BTreeMap<&str, Node<'_>>, StoreError> {
+    let mut root: BTreeMap<&str, Node<'_>> = BTreeMap::new();
+    for (path, change) in changes {
+        validate_path(path)?;
+        let mut parts: Vec<&str> = path.split('/').collect();
+        let file = parts
+            .pop()
+            .expect("split yields at least one part because it always does");
+        let mut level = &mut root;
+        for part in parts {
+            let node = level
+                .entry(part)
+                .or_insert_with(|| Node::Dir(BTreeMap::new()));
+            level = match node {
+                Node::Dir(children) => children,
+                Node::File(_) => return Err(conflict(path)),
+            };
+        }
+        if level.contains_key(file) {
+            return Err(conflict(path));
+        }
+        level.insert(file, Node::File(change));
+    }
+    Ok(root)
+}
+
+/// The error for a change set that uses one path both as a file and as a directory.
+fn conflict(path: &str) -> StoreError {
+    StoreError::NotFound {
+        detail: format!("path `{path}` is used both as a file and as a directory"),
+    }
+}
+
+/// Applies `nodes` to `base` (a directory at `prefix`), writing only the trees on changed
+/// paths. Returns `None` when the directory ends up empty, so the caller drops it.
+fn apply_dir(
+    repo: &Repository,
+    base: Option<&Tree<'_>>,
+    nodes: &BTreeMap<&str, Node<'_>>,
+    prefix: &str,
+    written: &mut Vec<(Oid, String)>,
+) -> Result<Option<Oid>, StoreError> {
+    let mut tb = repo
+        .treebuilder(base)
+        .map_err(|e| local_err("cannot start a tree", &e))?;
+    for (name, node) in nodes {
+        let path = format!("{prefix}{name}");
+        let existing = tb
+            .get(name)
+            .map_err(|e| local_err("cannot read a tree entry", &e))?
+            .map(|e| (e.id(), e.kind()));
+        let is_tree = matches!(existing, Some((_, Some(ObjectType::Tree))));
+        match node {
+            Node::File(FileChange::Put(bytes)) => {
+                if is_tree {
+                    return Err(StoreError::NotFound {
+                        detail: format!("cannot write file `{path}`: it is a directory"),
+                    });
+                }
+                let oid = repo
+                    .blob(bytes)
+                    .map_err(|e| local_err("cannot write a blob", &e))?;
+                tb.insert(name, oid, MODE_FILE)
+                    .map_err(|e| local_err("cannot add a tree entry", &e))?;
+                written.push((oid, path));
+            }
+            Node::File(FileChange::Delete) => {
+                if is_tree {
+                    return Err(StoreError::NotFound {
+                        detail: format!("cannot delete `{path}`: it is a directory"),
+                    });
+                }
+                if existing.is_some() {
+                    tb.remove(name)
+                        .map_err(|e| local_err("cannot remove a tree entry", &e))?;
+                }
+            }
+            Node::Dir(children) => {
+                let sub = match existing {
+                    Some((id, Some(ObjectType::Tree))) => Some(
+                        repo.find_tree(id)
+                            .map_err(|e| local_err("cannot read a tree", &e))?,
+                    ),
+                    Some(_) => {
+                        return Err(StoreError::NotFound {
+                            detail: format!("cannot write below `{path}`: it is a file"),
+                        });
+                    }
+                    None => None,
+                };
+                match apply_dir(repo, sub.as_ref(), children, &format!("{path}/"), written)? {
+                    Some(oid) => {
+                        tb.insert(name, oid, MODE_TREE)
+                            .map_err(|e| local_err("cannot add a tree entry", &e))?;
+                    }
+                    None => {
+                        if existing.is_some() {
+                            tb.remove(name)
+                                .map_err(|e| local_err("cannot remove a tree entry", &e))?;
+                        }
+                    }
+                }
+            }
+        }
+    }
+    if tb.is_empty() {
+        return Ok(None);
+    }
+    let oid = tb
+        .write()
+        .map_err(|e| local_err("cannot write a tree", &e))?;
+    written.push((oid, prefix.trim_end_matches('/').to_string()));
+    Ok(Some(oid))
+}
+
+/// Refuses paths git cannot hold or that would escape the tree.
+pub fn validate_path(path: &str) -> Result<(), StoreError> {
+    let bad = |why: &str| StoreError::NotFound {
+        detail: format!("invalid path `{}`: {why}", path.escape_debug()),
+    };
+    if path.is_empty() {
+        return Err(bad("it is empty"));
+    }
+    if path.starts_with('/') {
+        return Err(bad("it must be relative"));
+    }
+    if path.contains('\0') || path.contains('\\') {
+        return Err(bad("it contains NUL or a backslash"));
+    }
+    for part in path.split('/') {
+        match part {
+            "" => return Err(bad("it has an empty component")),
+            "." | ".." => return Err(bad("it has a `.` or `..` component")),
+            p if p.eq_ignore_ascii_case(".git") => return Err(bad("it has a `.git` component")),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// `refs/remotes/origin/<branch>`, after checking the branch name is valid.
+fn tracking_ref(branch: &str) -> Result<String, StoreError> {
+    let full = format!("refs/heads/{branch}");
+    if branch.is_empty() || branch.starts_with('-') || !git2::Reference::is_valid_name(&full) {
+        return Err(StoreError::NotFound {
+            detail: format!("invalid branch name `{}`", branch.escape_debug()),
+        });
+    }
+    Ok(format!("refs/remotes/origin/{branch}"))
+}
+
+/// Parses a full 40-digit commit id.
+fn parse_oid(id: &CommitId) -> Result<Oid, StoreError> {
+    let ok = id.0.len() == 40 && id.0.bytes().all(|b| b.is_ascii_hexdigit());
+    ok.then(|| Oid::from_str(&id.0).ok())
+        .flatten()
+        .ok_or_else(|| StoreError::NotFound {
+            detail: format!("`{}` is not a 40-digit commit id", id.0.escape_debug()),
+        })
+}
+
+/// A libgit2 failure in the local cache.
+fn local_err(what: &str, e: &git2::Error) -> StoreError {
+    StoreError::Local {
+        detail: format!("{what}: {}", e.message()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn change_set(items: &[(&str, Option<&str>)]) -> BTreeMap<String, FileChange> {
+        items
+            .iter()
+            .map(|(p, c)| {
+                let c = match c {
+                    Some(s) => FileChange::Put(s.as_bytes().to_vec()),
+                    None => FileChange::Delete,
+                };
+                (p.to_string(), c)
+            })
+            .collect()
+    }
+
+    /// Every class of bad path is refused with a message naming it.
+    #[test]
+    fn bad_paths_are_refused() {
+        for p in [
+            "", "/abs", "a//b", "a/", "./a", "a/../b", "..", ".git/x", "a/.GIT", "a\\b", "a\0b",
+        ] {
+            let e = validate_path(p).expect_err(p);
+            assert!(matches!(e, StoreError::NotFound { .. }), "{p}: {e}");
+        }
+        for p in [
+            "a",
+            "a/b.xml",
+            "Name/ab/cd/x y.xml",
+            ".mwsync/config.toml",
+            "é/ü",
+        ] {
+            validate_path(p).expect(p);
+        }
+    }
+
+    /// A path used as both a file and a directory in one change set is refused.
+    #[test]
+    fn file_and_dir_conflict_is_refused() {
+        let c = change_set(&[("a", Some("x")), ("a/b", Some("y"))]);
+        assert!(matches!(plan(&c), Err(StoreError::NotFound { .. })));
+        let ok = change_set(&[("a/b", Some("x")), ("a/c", None)]);
+        assert_eq!(plan(&ok).expect("valid plan").len(), 1);
+    }
+
+    /// Invalid branch names and commit ids are refused before any git call.
+    #[test]
+    fn bad_names_and_ids_are_refused() {
+        for b in ["", "-x", "a..b", "a b", "a~1", "refs/../x"] {
+            assert!(tracking_ref(b).is_err(), "{b}");
+        }
+        assert_eq!(
+            tracking_ref("main").expect("valid"),
+            "refs/remotes/origin/main"
+        );
+        for id in ["", "abc", &"g".repeat(40), &"a".repeat(41)] {
+            assert!(parse_oid(&CommitId(id.to_string())).is_err(), "{id}");
+        }
+    }
+
+    /// A secret in the remote never shows in the Debug form.
+    #[test]
+    fn remote_debug_hides_secrets() {
+        let r = GitRemote {
+            url: "https://u:pw@h/r".into(),
+            api_key: Some("k3y".into()),
+            auth: AuthMode::default(),
+        };
+        let s = format!("{r:?}");
+        assert!(!s.contains("pw") && !s.contains("k3y"), "{s}");
+    }
+}

@@ -40,6 +40,8 @@ pub struct SyncWorld {
     pub scratch: Option<tempfile::TempDir>,
     /// The sequence number of the posted transaction, when a scenario made one.
     pub posted_seq: Option<u64>,
+    /// The git HTTP server, for scenarios that need one.
+    pub http_git: Option<process::HttpGit>,
     /// Collected server-sent events text.
     pub sse: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }

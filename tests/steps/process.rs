@@ -1,1 +1,399 @@
-//! Steps that run the real mwsync binary.
+//! Steps that run the real `mwsync` binary as a separate process.
+
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use base64::Engine as _;
+use cucumber::{given, then, when};
+use mwsync::record::Record;
+use mwsync_sim::gitserve::GitServer;
+
+use super::SyncWorld;
+use super::pull::{name_path, parse_file};
+use crate::support::{PASSWORD, Repo, USER};
+
+/// The API key of the scenario's git server.
+pub const API_KEY: &str = "key-5b7e-never-in-logs";
+
+/// The git HTTP server and its repository, kept alive for the scenario.
+pub struct HttpGit {
+    pub _server: GitServer,
+    pub _root: tempfile::TempDir,
+    pub url: String,
+}
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mwsync"));
+    for (k, _) in std::env::vars() {
+        if k.starts_with("MWSYNC_") {
+            c.env_remove(k);
+        }
+    }
+    c.env("RUST_LOG", "info").stdin(Stdio::null());
+    c
+}
+
+async fn output(mut cmd: Command) -> (i32, String, String) {
+    tokio::task::spawn_blocking(move || {
+        let out = cmd.output().expect("the mwsync binary runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into(),
+            String::from_utf8_lossy(&out.stderr).into(),
+        )
+    })
+    .await
+    .expect("the blocking task finishes")
+}
+
+async fn run_cmd(
+    w: &mut SyncWorld,
+    git_url: &str,
+    key: Option<&str>,
+    pause: Option<&str>,
+) -> Command {
+    let scratch = w
+        .scratch
+        .get_or_insert_with(|| tempfile::tempdir().expect("scratch dir"))
+        .path()
+        .to_path_buf();
+    let page = w.repo_config.page_size;
+    let checkpoint = w.repo_config.checkpoint_records;
+    let h = w.h().await;
+    let mut c = bin();
+    c.arg("run")
+        .arg("--once")
+        .arg("--page-size")
+        .arg(page.to_string())
+        .arg("--checkpoint-records")
+        .arg(checkpoint.to_string())
+        .env(
+            "MWSYNC_MONEYWORKS_URL",
+            h.sim
+                .url()
+                .replacen("http://", &format!("http://{USER}:{PASSWORD}@"), 1),
+        )
+        .env("MWSYNC_GIT_URL", git_url)
+        .env("MWSYNC_CACHE_DIR", scratch.join("cache"));
+    if let Some(k) = key {
+        c.env("MWSYNC_GIT_API_KEY", k);
+    }
+    if let Some(p) = pause {
+        c.env("MWSYNC_TEST_PAUSE_AT", p);
+    }
+    w.skip_invariants = true;
+    c
+}
+
+#[when(expr = "mwsync runs once with page size {int}")]
+async fn runs_with_page_size(w: &mut SyncWorld, n: u32) {
+    let mut c = bin();
+    c.args(["run", "--once", "--page-size", &n.to_string()])
+        .env(
+            "MWSYNC_MONEYWORKS_URL",
+            "http://u:p@127.0.0.1:9/REST/Acme.moneyworks",
+        )
+        .env("MWSYNC_GIT_URL", "/nonexistent/books.git")
+        .env("MWSYNC_CACHE_DIR", "/nonexistent/cache");
+    w.process = Some(output(c).await);
+}
+
+#[when("the mwsync binary runs once")]
+async fn runs_once_bare(w: &mut SyncWorld) {
+    let Repo::Bare { path, .. } = &w.h().await.repo else {
+        panic!("this scenario needs a real bare repository")
+    };
+    let url = path.display().to_string();
+    let c = run_cmd(w, &url, None, None).await;
+    w.process = Some(output(c).await);
+}
+
+#[then(expr = "it exits with code {int}")]
+fn exits_with(w: &mut SyncWorld, code: i32) {
+    let (got, out, err) = w.process.as_ref().expect("a process ran");
+    assert_eq!(*got, code, "exit code; stdout:\n{out}\nstderr:\n{err}");
+}
+
+#[then(expr = "it exits with code {int} and says {string}")]
+fn exits_and_says(w: &mut SyncWorld, code: i32, text: String) {
+    exits_with(w, code);
+    let (_, out, err) = w.process.as_ref().expect("a process ran");
+    assert!(
+        err.contains(&text) || out.contains(&text),
+        "the output should say `{text}`:\n{err}"
+    );
+}
+
+#[given("a git server over HTTP that requires an API key")]
+async fn git_server(w: &mut SyncWorld) {
+    let root = tempfile::tempdir().expect("server root");
+    let server = GitServer::start(root.path(), API_KEY).expect("the git server starts");
+    server
+        .init_bare("books.git")
+        .expect("a bare repository on the server");
+    let url = server.url("books.git");
+    w.http_git = Some(HttpGit {
+        _server: server,
+        _root: root,
+        url,
+    });
+}
+
+fn http_url(w: &SyncWorld) -> String {
+    w.http_git
+        .as_ref()
+        .expect("the git server runs")
+        .url
+        .clone()
+}
+
+#[when("the mwsync binary runs once against it with the API key")]
+#[given("the mwsync binary has run once against it with the API key")]
+async fn runs_http(w: &mut SyncWorld) {
+    let url = http_url(w);
+    let c = run_cmd(w, &url, Some(API_KEY), None).await;
+    w.process = Some(output(c).await);
+    if w.process.as_ref().is_some_and(|p| p.0 != 0) {
+        eprintln!(
+            "mwsync stderr: {}",
+            w.process.as_ref().map(|p| p.2.as_str()).unwrap_or("")
+        );
+    }
+}
+
+#[when("the mwsync binary runs once against it with a wrong API key")]
+async fn runs_http_wrong(w: &mut SyncWorld) {
+    let url = http_url(w);
+    let c = run_cmd(w, &url, Some("not-the-key"), None).await;
+    w.process = Some(output(c).await);
+}
+
+fn clone(w: &SyncWorld) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("clone dir");
+    let header = format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("mwsync:{API_KEY}"))
+    );
+    let out = Command::new("git")
+        .arg("-c")
+        .arg(format!("http.extraHeader={header}"))
+        .args(["clone", "--quiet", &http_url(w)])
+        .arg(dir.path().join("books"))
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .output()
+        .expect("git runs");
+    assert!(
+        out.status.success(),
+        "git clone failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    dir
+}
+
+#[then("neither the password nor the API key appears in its output or in the git history")]
+async fn no_secrets(w: &mut SyncWorld) {
+    let (_, out, err) = w.process.clone().expect("a process ran");
+    for secret in [PASSWORD, API_KEY] {
+        assert!(
+            !out.contains(secret) && !err.contains(secret),
+            "a secret leaked into the output"
+        );
+    }
+    let dir = clone(w);
+    let log = Command::new("git")
+        .args(["log", "--all", "-p", "--format=%H %an %ae%n%B"])
+        .current_dir(dir.path().join("books"))
+        .output()
+        .expect("git log");
+    let text = String::from_utf8_lossy(&log.stdout);
+    assert!(text.len() > 100, "the history is not empty");
+    for secret in [PASSWORD, API_KEY] {
+        assert!(
+            !text.contains(secret),
+            "a secret leaked into the git history"
+        );
+    }
+    let config =
+        std::fs::read_to_string(dir.path().join("books/.mwsync/config.toml")).expect("repo config");
+    assert!(!config.contains(PASSWORD) && !config.contains(API_KEY));
+}
+
+#[then("a plain git clone with the key holds every record")]
+async fn clone_holds(w: &mut SyncWorld) {
+    let dir = clone(w);
+    let want = w.h().await.expected_files();
+    for (path, bytes) in &want {
+        let got = std::fs::read(dir.path().join("books").join(path))
+            .unwrap_or_else(|_| panic!("{path} missing in the clone"));
+        assert_eq!(&got, bytes, "{path} differs");
+    }
+}
+
+#[given(expr = "a writer sets the phone of name {string} to {string} on changes over HTTP")]
+async fn writer_over_http(w: &mut SyncWorld, code: String, value: String) {
+    let dir = clone(w);
+    let repo = dir.path().join("books");
+    let path = name_path(&code);
+    let bytes = std::fs::read(repo.join(&path)).expect("the record is on main");
+    let mut rec: Record = parse_file(&path, &bytes);
+    rec.set_text("phone", &value);
+    std::fs::write(repo.join(&path), rec.to_canonical_xml()).expect("write the file");
+    let header = format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("writer:{API_KEY}"))
+    );
+    let git = |args: &[&str]| {
+        let out = Command::new("git")
+            .arg("-c")
+            .arg(format!("http.extraHeader={header}"))
+            .args([
+                "-c",
+                "user.name=A Writer",
+                "-c",
+                "user.email=writer@example.com",
+            ])
+            .args(args)
+            .current_dir(&repo)
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    git(&["checkout", "--quiet", "-b", "changes"]);
+    git(&["commit", "--quiet", "-am", "Update phone"]);
+    git(&["push", "--quiet", "origin", "changes"]);
+    w.writer_commit = Some(mwsync::store::CommitId(git(&["rev-parse", "HEAD"])));
+}
+
+async fn run_until_paused(w: &mut SyncWorld, point: &str) {
+    let url = http_url(w);
+    let mut c = run_cmd(w, &url, Some(API_KEY), Some(point)).await;
+    c.stderr(Stdio::piped()).stdout(Stdio::null());
+    let point = point.split(':').next().unwrap_or(point).to_string();
+    tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = c.spawn().expect("mwsync starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(stderr).lines() {
+            let line = line.expect("stderr line");
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(&format!("paused at {point}")) {
+                child.kill().expect("SIGKILL the process");
+                child.wait().expect("reap the process");
+                return;
+            }
+        }
+        let status = child.wait().expect("reap");
+        panic!("mwsync exited ({status}) without reaching {point}:\n{seen}");
+    })
+    .await
+    .expect("the watcher finishes");
+}
+
+#[when("the mwsync binary is killed after the import")]
+async fn killed_after_import(w: &mut SyncWorld) {
+    run_until_paused(w, "after-import").await;
+}
+
+#[when(expr = "the mwsync binary is killed after checkpoint {int}")]
+async fn killed_after_checkpoint(w: &mut SyncWorld, n: u32) {
+    run_until_paused(w, &format!("after-checkpoint:{n}")).await;
+    let dir = clone(w);
+    let files = walk(&dir.path().join("books"));
+    let records = files
+        .iter()
+        .filter(|p| !p.starts_with(".mwsync") && !p.starts_with(".git"))
+        .count();
+    assert_eq!(
+        records,
+        n as usize * w.repo_config.checkpoint_records as usize,
+        "the kill came after exactly {n} checkpoints"
+    );
+}
+
+fn walk(root: &std::path::Path) -> Vec<String> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("readable dir") {
+            let p = e.expect("entry").path();
+            let rel = p
+                .strip_prefix(root)
+                .expect("under root")
+                .display()
+                .to_string();
+            if rel.starts_with(".git") {
+                continue;
+            }
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                out.push(rel);
+            }
+        }
+    }
+    out
+}
+
+#[then(expr = "MoneyWorks received {int} import(s)")]
+async fn imports_received(w: &mut SyncWorld, n: u64) {
+    assert_eq!(w.h().await.sim.requests().import, n);
+}
+
+#[then("the writer's commit is in main over HTTP")]
+async fn writer_in_main_http(w: &mut SyncWorld) {
+    let dir = clone(w);
+    let id = w.writer_commit.clone().expect("a writer committed");
+    let ok = Command::new("git")
+        .args(["merge-base", "--is-ancestor", &id.0, "origin/main"])
+        .current_dir(dir.path().join("books"))
+        .status()
+        .expect("git runs");
+    assert!(ok.success(), "the writer's commit is not in main");
+}
+
+#[then("main over HTTP holds exactly the records MoneyWorks holds")]
+async fn http_main_equals(w: &mut SyncWorld) {
+    let dir = clone(w);
+    let root = dir.path().join("books");
+    let want = w.h().await.expected_files();
+    let got: Vec<String> = walk(&root)
+        .into_iter()
+        .filter(|p| !p.starts_with(".mwsync"))
+        .collect();
+    assert_eq!(got.len(), want.len(), "record count on main");
+    for (path, bytes) in &want {
+        assert_eq!(
+            &std::fs::read(root.join(path)).expect("present"),
+            bytes,
+            "{path}"
+        );
+    }
+}
+
+#[then("every record was created exactly once in the history over HTTP")]
+async fn created_once(w: &mut SyncWorld) {
+    let dir = clone(w);
+    let out = Command::new("git")
+        .args(["log", "--diff-filter=A", "--name-only", "--format="])
+        .current_dir(dir.path().join("books"))
+        .output()
+        .expect("git log");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let mut added: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with(".mwsync"))
+        .collect();
+    let total = added.len();
+    added.sort_unstable();
+    added.dedup();
+    assert_eq!(total, added.len(), "a record file was added more than once");
+    assert_eq!(added.len(), w.h().await.expected_files().len());
+    tokio::time::sleep(Duration::from_millis(0)).await;
+}

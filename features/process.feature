@@ -1,0 +1,50 @@
+Feature: The mwsync binary, end to end
+  The real binary runs as a separate process against the fake MoneyWorks over HTTP and a real
+  git repository, and is killed and restarted where a test needs a crash.
+
+  Scenario: A page size out of range is refused before any network access
+    When mwsync runs once with page size 5
+    Then it exits with code 2 and says "page_size = 5 is out of range 10..=100"
+
+  Scenario: main moved by someone else stops the binary with exit code 3
+    Given a MoneyWorks document with 3 names
+    And the repository is a real bare repository
+    When the mwsync binary runs once
+    Then it exits with code 0
+    When someone else commits to main
+    And the mwsync binary runs once
+    Then it exits with code 3 and says "Only mwsync may write `main`"
+
+  Scenario: The password and the API key appear nowhere in logs or history
+    Given a MoneyWorks document with 4 names
+    And a git server over HTTP that requires an API key
+    When the mwsync binary runs once against it with the API key
+    Then it exits with code 0
+    And neither the password nor the API key appears in its output or in the git history
+    And a plain git clone with the key holds every record
+    When the mwsync binary runs once against it with a wrong API key
+    Then it exits with code 2 and says "refused the credentials"
+
+  Scenario: A crash after the import and before the merge is completed on restart without importing again
+    Given a MoneyWorks document with 3 names
+    And the name "ACME" with phone "555 0100" exists in MoneyWorks
+    And a git server over HTTP that requires an API key
+    And the mwsync binary has run once against it with the API key
+    And a writer sets the phone of name "ACME" to "555 0142" on changes over HTTP
+    When the mwsync binary is killed after the import
+    Then MoneyWorks received 1 import
+    When the mwsync binary runs once against it with the API key
+    Then it exits with code 0
+    And MoneyWorks received 1 import
+    And the writer's commit is in main over HTTP
+
+  Scenario: A SIGKILL during a multi-checkpoint first sync loses and duplicates nothing
+    Given checkpoints of 10 records
+    And the page size is 10
+    And a MoneyWorks document with 45 names
+    And a git server over HTTP that requires an API key
+    When the mwsync binary is killed after checkpoint 2
+    And the mwsync binary runs once against it with the API key
+    Then it exits with code 0
+    And main over HTTP holds exactly the records MoneyWorks holds
+    And every record was created exactly once in the history over HTTP
