@@ -646,8 +646,9 @@ fn shifted_and_scaled_output_stays_balanced() {
     );
 }
 
-/// Each class of bad input is refused with a reason: truncated XML, an unknown entity, a
-/// `<table>` without a name, and an output directory inside the input.
+/// Each class of bad input is refused with a reason: truncated or mismatched XML, an unknown
+/// entity, a `<table>` without a name, an unknown root, and an output directory that is
+/// inside the input or not empty.
 #[test]
 fn anonymize_refuses_bad_input() {
     let cases = [
@@ -664,6 +665,7 @@ fn anonymize_refuses_bad_input() {
             "<table name=\"Name\"><name><code>A</name></code></table>",
             "well-formed",
         ),
+        ("<import><table name=\"Name\"/></import>", "neither"),
     ];
     for (body, needle) in cases {
         let (input, out) = (
@@ -678,11 +680,21 @@ fn anonymize_refuses_bad_input() {
             "{err} should mention {needle}"
         );
     }
-    let input = tempfile::tempdir().expect("tmp");
+    let (input, out) = (
+        tempfile::tempdir().expect("tmp"),
+        tempfile::tempdir().expect("tmp"),
+    );
     write_sensitive_exports(input.path());
-    let err = anonymize_dir(input.path(), &input.path().join("out"), &opts(1))
-        .expect_err("nested output");
+    let nested = input.path().join("out");
+    let err = anonymize_dir(input.path(), &nested, &opts(1)).expect_err("nested output");
     assert!(matches!(err, DataError::Refused { .. }), "{err}");
+    assert!(
+        !nested.exists(),
+        "a refused output directory is not created"
+    );
+    std::fs::write(out.path().join("old.xml"), "<x/>").expect("write");
+    let err = anonymize_dir(input.path(), out.path(), &opts(1)).expect_err("non-empty output");
+    assert!(err.to_string().contains("not empty"), "{err}");
 }
 
 /// Anonymized generated data loads into the fake server, and a verbose REST export gives back

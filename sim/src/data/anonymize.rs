@@ -700,20 +700,28 @@ fn walk(
     Ok(())
 }
 
-fn check_dirs(input: &Path, out: &Path) -> Result<(), DataError> {
+fn check_dirs(input: &Path, out: &Path, must_be_empty: bool) -> Result<(), DataError> {
     let src = input.canonicalize().map_err(|e| DataError::io(input, e))?;
-    std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))?;
-    let dst = out.canonicalize().map_err(|e| DataError::io(out, e))?;
+    let dst = super::guard::resolve(out)?;
+    let refuse = |reason: String| DataError::Refused {
+        path: out.to_path_buf(),
+        reason,
+    };
     if dst.starts_with(&src) || src.starts_with(&dst) {
-        return Err(DataError::Refused {
-            path: out.to_path_buf(),
-            reason: format!(
-                "the output and the input {} contain one another",
-                input.display()
-            ),
-        });
+        return Err(refuse(format!(
+            "the output and the input {} contain one another",
+            input.display()
+        )));
     }
-    Ok(())
+    if must_be_empty
+        && let Ok(mut entries) = std::fs::read_dir(out)
+        && entries.next().is_some()
+    {
+        return Err(refuse(
+            "it is not empty, and earlier output would mix with this run's".into(),
+        ));
+    }
+    std::fs::create_dir_all(out).map_err(|e| DataError::io(out, e))
 }
 
 fn malformed(path: &Path, reason: impl Into<String>) -> DataError {
@@ -726,7 +734,7 @@ fn malformed(path: &Path, reason: impl Into<String>) -> DataError {
 /// Anonymizes every XML file below `input` into `out`, keeping relative paths except that
 /// record files keyed by a replaced code move to the path of their new code.
 pub fn anonymize_dir(input: &Path, out: &Path, opts: &AnonOptions) -> Result<AnonStats, DataError> {
-    check_dirs(input, out)?;
+    check_dirs(input, out, true)?;
     let mut anon = Anonymizer::new(opts);
     let mut stats = AnonStats::default();
     walk(input, "", &mut |rel| {
@@ -814,9 +822,14 @@ impl Anonymizer {
                             .map_err(|e| bad(e.to_string()))?;
                         table = table_info(&tname)
                             .map_or_else(|| tname.to_ascii_lowercase(), |t| t.element.to_string());
-                    } else {
+                    } else if mwsync::record::TABLES.iter().any(|t| t.element == name) {
                         record_depth = 0;
                         table = name;
+                    } else {
+                        return Err(bad(format!(
+                            "the root element <{name}> is neither an export's <table> nor a \
+                             record of a known table"
+                        )));
                     }
                 }
                 _ => {}
@@ -874,7 +887,7 @@ impl Anonymizer {
 /// The baseline the benchmark compares against: reads every XML file below `input` with
 /// quick-xml and writes each event back unchanged into `out`. Returns bytes read.
 pub fn copy_xml_dir(input: &Path, out: &Path) -> Result<u64, DataError> {
-    check_dirs(input, out)?;
+    check_dirs(input, out, false)?;
     let mut total = 0u64;
     walk(input, "", &mut |rel| {
         if !rel.ends_with(".xml") {

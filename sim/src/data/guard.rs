@@ -26,30 +26,12 @@ pub fn check_out_dir(out: &Path) -> Result<(), DataError> {
         path: out.to_path_buf(),
         reason,
     };
-    let abs = if out.is_absolute() {
-        out.to_path_buf()
-    } else {
-        std::env::current_dir()
-            .map_err(|e| DataError::io(Path::new("."), e))?
-            .join(out)
-    };
-    // The nearest directory that exists is where git is asked; the rest is appended as is.
-    let mut base = abs.clone();
-    let mut rest: Vec<std::ffi::OsString> = Vec::new();
-    while !base.is_dir() {
-        let Some(name) = base.file_name() else {
-            return Err(refuse("no part of the path exists".into()));
-        };
-        rest.push(name.to_os_string());
-        if !base.pop() {
-            return Err(refuse("no part of the path exists".into()));
-        }
-    }
-    let base = base.canonicalize().map_err(|e| DataError::io(&base, e))?;
-    let mut target = base.clone();
-    for part in rest.iter().rev() {
-        target.push(part);
-    }
+    let target = resolve(out)?;
+    let base = target
+        .ancestors()
+        .find(|a| a.is_dir())
+        .ok_or_else(|| refuse("no part of the path exists".into()))?
+        .to_path_buf();
     let inside = match git(&base, &["rev-parse", "--is-inside-work-tree"]) {
         Ok(o) => o.status.success() && String::from_utf8_lossy(&o.stdout).trim() == "true",
         Err(_) => {
@@ -105,6 +87,34 @@ pub fn check_out_dir(out: &Path) -> Result<(), DataError> {
             ),
         }),
     }
+}
+
+/// The absolute form of `path` with its longest existing prefix resolved (symlinks and `..`),
+/// the rest appended as written, so paths that do not exist yet can be compared.
+pub fn resolve(path: &Path) -> Result<PathBuf, DataError> {
+    let abs = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map_err(|e| DataError::io(Path::new("."), e))?
+            .join(path)
+    };
+    let mut base = abs.clone();
+    let mut rest: Vec<std::ffi::OsString> = Vec::new();
+    while !base.is_dir() {
+        match base.file_name() {
+            Some(name) => rest.push(name.to_os_string()),
+            None => break,
+        }
+        if !base.pop() {
+            break;
+        }
+    }
+    let mut target = base.canonicalize().map_err(|e| DataError::io(&base, e))?;
+    for part in rest.iter().rev() {
+        target.push(part);
+    }
+    Ok(target)
 }
 
 fn git(dir: &Path, args: &[&str]) -> std::io::Result<std::process::Output> {
