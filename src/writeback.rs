@@ -663,6 +663,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             report.records += again.records;
             report.requests += again.requests;
             report.commits += again.commits;
+            // A write may have changed the config, for example to request a full sync.
+            self.full_sync_if_requested().await?;
         }
         Ok(report)
     }

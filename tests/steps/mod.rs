@@ -1,5 +1,6 @@
 //! Step definitions, one module per feature area, sharing one world.
 
+pub mod converge;
 pub mod process;
 pub mod pull;
 pub mod writeback;
@@ -42,6 +43,8 @@ pub struct SyncWorld {
     pub posted_seq: Option<u64>,
     /// The git HTTP server, for scenarios that need one.
     pub http_git: Option<process::HttpGit>,
+    /// The last full sync's outcome.
+    pub full_sync: Option<Result<usize, String>>,
     /// Collected server-sent events text.
     pub sse: Option<std::sync::Arc<std::sync::Mutex<String>>>,
 }
