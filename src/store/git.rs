@@ -10,7 +10,6 @@
 mod cli;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Sort, Tree, TreeWalkMode};
