@@ -842,3 +842,53 @@ async fn thousand_records_export_and_import_quickly() {
         );
     }
 }
+
+/// A server loaded from export files serves exactly those records, fitted to the schema.
+#[tokio::test]
+async fn serves_records_loaded_from_export_files() {
+    let spec = mwsync_sim::data::GenSpec {
+        seed: 11,
+        names: 4,
+        transactions: 6,
+        ..Default::default()
+    };
+    let ds = mwsync_sim::data::generate(&spec);
+    let dir = tempfile::tempdir().expect("temp dir");
+    mwsync_sim::data::write_dir(&ds, dir.path()).expect("written");
+    let sim = Sim::builder()
+        .data_dir(dir.path())
+        .login("Admin", "secret")
+        .start()
+        .await;
+    let c = Client::new(&sim);
+    let names = c.export("table=name&format=xml-verbose").await;
+    let parsed = mwsync::moneyworks::xml::parse_export(&names, None).expect("parses");
+    assert_eq!(parsed.records, ds.tables["Name"]);
+    let tx = c.export("table=transaction&format=xml-verbose").await;
+    assert_eq!(attrs(&tx).2, "6");
+}
+
+/// `Sim::url` names the document so that a client appending a command reaches it.
+#[tokio::test]
+async fn sim_url_is_the_document_rest_url() {
+    let sim = Sim::builder()
+        .names(2)
+        .document("Sub Folder/Acme.moneyworks")
+        .login("Admin", "pw")
+        .start()
+        .await;
+    assert_eq!(
+        sim.url(),
+        format!("{}/REST/Sub%20Folder%2FAcme.moneyworks", sim.base_url())
+    );
+    let body = reqwest::Client::new()
+        .get(format!("{}/export/table=name&format=xml", sim.url()))
+        .header(AUTHORIZATION, basic("Admin:Document:pw"))
+        .send()
+        .await
+        .expect("reachable")
+        .text()
+        .await
+        .expect("body");
+    assert_eq!(attrs(&body).2, "2");
+}

@@ -280,6 +280,20 @@ pub fn set_field(
     name: &str,
     value: &str,
 ) -> Result<(), String> {
+    if let Some(i) = schema
+        .fields
+        .iter()
+        .position(|f| f.name.eq_ignore_ascii_case(name))
+    {
+        let def = &schema.fields[i];
+        let stored = schema::normalize(def, value)?;
+        // Stored records are in schema order, so the field is usually at the same index.
+        match record.fields.get_mut(i).filter(|f| f.name == def.name) {
+            Some(field) => field.value = Value::Text(stored),
+            None => record.set_text(def.name, &stored),
+        }
+        return Ok(());
+    }
     let stored = match schema.field(name) {
         Some(def) => schema::normalize(def, value)?,
         None if record
