@@ -5,6 +5,7 @@
 mod contract;
 mod git;
 mod mem;
+mod serve;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
