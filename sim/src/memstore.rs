@@ -420,7 +420,11 @@ impl Store for MemoryStore {
         expected: Option<&CommitId>,
         new: &CommitId,
     ) -> Result<(), StoreError> {
-        if branch.is_empty() || branch.contains("..") || branch.contains(char::is_whitespace) {
+        let bad_branch = branch.is_empty()
+            || branch.starts_with('-')
+            || branch.contains("..")
+            || branch.contains(|c: char| c.is_whitespace() || "~^:?*[\\".contains(c));
+        if bad_branch {
             return Err(StoreError::NotFound {
                 detail: format!("invalid branch name `{}`", branch.escape_debug()),
             });

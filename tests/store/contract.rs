@@ -133,7 +133,7 @@ pub fn round_trip<S: Store>(a: &mut S, b: &mut S) {
 
     let info = a.commit_info(&c2).expect("info");
     assert_eq!(info.id, c2);
-    assert_eq!(info.parents, [c1.clone()]);
+    assert_eq!(info.parents, std::slice::from_ref(&c1));
     assert_eq!(info.author, "mwsync <mwsync@localhost>");
     assert_eq!(info.message, "second\n");
 
@@ -242,6 +242,10 @@ pub fn bad_input<S: Store>(s: &mut S) {
             s.push("main", None, id),
             Err(StoreError::NotFound { .. })
         ));
+    }
+    for branch in ["", "a b", "a..b", "-x"] {
+        let e = s.push(branch, None, &c).expect_err(branch);
+        assert_eq!(e.class(), ErrorClass::Invalid, "{branch:?}: {e}");
     }
     // Deleting a file that is not there is harmless; an empty change set keeps the tree.
     let same = s
