@@ -435,3 +435,40 @@ fn hundred_thousand_files() {
     );
     assert_eq!(loose_objects(&cache), 0);
 }
+
+/// A push larger than git's post buffer (sent chunked, without a length) works over HTTP.
+#[test]
+fn large_push_over_http() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let root = tmp.path().join("srv");
+    std::fs::create_dir_all(&root).expect("root");
+    let server = GitServer::start(&root, KEY).expect("server");
+    server.init_bare("r.git").expect("init");
+    let url = server.url("r.git");
+    let mut s = open(tmp.path(), "a", remote(&url, Some(KEY), AuthMode::Bearer));
+    // Incompressible bytes from a fixed linear congruential sequence: about 3 MB in total.
+    let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+    let changes = (0..300)
+        .map(|i| {
+            let body: Vec<u8> = (0..10_000)
+                .map(|_| {
+                    x = x.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1);
+                    (x >> 56) as u8
+                })
+                .collect();
+            (format!("blobs/{i}.bin"), FileChange::Put(body))
+        })
+        .collect();
+    let c = s
+        .commit(NewCommit {
+            parents: vec![],
+            changes,
+            message: "big push\n".into(),
+        })
+        .expect("commit");
+    s.push("main", None, &c).expect("chunked push");
+    let mut other = open(tmp.path(), "b", remote(&url, Some(KEY), AuthMode::Bearer));
+    other.fetch().expect("fetch");
+    assert_eq!(other.remote_tip("main").expect("tip"), Some(c.clone()));
+    assert_eq!(other.list_files(&c, "blobs").expect("list").len(), 300);
+}

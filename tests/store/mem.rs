@@ -129,7 +129,7 @@ fn writers_and_moved_branches() {
     assert_eq!(s.remote_tip("changes").expect("tip"), Some(w.clone()));
     let info = s.commit_info(&w).expect("info");
     assert_eq!(info.author, "writer <w@example.com>");
-    assert_eq!(info.parents, [c1.clone()]);
+    assert_eq!(info.parents, std::slice::from_ref(&c1));
     assert_eq!(s.changed_paths(Some(&c1), &w).expect("diff"), ["a", "b/c"]);
 
     remote.set_branch("main", Some(w.clone()));
