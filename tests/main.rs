@@ -1,3 +1,5 @@
 //! The one integration test binary: modules mirror `src/` and talk to the simulator.
 
+mod simulation;
 mod store;
+mod support;

@@ -268,6 +268,8 @@ pub struct Harness {
     pub repo_config: RepoConfigFile,
     /// `main` tips observed after each step, to prove it only moves forward.
     pub tips: Vec<CommitId>,
+    /// The MoneyWorks request timeout.
+    pub timeout: Duration,
 }
 
 /// A short retry policy: the same logic, without long waits in real time.
@@ -299,13 +301,31 @@ impl Harness {
         kind: StoreKind,
         repo_config: RepoConfigFile,
     ) -> Harness {
+        Self::start_with(builder, kind, repo_config, Duration::from_secs(5)).await
+    }
+
+    /// As [`Harness::start`], with a MoneyWorks request timeout.
+    pub async fn start_with(
+        builder: SimBuilder,
+        kind: StoreKind,
+        repo_config: RepoConfigFile,
+        timeout: Duration,
+    ) -> Harness {
         let sim = builder.start().await;
         let repo = Repo::new(kind);
         let events = Events::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook = Arc::new(Mutex::new(None));
         let local = LocalState::in_memory();
-        let engine = Self::engine(&sim, &repo, &events, &hook, local.clone(), &repo_config);
+        let engine = Self::engine(
+            &sim,
+            &repo,
+            &events,
+            &hook,
+            local.clone(),
+            &repo_config,
+            timeout,
+        );
         let h = Harness {
             sim,
             repo,
@@ -316,6 +336,7 @@ impl Harness {
             local,
             repo_config,
             tips: vec![],
+            timeout,
         };
         h.collect_events();
         h
@@ -328,6 +349,7 @@ impl Harness {
         hook: &Arc<Mutex<Option<ExportHook>>>,
         local: LocalState,
         repo_config: &RepoConfigFile,
+        timeout: Duration,
     ) -> Engine<HookedMw, DynStore> {
         let endpoint = MoneyWorksEndpoint::parse(
             &sim.url()
@@ -335,7 +357,7 @@ impl Harness {
             None,
         )
         .expect("the sim URL is a valid MoneyWorks URL");
-        let inner = HttpMoneyWorks::new(&endpoint, Duration::from_secs(5)).expect("client");
+        let inner = HttpMoneyWorks::new(&endpoint, timeout).expect("client");
         let mw = HookedMw {
             inner,
             exports: AtomicU64::new(0),
@@ -381,6 +403,7 @@ impl Harness {
             &self.hook,
             local,
             &self.repo_config,
+            self.timeout,
         );
     }
 

@@ -1,0 +1,397 @@
+//! The seeded convergence simulation: random creates, edits and deletes, clock steps both
+//! ways, MoneyWorks faults, transient git failures, daemon restarts and write-backs (some
+//! conflicting), then quiescence. Afterwards `main` must equal MoneyWorks byte for byte, no
+//! marker may be ahead of the clock, `main` only moved forward, and every write-back was
+//! applied once or reported. `MWSYNC_SIM_SEEDS=N` runs more seeds; `MWSYNC_SIM_SEED=S`
+//! replays one.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::{Duration, Instant};
+
+use mwsync::config::RepoConfigFile;
+use mwsync::events::Event;
+use mwsync::record::Record;
+use mwsync::store::{CommitId, FileChange, NewCommit, Store};
+use mwsync_sim::fake::FaultKind;
+use mwsync_sim::memstore::MemOp;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::support::{Harness, Repo, StoreKind, sim_builder};
+
+const DEFAULT_SEEDS: u64 = 200;
+const STEPS: usize = 24;
+
+/// What one seed did, for the failure message.
+#[derive(Default)]
+struct Trace {
+    steps: Vec<String>,
+}
+
+async fn writer_edit(h: &mut Harness, rng: &mut ChaCha8Rng, trace: &mut Trace) -> Option<CommitId> {
+    let Repo::Memory(remote) = &h.repo else {
+        unreachable!("the simulation runs in memory")
+    };
+    let main = remote.branch("main")?;
+    let mut candidates: Vec<String> = remote.list_files(&main, "name");
+    if rng.random_bool(0.3) {
+        candidates.extend(remote.list_files(&main, "transaction"));
+    }
+    if candidates.is_empty() {
+        return None;
+    }
+    let path = candidates[rng.random_range(0..candidates.len())].clone();
+    let bytes = remote.read_file(&main, &path)?;
+    let (t, _) = mwsync::record::parse_record_path(&path).ok()?;
+    let mut rec = Record::from_xml(t, std::str::from_utf8(&bytes).ok()?).ok()?;
+    let (field, value) = if t.name == "Name" {
+        (
+            "phone",
+            format!(
+                "09 {:03} {:04}",
+                rng.random_range(0..1000),
+                rng.random_range(0..10000)
+            ),
+        )
+    } else {
+        (
+            "description",
+            format!("Edited {}", rng.random_range(0..1000)),
+        )
+    };
+    rec.set_text(field, &value);
+    let mut c = remote.store();
+    c.fetch().ok()?;
+    let mut changes = BTreeMap::new();
+    changes.insert(
+        path.clone(),
+        FileChange::Put(rec.to_canonical_xml().into_bytes()),
+    );
+    let id = c
+        .commit(NewCommit {
+            parents: vec![main],
+            changes,
+            message: format!("Set {field}"),
+        })
+        .ok()?;
+    // Writers own `changes`; a new write starts from main and replaces any older one.
+    c.push("changes", c.remote_tip("changes").ok()?.as_ref(), &id)
+        .ok()?;
+    trace.steps.push(format!("writer sets {field} of {path}"));
+    Some(id)
+}
+
+/// Totals over all seeds, printed so a run shows what it exercised.
+#[derive(Default, Debug, Clone, Copy)]
+struct Totals {
+    cycles_failed: u64,
+    writes: u64,
+    applied: u64,
+    conflicts: u64,
+    failed_writes: u64,
+    regressions: u64,
+    restarts: u64,
+    deletes: u64,
+}
+
+impl std::ops::AddAssign for Totals {
+    fn add_assign(&mut self, o: Totals) {
+        self.cycles_failed += o.cycles_failed;
+        self.writes += o.writes;
+        self.applied += o.applied;
+        self.conflicts += o.conflicts;
+        self.failed_writes += o.failed_writes;
+        self.regressions += o.regressions;
+        self.restarts += o.restarts;
+        self.deletes += o.deletes;
+    }
+}
+
+/// Seeds run at once: each waits mostly on injected delays and timeouts, not on the CPU.
+const CONCURRENT_SEEDS: usize = 8;
+
+async fn run_seed(seed: u64) -> Result<Totals, String> {
+    let mut totals = Totals::default();
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let repo_config = RepoConfigFile {
+        page_size: 10,
+        checkpoint_records: rng.random_range(3..12),
+        fingerprint_interval_secs: 300,
+        max_delete_percent: 100,
+        ..RepoConfigFile::default()
+    };
+    let builder = sim_builder()
+        .seed(seed)
+        .names(rng.random_range(2..8))
+        .accounts(2)
+        .products(1)
+        .jobs(1)
+        .transactions(rng.random_range(0..4));
+    let mut h = Harness::start_with(
+        builder,
+        StoreKind::Memory,
+        repo_config,
+        Duration::from_millis(200),
+    )
+    .await;
+    let Repo::Memory(remote) = &h.repo else {
+        unreachable!("memory")
+    };
+    let remote = remote.clone();
+    let mut trace = Trace::default();
+    let mut writes: Vec<CommitId> = Vec::new();
+    let mut next_code = 0u32;
+    for _ in 0..STEPS {
+        let roll = rng.random_range(0..100);
+        let names: Vec<String> = h
+            .sim
+            .records("Name")
+            .iter()
+            .filter_map(|r| r.text("code").map(str::to_string))
+            .collect();
+        match roll {
+            0..=14 => {
+                next_code += 1;
+                let code = format!("SIM{next_code:03}");
+                h.sim.advance(rng.random_range(0..3));
+                h.sim
+                    .upsert("Name", &code, &[("name", &format!("Sim {next_code}"))]);
+                trace.steps.push(format!("create {code}"));
+            }
+            15..=34 if !names.is_empty() => {
+                let code = &names[rng.random_range(0..names.len())];
+                h.sim.advance(rng.random_range(0..3));
+                h.sim.upsert(
+                    "Name",
+                    code,
+                    &[(
+                        "phone",
+                        &format!(
+                            "0{} {}",
+                            rng.random_range(1..9),
+                            rng.random_range(0..100000)
+                        ),
+                    )],
+                );
+                trace.steps.push(format!("edit {code}"));
+            }
+            35..=39 if names.len() > 1 => {
+                let code = &names[rng.random_range(0..names.len())];
+                h.sim.delete("Name", code);
+                trace.steps.push(format!("delete {code}"));
+            }
+            40..=47 => {
+                let secs = match rng.random_range(0..4) {
+                    0 => -rng.random_range(1..10),
+                    1 => -rng.random_range(600..7200),
+                    2 => rng.random_range(1..120),
+                    _ => rng.random_range(3600..86_400),
+                };
+                h.sim.advance(secs);
+                trace.steps.push(format!("clock {secs:+}"));
+            }
+            48..=55 => {
+                let (kind, name) = match rng.random_range(0..5) {
+                    0 => (FaultKind::LicenceLimit, "licence_limit"),
+                    1 => (FaultKind::Http500, "http_500"),
+                    2 => (FaultKind::Truncate, "truncate"),
+                    3 => (FaultKind::MalformedXml, "malformed_xml"),
+                    _ => (FaultKind::Delay(Duration::from_millis(250)), "delay"),
+                };
+                let n = rng.random_range(1..7);
+                h.sim.fail_next(kind, n);
+                trace.steps.push(format!("fault {name} x{n}"));
+            }
+            56..=61 => {
+                let op = match rng.random_range(0..3) {
+                    0 => MemOp::Fetch,
+                    1 => MemOp::Push,
+                    _ => MemOp::PushOutcomeUnknown,
+                };
+                remote.fail_next(op, 1);
+                trace.steps.push(format!("git fault {op:?}"));
+            }
+            62..=67 => {
+                h.restart();
+                trace.steps.push("restart".into());
+            }
+            68..=79 => {
+                if let Some(id) = writer_edit(&mut h, &mut rng, &mut trace).await {
+                    writes.push(id);
+                    if rng.random_bool(0.3) && !names.is_empty() {
+                        // A MoneyWorks user edits too; the write may now conflict.
+                        let code = &names[rng.random_range(0..names.len())];
+                        h.sim.advance(1);
+                        h.sim.upsert("Name", code, &[("phone", "MW edit")]);
+                        trace.steps.push(format!("conflicting edit {code}"));
+                    }
+                }
+            }
+            _ => {}
+        }
+        let outcome = h.cycle().await;
+        match &outcome {
+            Ok(_) => trace.steps.push("cycle ok".into()),
+            Err(e) => {
+                let class = mwsync::error::Classify::class(e);
+                if class != mwsync::error::ErrorClass::Retryable {
+                    return Err(format!(
+                        "a cycle failed with a non-retryable error: {e}\nsteps: {:?}",
+                        trace.steps
+                    ));
+                }
+                trace.steps.push(format!("cycle failed: {e}"));
+            }
+        }
+    }
+    // Quiescence: let the clock pass every stamp and the fingerprint interval, drain faults.
+    h.sim.advance(2 * 86_400);
+    let mut ok = 0;
+    for _ in 0..20 {
+        if h.cycle().await.is_ok() {
+            ok += 1;
+            if ok == 2 {
+                break;
+            }
+        }
+    }
+    if ok < 2 {
+        return Err(format!(
+            "cycles kept failing after quiescence\nsteps: {:?}",
+            trace.steps
+        ));
+    }
+    let want = h.expected_files();
+    let got = h.main_records();
+    if want != got {
+        let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
+        let extra: Vec<_> = got.keys().filter(|k| !want.contains_key(*k)).collect();
+        let differ: Vec<_> = want
+            .keys()
+            .filter(|k| got.get(*k).is_some_and(|g| g != &want[*k]))
+            .collect();
+        return Err(format!(
+            "main differs from MoneyWorks: missing {missing:?}, extra {extra:?}, differ {differ:?}\nsteps: {:?}",
+            trace.steps
+        ));
+    }
+    h.check_invariants()
+        .await
+        .map_err(|e| format!("{e}\nsteps: {:?}", trace.steps))?;
+    // Every write was applied once or reported.
+    let events = h.events();
+    let mut applied: BTreeMap<String, usize> = BTreeMap::new();
+    let mut reported = BTreeSet::new();
+    for e in &events {
+        match e {
+            Event::WriteApplied { commit, .. } => *applied.entry(commit.clone()).or_default() += 1,
+            Event::WriteConflict { commit, .. }
+            | Event::WriteRejected { commit, .. }
+            | Event::WriteFailed { commit, .. } => {
+                reported.insert(commit.clone());
+            }
+            _ => {}
+        }
+    }
+    totals.writes += writes.len() as u64;
+    totals.applied += applied.len() as u64;
+    totals.conflicts += events
+        .iter()
+        .filter(|e| matches!(e, Event::WriteConflict { .. }))
+        .count() as u64;
+    totals.failed_writes += events
+        .iter()
+        .filter(|e| matches!(e, Event::WriteFailed { .. }))
+        .count() as u64;
+    totals.regressions += events
+        .iter()
+        .filter(|e| matches!(e, Event::ClockRegression { .. }))
+        .count() as u64;
+    totals.restarts += trace.steps.iter().filter(|s| *s == "restart").count() as u64;
+    totals.deletes += trace
+        .steps
+        .iter()
+        .filter(|s| s.starts_with("delete"))
+        .count() as u64;
+    totals.cycles_failed += trace
+        .steps
+        .iter()
+        .filter(|s| s.starts_with("cycle failed"))
+        .count() as u64;
+    if let Some((c, n)) = applied.iter().find(|(_, n)| **n > 1) {
+        return Err(format!(
+            "write {c} was applied {n} times\nsteps: {:?}",
+            trace.steps
+        ));
+    }
+    let main = remote.branch("main").ok_or("main vanished")?;
+    let mut c = remote.store();
+    c.fetch().map_err(|e| e.to_string())?;
+    let last_write = writes.last().cloned();
+    for w in &writes {
+        // A writer that started over replaced its older commit; only the last one counts.
+        if Some(w) != last_write.as_ref() || reported.contains(&w.0) {
+            continue;
+        }
+        if !c.is_ancestor(w, &main).map_err(|e| e.to_string())? {
+            return Err(format!(
+                "write {w} was neither merged nor reported\nsteps: {:?}",
+                trace.steps
+            ));
+        }
+    }
+    Ok(totals)
+}
+
+/// Every seed converges: main equals MoneyWorks and every invariant holds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn seeded_runs_converge() {
+    let seeds: Vec<u64> = match std::env::var("MWSYNC_SIM_SEED") {
+        Ok(s) => vec![s.parse().expect("MWSYNC_SIM_SEED is a number")],
+        Err(_) => {
+            let n = std::env::var("MWSYNC_SIM_SEEDS")
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(DEFAULT_SEEDS);
+            (0..n).collect()
+        }
+    };
+    let started = Instant::now();
+    let mut totals = Totals::default();
+    let mut tasks = tokio::task::JoinSet::new();
+    let mut pending = seeds.clone().into_iter();
+    let mut failures = Vec::new();
+    loop {
+        while tasks.len() < CONCURRENT_SEEDS {
+            let Some(seed) = pending.next() else { break };
+            tasks.spawn(async move { (seed, run_seed(seed).await) });
+        }
+        let Some(done) = tasks.join_next().await else {
+            break;
+        };
+        match done.expect("a seed task does not panic") {
+            (_, Ok(t)) => totals += t,
+            (seed, Err(e)) => failures.push((seed, e)),
+        }
+    }
+    if let Some((seed, e)) = failures.iter().min_by_key(|(s, _)| *s) {
+        panic!(
+            "{} of {} simulation seeds failed; the first is seed {seed}: {e}\nreplay with: MWSYNC_SIM_SEED={seed} cargo test -p mwsync --test main simulation -- --nocapture",
+            failures.len(),
+            seeds.len()
+        );
+    }
+    eprintln!(
+        "simulation: {} seeds converged in {:.1}s; {totals:?}",
+        seeds.len(),
+        started.elapsed().as_secs_f64()
+    );
+    assert!(
+        seeds.len() < 50
+            || (totals.applied > 0
+                && totals.conflicts > 0
+                && totals.regressions > 0
+                && totals.restarts > 0),
+        "the simulation must exercise write-backs, conflicts, clock regressions and restarts: {totals:?}"
+    );
+}
