@@ -91,6 +91,7 @@ struct Totals {
     failed_writes: u64,
     regressions: u64,
     restarts: u64,
+    crashes: u64,
     deletes: u64,
 }
 
@@ -103,6 +104,7 @@ impl std::ops::AddAssign for Totals {
         self.failed_writes += o.failed_writes;
         self.regressions += o.regressions;
         self.restarts += o.restarts;
+        self.crashes += o.crashes;
         self.deletes += o.deletes;
     }
 }
@@ -211,9 +213,24 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
                 remote.fail_next(op, 1);
                 trace.steps.push(format!("git fault {op:?}"));
             }
-            62..=67 => {
+            62..=64 => {
                 h.restart();
                 trace.steps.push("restart".into());
+            }
+            65..=67 => {
+                // A crash inside a cycle: the cycle is abandoned at whatever await point it
+                // reached (between requests, commits and pushes), then the daemon restarts.
+                let ms = rng.random_range(0..40);
+                let cut = tokio::time::timeout(Duration::from_millis(ms), h.engine.cycle()).await;
+                h.restart();
+                trace.steps.push(format!(
+                    "crash after {ms}ms ({})",
+                    if cut.is_err() {
+                        "mid-cycle"
+                    } else {
+                        "after the cycle"
+                    }
+                ));
             }
             68..=79 => {
                 if let Some(id) = writer_edit(&mut h, &mut rng, &mut trace).await {
@@ -307,7 +324,16 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
         .iter()
         .filter(|e| matches!(e, Event::ClockRegression { .. }))
         .count() as u64;
-    totals.restarts += trace.steps.iter().filter(|s| *s == "restart").count() as u64;
+    totals.restarts += trace
+        .steps
+        .iter()
+        .filter(|s| *s == "restart" || s.starts_with("crash"))
+        .count() as u64;
+    totals.crashes += trace
+        .steps
+        .iter()
+        .filter(|s| s.contains("mid-cycle"))
+        .count() as u64;
     totals.deletes += trace
         .steps
         .iter()
