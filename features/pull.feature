@@ -15,6 +15,7 @@ Feature: Pull MoneyWorks records into git main
       | repository             |
       | in memory              |
       | a real bare repository |
+      | served over HTTP with an API key |
 
   Scenario: An edit in MoneyWorks becomes a commit with a field summary and an event
     Given a MoneyWorks document with 3 names

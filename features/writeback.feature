@@ -23,6 +23,7 @@ Feature: Write back edits from the changes branch
       | repository             |
       | in memory              |
       | a real bare repository |
+      | served over HTTP with an API key |
 
   Scenario Outline: A conflicting edit applies nothing and is reported on main
     Given the repository is <repository>
@@ -40,6 +41,7 @@ Feature: Write back edits from the changes branch
       | repository             |
       | in memory              |
       | a real bare repository |
+      | served over HTTP with an API key |
 
   Scenario: The writer rebases on main after a conflict and retries
     Given mwsync has polled

@@ -29,6 +29,11 @@ fn repository_short(w: &mut SyncWorld, a: String, b: String) {
     });
 }
 
+#[given(expr = "the repository is served over HTTP with an API key")]
+fn repository_http(w: &mut SyncWorld) {
+    w.kind = Some(StoreKind::Http);
+}
+
 #[given(expr = "the repository is a real bare repository")]
 fn repository_bare(w: &mut SyncWorld) {
     w.kind = Some(StoreKind::Bare);

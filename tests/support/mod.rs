@@ -125,7 +125,12 @@ pub enum StoreKind {
     Memory,
     /// A real bare repository on disk, reached by path.
     Bare,
+    /// A real bare repository behind the git smart-HTTP server, reached with an API key.
+    Http,
 }
+
+/// The API key of the harness's git HTTP server.
+pub const GIT_KEY: &str = "harness-key-31c9";
 
 /// The repository side of a harness.
 pub enum Repo {
@@ -135,6 +140,12 @@ pub enum Repo {
     Bare {
         dir: tempfile::TempDir,
         path: PathBuf,
+    },
+    /// Over HTTP: the server (kept alive), a scratch directory for caches, and the URL.
+    Http {
+        server: mwsync_sim::gitserve::GitServer,
+        dir: tempfile::TempDir,
+        url: String,
     },
 }
 
@@ -150,6 +161,19 @@ impl Repo {
                     .expect("a bare repository can be created in a fresh temp dir");
                 Repo::Bare { dir, path }
             }
+            StoreKind::Http => {
+                let dir =
+                    tempfile::tempdir().expect("a temp dir can be made because /tmp is writable");
+                let root = dir.path().join("served");
+                std::fs::create_dir_all(&root).expect("server root");
+                let server = mwsync_sim::gitserve::GitServer::start(&root, GIT_KEY)
+                    .expect("the git server starts");
+                server
+                    .init_bare("books.git")
+                    .expect("a bare repository on the server");
+                let url = server.url("books.git");
+                Repo::Http { server, dir, url }
+            }
         }
     }
 
@@ -158,20 +182,20 @@ impl Repo {
         match self {
             Repo::Memory(r) => DynStore(Box::new(r.store())),
             Repo::Bare { dir, path } => {
-                let cache = tempfile::Builder::new()
-                    .prefix("cache")
-                    .tempdir_in(dir.path())
-                    .expect("cache dir");
-                let cache_path = cache.keep();
                 let remote = GitRemote {
                     url: path.display().to_string(),
                     api_key: None,
                     auth: AuthMode::default(),
                 };
-                DynStore(Box::new(
-                    GitStore::open(&cache_path.join("repo.git"), remote)
-                        .expect("the bare repository opens"),
-                ))
+                git_client(dir, remote)
+            }
+            Repo::Http { dir, url, .. } => {
+                let remote = GitRemote {
+                    url: url.clone(),
+                    api_key: Some(GIT_KEY.to_string()),
+                    auth: AuthMode::default(),
+                };
+                git_client(dir, remote)
             }
         }
     }
@@ -254,6 +278,17 @@ impl Repo {
             .map(|id| c.commit_info(id).expect("info"))
             .collect()
     }
+}
+
+fn git_client(dir: &tempfile::TempDir, remote: GitRemote) -> DynStore {
+    let cache = tempfile::Builder::new()
+        .prefix("cache")
+        .tempdir_in(dir.path())
+        .expect("cache dir");
+    let cache_path = cache.keep();
+    DynStore(Box::new(
+        GitStore::open(&cache_path.join("repo.git"), remote).expect("the repository opens"),
+    ))
 }
 
 /// The engine under test with everything it talks to.
