@@ -328,14 +328,17 @@ impl Anonymizer {
         if value.trim().is_empty() {
             return None;
         }
-        let kind = kind_of(table, field);
         let class = classify(table, field);
         if matches!(class, Class::NameCode | Class::ProductCode | Class::JobCode) {
             return Some(self.code(class, value));
         }
         if class == Class::Keep {
-            return self.shift_or_scale(field, kind, value);
+            if !self.opts.shift_dates && !self.opts.scale_amounts {
+                return None;
+            }
+            return self.shift_or_scale(field, kind_of(table, field), value);
         }
+        let kind = kind_of(table, field);
         let orig_len = value.chars().count();
         let max = match kind {
             Some(FieldKind::Text { max_len }) => max_len,
