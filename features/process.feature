@@ -48,3 +48,9 @@ Feature: The mwsync binary, end to end
     Then it exits with code 0
     And main over HTTP holds exactly the records MoneyWorks holds
     And every record was created exactly once in the history over HTTP
+
+  Scenario: SIGTERM stops the daemon cleanly between steps
+    Given a MoneyWorks document with 3 names
+    And the repository is a real bare repository
+    When the mwsync daemon runs with a 1 second interval and receives SIGTERM after its first poll
+    Then it exits with code 0 and says "stopping after the current step"

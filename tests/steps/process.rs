@@ -397,3 +397,65 @@ async fn created_once(w: &mut SyncWorld) {
     assert_eq!(added.len(), w.h().await.expected_files().len());
     tokio::time::sleep(Duration::from_millis(0)).await;
 }
+
+#[when(
+    expr = "the mwsync daemon runs with a {int} second interval and receives SIGTERM after its first poll"
+)]
+async fn daemon_sigterm(w: &mut SyncWorld, secs: u64) {
+    let Repo::Bare { path, .. } = &w.h().await.repo else {
+        panic!("this scenario needs a real bare repository")
+    };
+    let url = path.display().to_string();
+    let mut c = run_cmd(w, &url, None, None).await;
+    // The same settings as `run --once`, without `--once`.
+    let args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().to_string())
+        .filter(|a| a != "--once")
+        .collect();
+    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = c
+        .get_envs()
+        .map(|(k, v)| (k.to_os_string(), v.map(|v| v.to_os_string())))
+        .collect();
+    let mut d = bin();
+    d.args(&args)
+        .arg("--poll-interval-secs")
+        .arg(secs.to_string());
+    for (k, v) in envs {
+        match v {
+            Some(v) => d.env(k, v),
+            None => d.env_remove(k),
+        };
+    }
+    d.stderr(Stdio::piped()).stdout(Stdio::null());
+    w.process = Some(
+        tokio::task::spawn_blocking(move || {
+            use std::io::BufRead;
+            let mut child = d.spawn().expect("mwsync starts");
+            let stderr = child.stderr.take().expect("piped stderr");
+            let mut seen = String::new();
+            let mut lines = std::io::BufReader::new(stderr).lines();
+            for line in lines.by_ref() {
+                let line = line.expect("stderr line");
+                seen.push_str(&line);
+                seen.push('\n');
+                if line.contains("poll finished") {
+                    let status = Command::new("kill")
+                        .args(["-TERM", &child.id().to_string()])
+                        .status()
+                        .expect("kill runs");
+                    assert!(status.success());
+                    break;
+                }
+            }
+            for line in lines {
+                seen.push_str(&line.expect("stderr line"));
+                seen.push('\n');
+            }
+            let status = child.wait().expect("reap");
+            (status.code().unwrap_or(-1), String::new(), seen)
+        })
+        .await
+        .expect("the watcher finishes"),
+    );
+}
