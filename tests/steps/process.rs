@@ -406,7 +406,7 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64) {
         panic!("this scenario needs a real bare repository")
     };
     let url = path.display().to_string();
-    let mut c = run_cmd(w, &url, None, None).await;
+    let c = run_cmd(w, &url, None, None).await;
     // The same settings as `run --once`, without `--once`.
     let args: Vec<String> = c
         .get_args()
