@@ -18,6 +18,25 @@ use crate::retry::retry;
 use crate::store::{FileChange, Store};
 use crate::summary::RecordNote;
 
+/// A page of `table` after sequence number `after`, in sequence order: key-set paging that
+/// edits and deletes during the scan cannot shift.
+pub fn seq_page(
+    table: &'static TableInfo,
+    after: u64,
+    limit: u32,
+    format: ExportFormat,
+) -> ExportQuery {
+    ExportQuery {
+        table,
+        search: Some(format!("SequenceNumber > {after}")),
+        sort: Some("SequenceNumber".into()),
+        direction: Direction::Ascending,
+        start: 0,
+        limit: Some(limit),
+        format,
+    }
+}
+
 /// Lines per fingerprint page (fingerprints are short; they are not record pages).
 pub const FINGERPRINT_PAGE: u32 = 2000;
 
@@ -170,15 +189,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut out: Vec<Fingerprint> = Vec::new();
         let mut after = 0u64;
         loop {
-            let query = ExportQuery {
+            let query = seq_page(
                 table,
-                search: Some(format!("SequenceNumber > {after}")),
-                sort: Some("SequenceNumber".into()),
-                direction: Direction::Ascending,
-                start: 0,
-                limit: Some(FINGERPRINT_PAGE),
-                format: ExportFormat::Custom(fingerprint_format(table)),
-            };
+                after,
+                FINGERPRINT_PAGE,
+                ExportFormat::Custom(fingerprint_format(table)),
+            );
             let policy = self.settings.retry;
             let mw = &self.mw;
             let text = retry(&policy, &self.events, "fingerprint scan", || {
@@ -219,21 +235,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     ) -> Result<Vec<Record>, EngineError> {
         let mut out = Vec::with_capacity(seqs.len());
         for &seq in seqs {
-            let query = ExportQuery {
-                table,
-                search: Some(format!("SequenceNumber = {seq}")),
-                sort: None,
-                direction: Direction::Ascending,
-                start: 0,
-                limit: Some(10),
-                format: ExportFormat::Verbose,
-            };
-            out.extend(
-                self.export(&query)
-                    .await?
-                    .into_iter()
-                    .filter(|r| r.seq() == Some(seq)),
-            );
+            out.extend(self.reread(table, &RecordKey::Seq(seq)).await?);
         }
         Ok(out)
     }
@@ -343,15 +345,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             let page = self.repo.file.page_size;
             let mut after = 0u64;
             loop {
-                let query = ExportQuery {
-                    table,
-                    search: Some(format!("SequenceNumber > {after}")),
-                    sort: Some("SequenceNumber".into()),
-                    direction: Direction::Ascending,
-                    start: 0,
-                    limit: Some(page),
-                    format: ExportFormat::Verbose,
-                };
+                let query = seq_page(table, after, page, ExportFormat::Verbose);
                 let records = self.export(&query).await?;
                 let full = records.len() as u32 >= page;
                 for record in records {

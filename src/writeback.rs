@@ -940,7 +940,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// Re-reads one record by key.
-    async fn reread(
+    pub(crate) async fn reread(
         &mut self,
         table: &'static TableInfo,
         key: &RecordKey,

@@ -155,6 +155,20 @@ impl ConnArgs {
         }
     }
 
+    /// Loads the config and sets up logging, or reports the problem and gives the exit code.
+    fn load_and_log(&self) -> Result<DaemonConfig, u8> {
+        match self.load() {
+            Ok(cfg) => {
+                init_logging(cfg.log_format);
+                Ok(cfg)
+            }
+            Err(e) => {
+                eprintln!("mwsync: invalid configuration: {e}");
+                Err(EXIT_INVALID)
+            }
+        }
+    }
+
     /// Flags, then environment, then the config file; validated before any network access.
     fn load(&self) -> Result<DaemonConfig, ConfigError> {
         let env = Settings::from_env(std::env::vars())?;
@@ -234,15 +248,10 @@ pub fn cancel_on_signals(token: CancellationToken) {
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run { once, conn } => {
-            let cfg = match conn.load() {
+            let cfg = match conn.load_and_log() {
                 Ok(cfg) => cfg,
-                Err(e) => {
-                    init_logging(LogFormat::Human);
-                    eprintln!("mwsync: invalid configuration: {e}");
-                    return EXIT_INVALID;
-                }
+                Err(code) => return code,
             };
-            init_logging(cfg.log_format);
             run_daemon(
                 &cfg,
                 RunOptions {
@@ -253,14 +262,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
             .await
         }
         Command::Rebaseline { conn } => {
-            let cfg = match conn.load() {
+            let cfg = match conn.load_and_log() {
                 Ok(cfg) => cfg,
-                Err(e) => {
-                    eprintln!("mwsync: invalid configuration: {e}");
-                    return EXIT_INVALID;
-                }
+                Err(code) => return code,
             };
-            init_logging(cfg.log_format);
             let mut engine = match connect(&cfg, Events::new()) {
                 Ok(e) => e,
                 Err(e) => return report(&e),
@@ -288,14 +293,10 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 eprintln!("mwsync: `sync` needs --full (add --check to only compare)");
                 return EXIT_INVALID;
             }
-            let cfg = match conn.load() {
+            let cfg = match conn.load_and_log() {
                 Ok(cfg) => cfg,
-                Err(e) => {
-                    eprintln!("mwsync: invalid configuration: {e}");
-                    return EXIT_INVALID;
-                }
+                Err(code) => return code,
             };
-            init_logging(cfg.log_format);
             let mut engine = match connect(&cfg, Events::new()) {
                 Ok(e) => e,
                 Err(e) => return report(&e),
