@@ -939,7 +939,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(self.mw.import(body).await?)
     }
 
-    /// Re-reads one record by key.
+    /// Re-reads one record by its key, or by sequence number in any table.
     pub(crate) async fn reread(
         &mut self,
         table: &'static TableInfo,
@@ -955,7 +955,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             format: ExportFormat::Verbose,
         };
         let records = self.export(&query).await?;
-        Ok(records.into_iter().find(|r| r.key().as_ref() == Ok(key)))
+        Ok(records.into_iter().find(|r| match key {
+            // A sequence number names a record in any table, code-keyed or not.
+            RecordKey::Seq(n) => r.seq() == Some(*n),
+            RecordKey::Code(_) => r.key().as_ref() == Ok(key),
+        }))
     }
 
     /// Commits the status report (and any record changes) on `main`; a merge when `merge`
