@@ -38,6 +38,17 @@ Feature: Never miss a change
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 
+  Scenario: A poll that fails part-way loses nothing it had already read
+    Given a MoneyWorks document with 4 names, 2 accounts, 1 products, 1 jobs and 2 transactions
+    And mwsync has polled
+    When 2 names are edited in MoneyWorks
+    And MoneyWorks refuses export 5 of the next poll until retries run out
+    And mwsync polls
+    Then the poll fails
+    When mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
   Scenario: A deleted record is removed from main by the fingerprint scan
     Given a MoneyWorks document with 10 names
     And the fingerprint scan runs every 60 seconds

@@ -121,6 +121,9 @@ pub struct Engine<M, S> {
     pub(crate) config_unwritten: bool,
     /// The sync state (from `main`, advanced in memory by idle polls).
     pub(crate) state: SyncState,
+    /// The sync state as last committed to `main`; a failed poll returns to it, because
+    /// markers advanced in memory may cover records that were staged but never committed.
+    pub(crate) committed_state: SyncState,
     /// Per code-keyed table: sequence number → path on `main`, built on first need.
     pub(crate) seq_index: HashMap<&'static str, HashMap<u64, String>>,
     /// The last server clock reading and when it was taken (monotonic).
@@ -151,6 +154,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             repo,
             config_unwritten: true,
             state: SyncState::default(),
+            committed_state: SyncState::default(),
             seq_index: HashMap::new(),
             last_clock: None,
             requests: 0,
@@ -250,6 +254,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             self.repo = self.settings.initial_repo.clone();
             self.config_unwritten = true;
             self.state = SyncState::default();
+            self.committed_state = SyncState::default();
             return Ok(());
         };
         match self.read_text(tip_id, REPO_CONFIG_PATH)? {
@@ -272,6 +277,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
             None => SyncState::default(),
         };
+        self.committed_state = self.state.clone();
         self.main = tip;
         Ok(())
     }
@@ -403,6 +409,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .map_err(EngineError::Store)?;
         self.push_main(&new).await?;
         self.config_unwritten = false;
+        self.committed_state = self.state.clone();
         Ok(new)
     }
 

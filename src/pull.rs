@@ -65,6 +65,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// One poll: refresh `main`, read the clock, pull every tracked table, commit in
     /// checkpoints. An idle poll commits nothing.
     pub async fn poll(&mut self) -> Result<PollReport, EngineError> {
+        let result = self.poll_inner().await;
+        if result.is_err() {
+            self.state = self.committed_state.clone();
+        }
+        result
+    }
+
+    async fn poll_inner(&mut self) -> Result<PollReport, EngineError> {
         self.requests = 0;
         self.commits = 0;
         self.refresh_main().await?;

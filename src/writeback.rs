@@ -624,6 +624,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         else {
             return Ok(None);
         };
+        if self.main.is_none() {
+            // Writes wait for the first poll to create main.
+            return Ok(None);
+        }
         if let Some(main) = &self.main {
             if self
                 .store
@@ -647,6 +651,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// One daemon cycle: if a write is waiting, poll once so `main` is current, then handle
     /// the write, and repeat for writes queued meanwhile; otherwise just poll.
     pub async fn cycle(&mut self) -> Result<crate::pull::PollReport, EngineError> {
+        let result = self.cycle_inner().await;
+        if result.is_err() {
+            self.state = self.committed_state.clone();
+        }
+        result
+    }
+
+    async fn cycle_inner(&mut self) -> Result<crate::pull::PollReport, EngineError> {
         let mut report = self.poll().await?;
         if let Some((now, _)) = self.last_clock {
             self.fingerprint_scan_due(now).await?;

@@ -152,3 +152,17 @@ async fn request_full_sync(w: &mut SyncWorld, request: String) {
     );
     w.writer_commit = Some(id);
 }
+
+#[when(expr = "MoneyWorks refuses export {int} of the next poll until retries run out")]
+async fn refuse_nth_export(w: &mut SyncWorld, nth: u32) {
+    let h = w.h().await;
+    let state = h.sim.state().clone();
+    let attempts = crate::support::quick_retry().attempts;
+    let mut calls = 0;
+    h.set_hook(move |_, _| {
+        calls += 1;
+        if calls == nth {
+            state.fail_next(mwsync_sim::fake::FaultKind::LicenceLimit, attempts);
+        }
+    });
+}
