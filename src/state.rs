@@ -123,6 +123,10 @@ pub fn check_clock(
     now: MwTime,
     elapsed_secs: Option<u64>,
 ) -> ClockCheck {
+    if state.marker.is_none() {
+        // Nothing read yet: the next pass reads everything whatever the clock says.
+        return ClockCheck::Normal;
+    }
     let previous = [last_reading, state.server_time]
         .into_iter()
         .flatten()
@@ -259,6 +263,19 @@ mod tests {
         );
         assert!(
             matches!(check, ClockCheck::Regressed { new_marker, .. } if new_marker == t("20240101115852"))
+        );
+    }
+
+    /// A table never read has no marker to move, even when the clock went back (seed 211).
+    #[test]
+    fn regression_before_first_sync_keeps_reading_everything() {
+        let st = TableState {
+            server_time: Some(t("20240101120000")),
+            ..Default::default()
+        };
+        assert_eq!(
+            check_clock(&st, Some(t("20240101120000")), t("20240101115958"), Some(5)),
+            ClockCheck::Normal
         );
     }
 

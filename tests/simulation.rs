@@ -118,7 +118,8 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
     let repo_config = RepoConfigFile {
         page_size: 10,
         checkpoint_records: rng.random_range(3..12),
-        fingerprint_interval_secs: 300,
+        // Off, so the poll alone must converge; the scan runs once at the end for deletes.
+        fingerprint_interval_secs: 0,
         max_delete_percent: 100,
         ..RepoConfigFile::default()
     };
@@ -201,8 +202,24 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
                     _ => (FaultKind::Delay(Duration::from_millis(250)), "delay"),
                 };
                 let n = rng.random_range(1..7);
-                h.sim.fail_next(kind, n);
-                trace.steps.push(format!("fault {name} x{n}"));
+                if rng.random_bool(0.5) {
+                    h.sim.fail_next(kind, n);
+                    trace.steps.push(format!("fault {name} x{n}"));
+                } else {
+                    // Inject the faults in the middle of the next poll, after some exports.
+                    let at = rng.random_range(1..7);
+                    let state = h.sim.state().clone();
+                    let mut calls = 0;
+                    h.set_hook(move |_, _| {
+                        calls += 1;
+                        if calls == at {
+                            state.fail_next(kind, n);
+                        }
+                    });
+                    trace
+                        .steps
+                        .push(format!("fault {name} x{n} at export {at}"));
+                }
             }
             56..=61 => {
                 let op = match rng.random_range(0..3) {
@@ -278,7 +295,26 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
             trace.steps
         ));
     }
+    // The poll alone must have every record MoneyWorks holds; only deleted ones may linger.
     let want = h.expected_files();
+    let got = h.main_records();
+    let differ: Vec<_> = want
+        .keys()
+        .filter(|k| got.get(*k) != Some(&want[*k]))
+        .collect();
+    if !differ.is_empty() {
+        return Err(format!(
+            "polling alone left records missing or stale on main: {differ:?}\nsteps: {:?}",
+            trace.steps
+        ));
+    }
+    let now = h.sim.now();
+    for t in h.engine.repo_config().tables.clone() {
+        h.engine
+            .fingerprint_scan(t, now)
+            .await
+            .map_err(|e| format!("the final scan failed: {e}\nsteps: {:?}", trace.steps))?;
+    }
     let got = h.main_records();
     if want != got {
         let missing: Vec<_> = want.keys().filter(|k| !got.contains_key(*k)).collect();
