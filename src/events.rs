@@ -103,7 +103,7 @@ pub enum Event {
     WriteConflict {
         /// The changes tip.
         commit: String,
-        /// Conflicting record keys (`Name ACME`).
+        /// Conflicting record files (paths on `changes`).
         records: Vec<String>,
     },
     /// A write was refused before reaching MoneyWorks.

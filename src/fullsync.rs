@@ -51,11 +51,15 @@ pub struct Fingerprint {
     pub code: Option<String>,
 }
 
+/// The stamp in fingerprints, formatted explicitly: a bare `[lastmodifiedtime]` may come out
+/// in the server's local date format, which would make every record look changed.
+const STAMP: &str = "DateToText(lastmodifiedtime, DateFormYYYYMMDDHHMMSS)";
+
 /// The custom export format for fingerprints of `table`.
 pub fn fingerprint_format(table: &TableInfo) -> String {
     match table.key {
-        KeyField::Code(field) => format!("[sequencenumber]\\t[lastmodifiedtime]\\t[{field}]\\n"),
-        KeyField::Seq => "[sequencenumber]\\t[lastmodifiedtime]\\n".to_string(),
+        KeyField::Code(field) => format!("[sequencenumber]\\t[{STAMP}]\\t[{field}]\\n"),
+        KeyField::Seq => format!("[sequencenumber]\\t[{STAMP}]\\n"),
     }
 }
 
@@ -216,14 +220,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     detail: "fingerprints are not in SequenceNumber order".into(),
                 }));
             }
-            let full = page.len() as u32 >= FINGERPRINT_PAGE;
-            if let Some(last) = page.last() {
-                after = last.seq;
-            }
-            out.extend(page);
-            if !full {
+            // Custom formats carry no `found`, and a server may cap pages below what was
+            // asked; only an empty page proves the end, or records would look deleted.
+            let Some(last) = page.last() else {
                 return Ok(out);
-            }
+            };
+            after = last.seq;
+            out.extend(page);
         }
     }
 
@@ -327,15 +330,20 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(changed)
     }
 
-    /// Re-reads every record of every tracked table and compares it with `main`. `Apply`
-    /// commits the differences in checkpoints; `Check` commits nothing and fails with the
-    /// list of differences. Returns the number of differing records.
+    /// Polls, then re-reads every record of every tracked table and compares it with `main`.
+    /// `Apply` commits the differences in checkpoints and records the run in the state;
+    /// `Check` commits nothing and fails with the list of differences. `request` names what
+    /// the run answers; `None` answers the repo config's current request. Returns the number
+    /// of differing records.
     pub async fn full_sync(
         &mut self,
         mode: FullSyncMode,
-        request: &str,
+        request: Option<&str>,
     ) -> Result<usize, EngineError> {
-        self.refresh_main().await?;
+        // Poll first: edits made since the last poll are not drift.
+        self.poll().await?;
+        let request =
+            request.map_or_else(|| self.repo.file.full_sync.request.clone(), str::to_string);
         let now = self.read_clock().await?;
         let mut report = String::new();
         let mut differences = 0usize;
@@ -346,8 +354,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             let mut after = 0u64;
             loop {
                 let query = seq_page(table, after, page, ExportFormat::Verbose);
-                let records = self.export(&query).await?;
-                let full = records.len() as u32 >= page;
+                let (records, full) = self.export(&query).await?;
                 for record in records {
                     let seq = record.seq().unwrap_or(0);
                     after = after.max(seq);
@@ -431,27 +438,23 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
         }
         self.state.full_sync = crate::state::FullSyncState {
-            request: request.to_string(),
+            request,
             mode: Some(mode),
             finished: Some(now),
             differences: differences as u64,
         };
-        if mode == FullSyncMode::Check && differences > 0 {
-            return Err(EngineError::Drift {
+        match mode {
+            // Check mode commits nothing; the result reaches main with the next commit.
+            FullSyncMode::Check if differences > 0 => Err(EngineError::Drift {
                 count: differences,
                 report,
-            });
+            }),
+            FullSyncMode::Check => Ok(0),
+            FullSyncMode::Apply => {
+                self.checkpoint(&mut staged, "Full sync").await?;
+                Ok(differences)
+            }
         }
-        self.checkpoint(
-            &mut staged,
-            if mode == FullSyncMode::Check {
-                "Full sync check"
-            } else {
-                "Full sync"
-            },
-        )
-        .await?;
-        Ok(differences)
     }
 
     fn stage_record_full(
@@ -470,7 +473,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         let mode = self.repo.file.full_sync.mode;
         tracing::info!(request, "the repo config requests a full sync ({mode:?})");
-        self.full_sync(mode, &request).await.map(|_| ())
+        self.full_sync(mode, Some(&request)).await.map(|_| ())
     }
 }
 
@@ -538,7 +541,7 @@ mod tests {
         assert!(err.contains("line 1"), "{err}");
         assert_eq!(
             fingerprint_format(name),
-            "[sequencenumber]\\t[lastmodifiedtime]\\t[code]\\n"
+            "[sequencenumber]\\t[DateToText(lastmodifiedtime, DateFormYYYYMMDDHHMMSS)]\\t[code]\\n"
         );
     }
 

@@ -660,24 +660,24 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     async fn cycle_inner(&mut self) -> Result<crate::pull::PollReport, EngineError> {
         let mut report = self.poll().await?;
-        if let Some((now, _)) = self.last_clock {
-            self.fingerprint_scan_due(now).await?;
-        }
-        self.full_sync_if_requested().await?;
+        // Writes come before scans: a writer's config change (say, a higher
+        // max_delete_percent after a mass-delete stop) must be able to take effect.
         let mut handled = 0;
         while let Some(tip) = self.pending_write()? {
             self.handle_write(&tip).await?;
             handled += 1;
-            if handled >= 16 {
-                break;
-            }
             let again = self.poll().await?;
             report.records += again.records;
             report.requests += again.requests;
             report.commits += again.commits;
-            // A write may have changed the config, for example to request a full sync.
-            self.full_sync_if_requested().await?;
+            if handled >= 16 {
+                break;
+            }
         }
+        if let Some((now, _)) = self.last_clock {
+            self.fingerprint_scan_due(now).await?;
+        }
+        self.full_sync_if_requested().await?;
         Ok(report)
     }
 
@@ -805,10 +805,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                         "MoneyWorks refused the batch ({message}); importing one record at a time to find which"
                     );
                     for r in records {
-                        if let Err(EngineError::MoneyWorks(MwError::Rejected { message })) =
-                            self.import(&import_body(&[r])).await
-                        {
-                            import_errors.insert(r.path.clone(), message);
+                        match self.import(&import_body(&[r])).await {
+                            Ok(_) => {}
+                            Err(EngineError::MoneyWorks(MwError::Rejected { message })) => {
+                                import_errors.insert(r.path.clone(), message);
+                            }
+                            // Anything else is not MoneyWorks' answer about this record: stop,
+                            // and let the next cycle find what was applied.
+                            Err(e) => return Err(e),
                         }
                     }
                 }
@@ -966,7 +970,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             limit: Some(10),
             format: ExportFormat::Verbose,
         };
-        let records = self.export(&query).await?;
+        let (records, _) = self.export(&query).await?;
         Ok(records.into_iter().find(|r| match key {
             // A sequence number names a record in any table, code-keyed or not.
             RecordKey::Seq(n) => r.seq() == Some(*n),

@@ -306,7 +306,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             } else {
                 FullSyncMode::Apply
             };
-            match engine.full_sync(mode, "command line").await {
+            match engine.full_sync(mode, None).await {
                 Ok(n) => {
                     println!("full sync ({mode:?}) finished: {n} records differed");
                     EXIT_OK

@@ -100,7 +100,7 @@ async fn full_sync(w: &mut SyncWorld, mode: String) {
         other => panic!("unknown mode {other}"),
     };
     w.mark().await;
-    let r = w.h().await.engine.full_sync(mode, "test").await;
+    let r = w.h().await.engine.full_sync(mode, None).await;
     w.full_sync = Some(r.map_err(|e| e.to_string()));
 }
 
