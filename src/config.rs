@@ -506,6 +506,13 @@ impl Settings {
         })?;
         let git = GitTarget::parse(&git_url)?;
         let api_key = match (self.git_api_key, self.git_api_key_file) {
+            (Some(k), _) if k.trim().is_empty() => {
+                return Err(bad(
+                    "git_api_key",
+                    "(empty)",
+                    "empty; unset it or give the key",
+                ));
+            }
             (Some(k), _) => Some(Secret::new(k.trim())),
             (None, Some(path)) => {
                 let text = read_key_file(&path).map_err(|e| ConfigError::File {
@@ -642,7 +649,9 @@ impl MoneyWorksEndpoint {
         let host = url
             .host_str()
             .ok_or_else(|| bad(field, &masked, "missing a host"))?;
-        let port = url.port_or_known_default().unwrap_or(6710);
+        // MoneyWorks listens on 6710 unless the administrator changed it; a URL without a
+        // port means that, not the scheme's 80 or 443.
+        let port = url.port().unwrap_or(6710);
         let origin = format!("{}://{}:{}", url.scheme(), host, port);
         let path = url.path();
         let document_enc = path
@@ -902,6 +911,9 @@ mod tests {
         )
         .expect("valid");
         assert_eq!(sub.document, "Folder/sub folder/Doc.moneyworks");
+        let no_port = MoneyWorksEndpoint::parse("https://u:p@mw.example/REST/A.moneyworks", None)
+            .expect("valid");
+        assert_eq!(no_port.origin, "https://mw.example:6710");
         assert_eq!(
             encode_document(&sub.document),
             "Folder%2Fsub%20folder%2FDoc.moneyworks"
@@ -985,7 +997,17 @@ mod tests {
         };
         let err = s.clone().validate(|_| Ok("\n".into())).expect_err("empty");
         assert!(err.to_string().contains("/etc/mwsync/key"), "{err}");
-        let cfg = s.validate(|_| Ok("abc123\n".into())).expect("valid");
+        let cfg = s
+            .clone()
+            .validate(|_| Ok("abc123\n".into()))
+            .expect("valid");
+        let err = Settings {
+            git_api_key: Some("  ".into()),
+            ..s
+        }
+        .validate(no_file)
+        .expect_err("empty key");
+        assert!(err.to_string().contains("git_api_key"), "{err}");
         assert_eq!(cfg.api_key.as_ref().map(Secret::expose), Some("abc123"));
     }
 }

@@ -10,16 +10,38 @@ use crate::store::CommitId;
 pub const LOCAL_FILE: &str = "mwsync-last-pushed";
 
 /// The last `main` commit this daemon pushed or adopted.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct LocalState {
     path: Option<PathBuf>,
     last_pushed: Option<CommitId>,
+    /// An exclusive lock on the cache directory, held while any clone of this state lives:
+    /// two processes sharing one cache would race on `main`.
+    _lock: Option<std::sync::Arc<std::fs::File>>,
 }
 
+/// The lock file inside the cache directory.
+pub const LOCK_FILE: &str = "mwsync.lock";
+
 impl LocalState {
-    /// Loads from `dir` (created when missing). A missing file means "nothing pushed yet".
+    /// Locks `dir` (created when missing) and loads from it. A missing file means "nothing
+    /// pushed yet". Fails when another process holds the lock.
     pub fn load(dir: &Path) -> std::io::Result<LocalState> {
         std::fs::create_dir_all(dir)?;
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(dir.join(LOCK_FILE))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(std::io::Error::other(format!(
+                    "another mwsync process is using the cache directory {}; stop it first (for `sync --full` and `rebaseline` too)",
+                    dir.display()
+                )));
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(e),
+        }
         let path = dir.join(LOCAL_FILE);
         let last_pushed = match std::fs::read_to_string(&path) {
             Ok(text) => {
@@ -38,6 +60,7 @@ impl LocalState {
         Ok(LocalState {
             path: Some(path),
             last_pushed,
+            _lock: Some(std::sync::Arc::new(lock)),
         })
     }
 
@@ -46,6 +69,7 @@ impl LocalState {
         LocalState {
             path: None,
             last_pushed: None,
+            _lock: None,
         }
     }
 
@@ -63,5 +87,27 @@ impl LocalState {
         }
         self.last_pushed = Some(id);
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A second process (here: a second load) cannot use a locked cache directory, and the
+    /// last push survives a reload.
+    #[test]
+    fn cache_directory_is_locked_and_remembers_the_push() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let mut first = LocalState::load(dir.path()).expect("first load");
+        let err = LocalState::load(dir.path()).expect_err("locked");
+        assert!(err.to_string().contains("another mwsync process"), "{err}");
+        let id = CommitId("a".repeat(40));
+        first.set_last_pushed(id.clone()).expect("write");
+        drop(first);
+        assert_eq!(
+            LocalState::load(dir.path()).expect("reload").last_pushed(),
+            Some(&id)
+        );
     }
 }

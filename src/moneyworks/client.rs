@@ -226,7 +226,7 @@ impl MoneyWorks for HttpMoneyWorks {
     async fn import(&self, body: &str) -> Result<String, MwError> {
         let request = self
             .http
-            .post(self.url("import", &[]))
+            .post(self.url("import", &[("no_linger", "true")]))
             .header(CONTENT_TYPE, "text/xml")
             .body(body.to_string());
         self.send("import", request).await
@@ -236,7 +236,8 @@ impl MoneyWorks for HttpMoneyWorks {
         let body = self
             .send(
                 "evaluate",
-                self.http.get(self.url("evaluate", &[("expr", expr)])),
+                self.http
+                    .get(self.url("evaluate", &[("expr", expr), ("no_linger", "true")])),
             )
             .await?;
         Ok(body.trim().to_string())
