@@ -149,8 +149,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 limit: Some(page_size),
                 format: ExportFormat::Verbose,
             };
-            let records = self.export(&query).await?;
-            let full = records.len() as u32 >= page_size;
+            let (records, full) = self.export(&query).await?;
             let times = modification_times(&records)?;
             if times.windows(2).any(|w| w[0] > w[1]) {
                 return Err(invalid(format!(
@@ -212,8 +211,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 limit: Some(page_size),
                 format: ExportFormat::Verbose,
             };
-            let records = self.export(&query).await?;
-            let full = records.len() as u32 >= page_size;
+            let (records, full) = self.export(&query).await?;
             let seqs: Vec<u64> = records.iter().filter_map(Record::seq).collect();
             if seqs.windows(2).any(|w| w[0] >= w[1]) || seqs.first().is_some_and(|s| *s <= after) {
                 return Err(invalid(format!(
@@ -230,13 +228,23 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
     }
 
-    pub(crate) async fn export(&mut self, query: &ExportQuery) -> Result<Vec<Record>, EngineError> {
+    /// One export page (with retries). Returns the records and whether more match: the
+    /// page was full, or `found` says the server holds more than it sent (a server may cap
+    /// pages below the limit asked for).
+    pub(crate) async fn export(
+        &mut self,
+        query: &ExportQuery,
+    ) -> Result<(Vec<Record>, bool), EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
         let what = format!("exporting {}", query.table.name);
         let page = retry(&policy, &self.events, &what, || mw.export(query)).await?;
         self.requests += 1;
-        Ok(page.records)
+        let sent = page.records.len() as u64;
+        let more = !page.records.is_empty()
+            && (query.limit.is_some_and(|l| sent >= u64::from(l))
+                || page.found > page.start + sent);
+        Ok((page.records, more))
     }
 
     /// Stages records whose canonical bytes differ from `main` (with earlier staging applied).

@@ -29,7 +29,8 @@ pub struct TableInfo {
 
 macro_rules! tables {
     ($($name:literal, $element:literal, $key:expr;)*) => {
-        /// Every table mwsync can track, in a fixed order.
+        /// Every table mwsync can track, in a fixed order. Only tables with a `LastModifiedTime`
+/// field qualify (Asset, AssetCat, Ledger and OffLedger have none that is documented).
         pub const TABLES: &[TableInfo] = &[$(TableInfo { name: $name, element: $element, key: $key }),*];
     };
 }
@@ -50,13 +51,9 @@ tables! {
     "JobSheet", "jobsheet", KeyField::Seq;
     "Build", "build", KeyField::Seq;
     "Payments", "payments", KeyField::Seq;
-    "Asset", "asset", KeyField::Seq;
-    "AssetCat", "assetcat", KeyField::Seq;
     "AutoSplit", "autosplit", KeyField::Seq;
-    "Ledger", "ledger", KeyField::Seq;
     "User", "user", KeyField::Seq;
     "User2", "user2", KeyField::Seq;
-    "OffLedger", "offledger", KeyField::Seq;
 }
 
 /// Looks a table up by name, case-insensitively (`name`, `Name` and `NAME` are the same).
