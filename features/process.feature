@@ -54,3 +54,14 @@ Feature: The mwsync binary, end to end
     And the repository is a real bare repository
     When the mwsync daemon runs with a 1 second interval and receives SIGTERM after its first poll
     Then it exits with code 0 and says "stopping after the current step"
+
+  Scenario: After a human checks main, rebaseline lets mwsync continue
+    Given a MoneyWorks document with 3 names
+    And the repository is a real bare repository
+    And the mwsync binary has run once
+    And someone else commits to main
+    And the mwsync binary has stopped with exit code 3
+    When mwsync rebaseline runs
+    Then it exits with code 0 and says "mwsync now treats"
+    When the mwsync binary runs once
+    Then it exits with code 0

@@ -99,6 +99,7 @@ async fn runs_with_page_size(w: &mut SyncWorld, n: u32) {
 }
 
 #[when("the mwsync binary runs once")]
+#[given("the mwsync binary has run once")]
 async fn runs_once_bare(w: &mut SyncWorld) {
     let Repo::Bare { path, .. } = &w.h().await.repo else {
         panic!("this scenario needs a real bare repository")
@@ -458,4 +459,32 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64) {
         .await
         .expect("the watcher finishes"),
     );
+}
+
+#[given(expr = "the mwsync binary has stopped with exit code {int}")]
+async fn stopped_with(w: &mut SyncWorld, code: i32) {
+    runs_once_bare(w).await;
+    exits_with(w, code);
+}
+
+#[when("mwsync rebaseline runs")]
+async fn rebaseline(w: &mut SyncWorld) {
+    let Repo::Bare { path, .. } = &w.h().await.repo else {
+        panic!("this scenario needs a real bare repository")
+    };
+    let url = path.display().to_string();
+    let c = run_cmd(w, &url, None, None).await;
+    let mut r = bin();
+    let args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().to_string())
+        .filter(|a| a != "--once" && a != "run")
+        .collect();
+    r.arg("rebaseline").args(&args);
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            r.env(k, v);
+        }
+    }
+    w.process = Some(output(r).await);
 }

@@ -272,6 +272,7 @@ async fn commit_count(w: &mut SyncWorld, n: usize) {
 }
 
 #[when("someone else commits to main")]
+#[given("someone else commits to main")]
 async fn foreign_commit(w: &mut SyncWorld) {
     let h = w.h().await;
     h.repo.write(
