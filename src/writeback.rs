@@ -410,6 +410,21 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
             .map(|b| normalised(&b.fields))
             .unwrap_or_default();
         let desired_fields = normalised(&desired.fields);
+        let removed: Vec<&str> = base_fields
+            .iter()
+            .filter(|b| !desired_fields.iter().any(|d| d.name == b.name))
+            .map(|b| b.name.as_str())
+            .collect();
+        if !removed.is_empty() {
+            out.problems.push(reject(
+                path,
+                format!(
+                    "fields cannot be removed (write them empty to clear them): {}",
+                    removed.join(", ")
+                ),
+            ));
+            continue;
+        }
         if base.is_some() && base_fields == desired_fields {
             out.already.push(path.to_string());
             continue;
@@ -1129,6 +1144,10 @@ mod tests {
             (fv(good.clone(), None, good.clone()), "deleting"),
             (fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("ACME", "OTHER").into_bytes()), good.clone()), "holds key OTHER"),
             (fv(good.clone(), Some(vec![b' '; MAX_RECORD_FILE_BYTES + 1]), good.clone()), "limit"),
+            (
+                fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("<phone>1</phone>", "").into_bytes()), good.clone()),
+                "fields cannot be removed",
+            ),
             (FileVersions { path: REPO_CONFIG_PATH.into(), base: None, desired: Some(b"page_size = 5\n".to_vec()), current: None }, "out of range 10..=100"),
             (FileVersions { path: "transaction/000/000/5.xml".into(), base: None, desired: Some(b"<transaction><sequencenumber system=\"true\">5</sequencenumber></transaction>".to_vec()), current: None }, "not tracked"),
         ];
