@@ -175,9 +175,8 @@ impl Event {
                 commit,
             } => {
                 let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+                // The commit summary is logged with the commit; per-record lines are detail.
                 match action {
-                    // A first sync creates every record; one line each would drown the log,
-                    // so creations are detail and the poll summary gives the count.
                     RecordAction::Created => {
                         tracing::debug!(
                             table,
@@ -188,9 +187,9 @@ impl Event {
                         );
                     }
                     RecordAction::Deleted => {
-                        tracing::info!(table, key, commit, "{table} {key} deleted")
+                        tracing::debug!(table, key, commit, "{table} {key} deleted")
                     }
-                    _ => tracing::info!(
+                    _ => tracing::debug!(
                         table,
                         key,
                         action = ?action,

@@ -349,8 +349,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             self.state.tables.insert(t.to_string(), st);
         }
         let message = commit_message(verb, &staged.notes, &self.state, &self.repo.hash(), "");
-        let commit = self.commit_main(staged.files, message, None).await?;
+        let commit = self
+            .commit_main(staged.files, message.clone(), None)
+            .await?;
         crate::engine::pause_point("after-checkpoint");
+        // The commit's summary, one line per record (the message caps how many it lists).
+        for line in message.lines().skip(2).take_while(|l| !l.is_empty()) {
+            tracing::info!(commit = %commit.short(), "{line}");
+        }
         for note in staged.notes {
             self.publish(Event::RecordChanged {
                 table: note.table.to_string(),
