@@ -11,7 +11,7 @@ use crate::events::{Event, Events};
 use crate::local::LocalState;
 use crate::moneyworks::{MoneyWorks, MwError};
 use crate::mwtime::MwTime;
-use crate::record::{KeyField, Record, TableInfo, parse_record_path};
+use crate::record::{KeyField, TableInfo};
 use crate::retry::{RetryPolicy, retry};
 use crate::state::{STATE_PATH, SyncState};
 use crate::store::{CommitId, FileChange, NewCommit, Store, StoreError};
@@ -336,26 +336,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             return Ok(None);
         }
         if !self.seq_index.contains_key(table.name) {
-            let mut index = HashMap::new();
-            if let Some(main) = &self.main {
-                for path in self
-                    .store
-                    .list_files(main, table.element)
-                    .map_err(EngineError::Store)?
-                {
-                    if parse_record_path(&path).is_err() {
-                        continue;
-                    }
-                    let Some(text) = self.read_text(main, &path)? else {
-                        continue;
-                    };
-                    if let Ok(rec) = Record::from_xml(table, &text)
-                        && let Some(s) = rec.seq()
-                    {
-                        index.insert(s, path);
-                    }
-                }
-            }
+            let index = self
+                .main_fingerprints(table)?
+                .into_iter()
+                .map(|(path, (s, _))| (s, path))
+                .collect();
             self.seq_index.insert(table.name, index);
         }
         Ok(self

@@ -156,7 +156,8 @@ pub fn too_many_deletes(vanished: usize, total: usize, max_percent: u32) -> bool
 }
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    fn main_fingerprints(
+    /// Every record file of `table` on `main`: path → (sequence number, stamp).
+    pub(crate) fn main_fingerprints(
         &self,
         table: &'static TableInfo,
     ) -> Result<BTreeMap<String, (u64, String)>, EngineError> {
