@@ -49,6 +49,14 @@ Feature: Never miss a change
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 
+  Scenario: A look-back finds records that became visible after their stamp
+    Given a MoneyWorks document with 3 names
+    And the look-back is 10 seconds
+    And mwsync has polled
+    When a name stamped 5 seconds before the last poll appears in MoneyWorks
+    And mwsync polls
+    Then main holds exactly the records MoneyWorks holds
+
   Scenario: A deleted record is removed from main by the fingerprint scan
     Given a MoneyWorks document with 10 names
     And the fingerprint scan runs every 60 seconds

@@ -166,3 +166,17 @@ async fn refuse_nth_export(w: &mut SyncWorld, nth: u32) {
         }
     });
 }
+
+#[given(expr = "the look-back is {int} seconds")]
+fn lookback(w: &mut SyncWorld, secs: u64) {
+    w.repo_config.lookback_secs = secs;
+}
+
+#[when(expr = "a name stamped {int} seconds before the last poll appears in MoneyWorks")]
+async fn late_record(w: &mut SyncWorld, secs: i64) {
+    let h = w.h().await;
+    h.sim.advance(-secs);
+    h.sim
+        .upsert("Name", "LATECO", &[("name", "Late Arrival Ltd")]);
+    h.sim.advance(secs + 10);
+}
