@@ -65,3 +65,17 @@ Feature: The mwsync binary, end to end
     Then it exits with code 0 and says "mwsync now treats"
     When the mwsync binary runs once
     Then it exits with code 0
+
+  Scenario: A wrong MoneyWorks password stops mwsync with exit 2 and is not echoed
+    Given a MoneyWorks document with 2 names
+    And the repository is a real bare repository
+    When the mwsync binary runs once with a wrong MoneyWorks password
+    Then it exits with code 2 and says "MoneyWorks refused the login"
+    And its output does not contain the wrong password
+
+  Scenario: JSON logs and the status endpoint
+    Given a MoneyWorks document with 3 names
+    And the repository is a real bare repository
+    When the mwsync daemon runs with JSON logs and a status server
+    Then every log line is a JSON object
+    And GET /status reported the main tip, a marker per table and no error

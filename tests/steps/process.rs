@@ -488,3 +488,149 @@ async fn rebaseline(w: &mut SyncWorld) {
     }
     w.process = Some(output(r).await);
 }
+
+/// The wrong password the scenario uses.
+const WRONG_PASSWORD: &str = "Wrong-pw-8d2e";
+
+#[when("the mwsync binary runs once with a wrong MoneyWorks password")]
+async fn wrong_mw_password(w: &mut SyncWorld) {
+    let Repo::Bare { path, .. } = &w.h().await.repo else {
+        panic!("this scenario needs a real bare repository")
+    };
+    let url = path.display().to_string();
+    let mut c = run_cmd(w, &url, None, None).await;
+    let mw =
+        w.h()
+            .await
+            .sim
+            .url()
+            .replacen("http://", &format!("http://{USER}:{WRONG_PASSWORD}@"), 1);
+    c.env("MWSYNC_MONEYWORKS_URL", mw);
+    w.process = Some(output(c).await);
+}
+
+#[then("its output does not contain the wrong password")]
+fn no_wrong_password(w: &mut SyncWorld) {
+    let (_, out, err) = w.process.as_ref().expect("a process ran");
+    assert!(
+        !out.contains(WRONG_PASSWORD) && !err.contains(WRONG_PASSWORD),
+        "the password was echoed:\n{err}"
+    );
+}
+
+#[when("the mwsync daemon runs with JSON logs and a status server")]
+async fn daemon_json_status(w: &mut SyncWorld) {
+    let Repo::Bare { path, .. } = &w.h().await.repo else {
+        panic!("this scenario needs a real bare repository")
+    };
+    let url = path.display().to_string();
+    let c = run_cmd(w, &url, None, None).await;
+    let args: Vec<String> = c
+        .get_args()
+        .map(|a| a.to_string_lossy().to_string())
+        .filter(|a| a != "--once")
+        .collect();
+    let mut d = bin();
+    d.args(&args).args([
+        "--poll-interval-secs",
+        "1",
+        "--status-addr",
+        "127.0.0.1:0",
+        "--log-format",
+        "json",
+    ]);
+    for (k, v) in c.get_envs() {
+        if let Some(v) = v {
+            d.env(k, v);
+        }
+    }
+    d.stderr(Stdio::piped()).stdout(Stdio::null());
+    let (status_json, log) = tokio::task::spawn_blocking(move || {
+        use std::io::BufRead;
+        let mut child = d.spawn().expect("mwsync starts");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let mut log = String::new();
+        let mut addr = None;
+        let mut status = None;
+        let mut lines = std::io::BufReader::new(stderr).lines();
+        for line in lines.by_ref() {
+            let line = line.expect("stderr line");
+            log.push_str(&line);
+            log.push('\n');
+            if let Some(i) = line.find("status server on http://") {
+                let rest = &line[i + "status server on http://".len()..];
+                addr = rest.split('/').next().map(str::to_string);
+            }
+            if line.contains("poll finished") {
+                let a = addr
+                    .clone()
+                    .expect("the status address was logged before the first poll");
+                let body = plain_http::blocking_get(&format!("http://{a}/status"));
+                status = Some(body);
+                Command::new("kill")
+                    .args(["-TERM", &child.id().to_string()])
+                    .status()
+                    .expect("kill runs");
+                break;
+            }
+        }
+        for line in lines {
+            log.push_str(&line.expect("stderr line"));
+            log.push('\n');
+        }
+        child.wait().expect("reap");
+        (status.expect("a poll finished"), log)
+    })
+    .await
+    .expect("the watcher finishes");
+    w.process = Some((0, status_json, log));
+}
+
+#[then("every log line is a JSON object")]
+fn json_lines(w: &mut SyncWorld) {
+    let (_, _, log) = w.process.as_ref().expect("a process ran");
+    let mut n = 0;
+    for line in log.lines().filter(|l| !l.trim().is_empty()) {
+        let v: serde_json::Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}"));
+        assert!(v.is_object(), "{line}");
+        n += 1;
+    }
+    assert!(n >= 2, "expected several log lines, got {n}");
+}
+
+#[then("GET /status reported the main tip, a marker per table and no error")]
+async fn status_report(w: &mut SyncWorld) {
+    let (_, body, _) = w.process.clone().expect("a process ran");
+    let v: serde_json::Value =
+        serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
+    let Repo::Bare { .. } = &w.h().await.repo else {
+        unreachable!("bare")
+    };
+    assert_eq!(v["state"], "running", "{v}");
+    assert!(v["main"].as_str().is_some_and(|m| m.len() == 40), "{v}");
+    assert_eq!(v["markers"].as_object().map(|m| m.len()), Some(5), "{v}");
+    assert!(v["last_error"].is_null(), "{v}");
+    assert_eq!(v["polls"], 1, "{v}");
+}
+
+mod plain_http {
+    //! A minimal blocking GET over a plain TCP socket, for use inside a blocking task.
+    use std::io::{Read, Write};
+
+    /// The body of `GET url` (HTTP/1.0, no keep-alive).
+    pub fn blocking_get(url: &str) -> String {
+        let rest = url.strip_prefix("http://").expect("http URL");
+        let (host, path) = rest
+            .split_once('/')
+            .map(|(h, p)| (h, format!("/{p}")))
+            .expect("a path");
+        let mut s = std::net::TcpStream::connect(host).expect("connect");
+        write!(s, "GET {path} HTTP/1.0\r\nHost: {host}\r\n\r\n").expect("send");
+        let mut buf = String::new();
+        s.read_to_string(&mut buf).expect("read");
+        buf.split_once("\r\n\r\n")
+            .map(|(_, b)| b.to_string())
+            .unwrap_or_default()
+    }
+}
