@@ -118,6 +118,7 @@ Feature: Write back edits from the changes branch
     Then the status on main says applied
     And the repo config on main has page_size 20
     And the writer's commit is in main
+    And the merge commit's config trailer names the config on main
 
   Scenario: A record MoneyWorks refuses leaves main with the server's truth
     Given transaction "T-POSTED" exists and is posted in MoneyWorks

@@ -790,7 +790,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     records,
                 });
             }
-            self.commit_status(report, BTreeMap::new(), &[], None)
+            let hash = self.repo.hash();
+            self.commit_status(report, BTreeMap::new(), &[], None, &hash)
                 .await?;
             return Ok(if rejected {
                 Outcome::Rejected
@@ -939,12 +940,23 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 });
             }
             let imported = plan.apply.len();
+            // The merge carries the new config, so its trailer names the new config's hash;
+            // mwsync switches to it only once the push succeeded.
+            let new_repo = match &plan.config {
+                Some(config) => {
+                    let text = String::from_utf8_lossy(config).to_string();
+                    Some(RepoConfigFile::parse(&text, REPO_CONFIG_PATH)?.validate()?)
+                }
+                None => None,
+            };
+            let hash = new_repo
+                .as_ref()
+                .map_or_else(|| self.repo.hash(), |r| r.hash());
             let merged = self
-                .commit_status(report, changes, &notes, Some(tip.clone()))
+                .commit_status(report, changes, &notes, Some(tip.clone()), &hash)
                 .await?;
-            if let Some(config) = plan.config {
-                let text = String::from_utf8_lossy(&config).to_string();
-                self.repo = RepoConfigFile::parse(&text, REPO_CONFIG_PATH)?.validate()?;
+            if let Some(repo) = new_repo {
+                self.repo = repo;
             }
             self.publish(Event::WriteApplied {
                 commit: tip.to_string(),
@@ -954,7 +966,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             Ok(Outcome::Applied)
         } else {
             report.outcome = Outcome::Failed;
-            self.commit_status(report, changes, &notes, None).await?;
+            let hash = self.repo.hash();
+            self.commit_status(report, changes, &notes, None, &hash)
+                .await?;
             self.publish(Event::WriteFailed {
                 commit: tip.to_string(),
                 reasons: failures,
@@ -1001,6 +1015,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         mut changes: BTreeMap<String, FileChange>,
         notes: &[RecordNote],
         merge: Option<CommitId>,
+        config_hash: &str,
     ) -> Result<CommitId, EngineError> {
         let outcome = report.outcome;
         let commit = report.commit.clone();
@@ -1018,7 +1033,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             Outcome::Failed => "Write-back failed",
         };
         let extra = format!("changes@{commit}: {outcome:?}; see {STATUS_PATH}");
-        let message = commit_message(verb, notes, &self.state, &self.repo.hash(), &extra);
+        let message = commit_message(verb, notes, &self.state, config_hash, &extra);
         let new = self.commit_main(changes, message, merge).await?;
         for note in notes {
             self.publish(Event::RecordChanged {

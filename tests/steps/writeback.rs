@@ -396,3 +396,24 @@ async fn config_page(w: &mut SyncWorld, n: u32) {
         n
     );
 }
+
+#[then("the merge commit's config trailer names the config on main")]
+async fn merge_trailer(w: &mut SyncWorld) {
+    let h = w.h().await;
+    let text = String::from_utf8(main_file(&h.repo, ".mwsync/config.toml")).expect("utf8");
+    let hash = mwsync::config::RepoConfigFile::parse(&text, "c")
+        .expect("parses")
+        .validate()
+        .expect("valid")
+        .hash();
+    let log = h.repo.log("main");
+    let merge = log
+        .iter()
+        .find(|c| c.parents.len() == 2)
+        .expect("a merge commit");
+    assert!(
+        merge.message.contains(&format!("Mwsync-Config: {hash}")),
+        "{}",
+        merge.message
+    );
+}
