@@ -552,6 +552,7 @@ async fn daemon_json_status(w: &mut SyncWorld) {
         let mut log = String::new();
         let mut addr = None;
         let mut status = None;
+        let mut polls_seen = 0;
         let mut lines = std::io::BufReader::new(stderr).lines();
         for line in lines.by_ref() {
             let line = line.expect("stderr line");
@@ -561,7 +562,12 @@ async fn daemon_json_status(w: &mut SyncWorld) {
                 let rest = &line[i + "status server on http://".len()..];
                 addr = rest.split('/').next().map(str::to_string);
             }
+            // The snapshot is updated when a whole cycle ends, after its poll's log line;
+            // by the second poll's line the first cycle's update has certainly happened.
             if line.contains("poll finished") {
+                polls_seen += 1;
+            }
+            if polls_seen == 2 {
                 let a = addr
                     .clone()
                     .expect("the status address was logged before the first poll");
@@ -611,7 +617,7 @@ async fn status_report(w: &mut SyncWorld) {
     assert!(v["main"].as_str().is_some_and(|m| m.len() == 40), "{v}");
     assert_eq!(v["markers"].as_object().map(|m| m.len()), Some(5), "{v}");
     assert!(v["last_error"].is_null(), "{v}");
-    assert_eq!(v["polls"], 1, "{v}");
+    assert!(v["polls"].as_u64().is_some_and(|n| n >= 1), "{v}");
 }
 
 mod plain_http {
