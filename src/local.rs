@@ -1,6 +1,7 @@
-//! The daemon's own memory in its cache directory: which `main` commit it last pushed. It is
-//! what lets mwsync tell its own commits from someone else's. It owns that one file and must
-//! not hold anything that belongs on `main`.
+//! The daemon's own memory in its cache directory: which `main` commit it last pushed (what
+//! lets mwsync tell its own commits from someone else's) and the lock that keeps a second
+//! process off the same cache. It owns those two files and must not hold anything that
+//! belongs on `main`.
 
 use std::path::{Path, PathBuf};
 
