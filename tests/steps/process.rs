@@ -46,8 +46,21 @@ async fn output(mut cmd: Command) -> (i32, String, String) {
     .expect("the blocking task finishes")
 }
 
+/// `mwsync run --once` with the scenario's settings.
 async fn run_cmd(
     w: &mut SyncWorld,
+    git_url: &str,
+    key: Option<&str>,
+    pause: Option<&str>,
+) -> Command {
+    mwsync_cmd(w, &["run", "--once"], git_url, key, pause).await
+}
+
+/// `mwsync <subcommand...>` with the scenario's settings: its fake MoneyWorks, the given git
+/// remote, its own cache directory, and its page and checkpoint sizes.
+async fn mwsync_cmd(
+    w: &mut SyncWorld,
+    subcommand: &[&str],
     git_url: &str,
     key: Option<&str>,
     pause: Option<&str>,
@@ -61,8 +74,7 @@ async fn run_cmd(
     let checkpoint = w.repo_config.checkpoint_records;
     let h = w.h().await;
     let mut c = bin();
-    c.arg("run")
-        .arg("--once")
+    c.args(subcommand)
         .arg("--page-size")
         .arg(page.to_string())
         .arg("--checkpoint-records")
@@ -101,10 +113,7 @@ async fn runs_with_page_size(w: &mut SyncWorld, n: u32) {
 #[when("the mwsync binary runs once")]
 #[given("the mwsync binary has run once")]
 async fn runs_once_bare(w: &mut SyncWorld) {
-    let Repo::Bare { path, .. } = &w.h().await.repo else {
-        panic!("this scenario needs a real bare repository")
-    };
-    let url = path.display().to_string();
+    let url = bare_url(w).await;
     let c = run_cmd(w, &url, None, None).await;
     w.process = Some(output(c).await);
 }
@@ -138,6 +147,13 @@ async fn git_server(w: &mut SyncWorld) {
         _root: root,
         url,
     });
+}
+
+async fn bare_url(w: &mut SyncWorld) -> String {
+    let Repo::Bare { path, .. } = &w.h().await.repo else {
+        panic!("this scenario needs a real bare repository")
+    };
+    path.display().to_string()
 }
 
 fn http_url(w: &SyncWorld) -> String {
@@ -403,31 +419,16 @@ async fn created_once(w: &mut SyncWorld) {
     expr = "the mwsync daemon runs with a {int} second interval and receives SIGTERM after its first poll"
 )]
 async fn daemon_sigterm(w: &mut SyncWorld, secs: u64) {
-    let Repo::Bare { path, .. } = &w.h().await.repo else {
-        panic!("this scenario needs a real bare repository")
-    };
-    let url = path.display().to_string();
-    let c = run_cmd(w, &url, None, None).await;
-    // The same settings as `run --once`, without `--once`.
-    let args: Vec<String> = c
-        .get_args()
-        .map(|a| a.to_string_lossy().to_string())
-        .filter(|a| a != "--once")
-        .collect();
-    let envs: Vec<(std::ffi::OsString, Option<std::ffi::OsString>)> = c
-        .get_envs()
-        .map(|(k, v)| (k.to_os_string(), v.map(|v| v.to_os_string())))
-        .collect();
-    let mut d = bin();
-    d.args(&args)
-        .arg("--poll-interval-secs")
-        .arg(secs.to_string());
-    for (k, v) in envs {
-        match v {
-            Some(v) => d.env(k, v),
-            None => d.env_remove(k),
-        };
-    }
+    let url = bare_url(w).await;
+    let interval = secs.to_string();
+    let mut d = mwsync_cmd(
+        w,
+        &["run", "--poll-interval-secs", &interval],
+        &url,
+        None,
+        None,
+    )
+    .await;
     d.stderr(Stdio::piped()).stdout(Stdio::null());
     w.process = Some(
         tokio::task::spawn_blocking(move || {
@@ -469,23 +470,8 @@ async fn stopped_with(w: &mut SyncWorld, code: i32) {
 
 #[when("mwsync rebaseline runs")]
 async fn rebaseline(w: &mut SyncWorld) {
-    let Repo::Bare { path, .. } = &w.h().await.repo else {
-        panic!("this scenario needs a real bare repository")
-    };
-    let url = path.display().to_string();
-    let c = run_cmd(w, &url, None, None).await;
-    let mut r = bin();
-    let args: Vec<String> = c
-        .get_args()
-        .map(|a| a.to_string_lossy().to_string())
-        .filter(|a| a != "--once" && a != "run")
-        .collect();
-    r.arg("rebaseline").args(&args);
-    for (k, v) in c.get_envs() {
-        if let Some(v) = v {
-            r.env(k, v);
-        }
-    }
+    let url = bare_url(w).await;
+    let r = mwsync_cmd(w, &["rebaseline"], &url, None, None).await;
     w.process = Some(output(r).await);
 }
 
@@ -494,10 +480,7 @@ const WRONG_PASSWORD: &str = "Wrong-pw-8d2e";
 
 #[when("the mwsync binary runs once with a wrong MoneyWorks password")]
 async fn wrong_mw_password(w: &mut SyncWorld) {
-    let Repo::Bare { path, .. } = &w.h().await.repo else {
-        panic!("this scenario needs a real bare repository")
-    };
-    let url = path.display().to_string();
+    let url = bare_url(w).await;
     let mut c = run_cmd(w, &url, None, None).await;
     let mw =
         w.h()
@@ -520,30 +503,17 @@ fn no_wrong_password(w: &mut SyncWorld) {
 
 #[when("the mwsync daemon runs with JSON logs and a status server")]
 async fn daemon_json_status(w: &mut SyncWorld) {
-    let Repo::Bare { path, .. } = &w.h().await.repo else {
-        panic!("this scenario needs a real bare repository")
-    };
-    let url = path.display().to_string();
-    let c = run_cmd(w, &url, None, None).await;
-    let args: Vec<String> = c
-        .get_args()
-        .map(|a| a.to_string_lossy().to_string())
-        .filter(|a| a != "--once")
-        .collect();
-    let mut d = bin();
-    d.args(&args).args([
+    let url = bare_url(w).await;
+    let run = [
+        "run",
         "--poll-interval-secs",
         "1",
         "--status-addr",
         "127.0.0.1:0",
         "--log-format",
         "json",
-    ]);
-    for (k, v) in c.get_envs() {
-        if let Some(v) = v {
-            d.env(k, v);
-        }
-    }
+    ];
+    let mut d = mwsync_cmd(w, &run, &url, None, None).await;
     d.stderr(Stdio::piped()).stdout(Stdio::null());
     let (status_json, log) = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
@@ -610,9 +580,6 @@ async fn status_report(w: &mut SyncWorld) {
     let (_, body, _) = w.process.clone().expect("a process ran");
     let v: serde_json::Value =
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
-    let Repo::Bare { .. } = &w.h().await.repo else {
-        unreachable!("bare")
-    };
     assert_eq!(v["state"], "running", "{v}");
     assert!(v["main"].as_str().is_some_and(|m| m.len() == 40), "{v}");
     assert_eq!(v["markers"].as_object().map(|m| m.len()), Some(5), "{v}");
