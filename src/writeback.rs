@@ -425,15 +425,30 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
             ));
             continue;
         }
-        if base.is_some() && base_fields == desired_fields {
+        // What the writer asks for: the fields it changed, or every non-empty field of a new
+        // record. Only these are imported and verified.
+        let asked: Vec<String> = desired_fields
+            .iter()
+            .filter(|f| base.is_none() || base_fields.iter().find(|b| b.name == f.name) != Some(*f))
+            .filter(|f| base.is_some() || !matches!(&f.value, Value::Text(t) if t.is_empty()))
+            .map(|f| f.name.clone())
+            .collect();
+        if asked.is_empty() {
             out.already.push(path.to_string());
             continue;
         }
-        if let Some(cur) = &current
-            && normalised(&cur.fields) == desired_fields
-        {
-            out.already.push(path.to_string());
-            continue;
+        // Already applied when MoneyWorks holds every asked value: after a crash between the
+        // import and the merge, the server may also have rewritten fields nobody asked for
+        // (a recomputed gross, a new record's defaults), and that is not a conflict.
+        if let Some(cur) = &current {
+            let cur_fields = normalised(&cur.fields);
+            if asked.iter().all(|n| {
+                desired_fields.iter().find(|f| &f.name == n)
+                    == cur_fields.iter().find(|f| &f.name == n)
+            }) {
+                out.already.push(path.to_string());
+                continue;
+            }
         }
         let unchanged_since_base = match (&fv.base, &fv.current) {
             (Some(b), Some(c)) => {
@@ -479,18 +494,12 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
             });
             continue;
         }
-        let fields: Vec<String> = desired_fields
-            .iter()
-            .filter(|f| base.is_none() || base_fields.iter().find(|b| b.name == f.name) != Some(*f))
-            .filter(|f| base.is_some() || !matches!(&f.value, Value::Text(t) if t.is_empty()))
-            .map(|f| f.name.clone())
-            .collect();
         out.apply.push(PlannedRecord {
             path: path.to_string(),
             table,
             key,
             desired,
-            fields,
+            fields: asked,
             create: base.is_none(),
         });
     }
@@ -1142,6 +1151,39 @@ mod tests {
             )],
         );
         assert!(p.apply.is_empty() && p.problems.is_empty());
+        assert_eq!(p.already, vec![path()]);
+    }
+
+    /// After a crash between import and merge, the server's own rewriting of fields nobody
+    /// asked for (here the credit limit) does not turn the write into a conflict.
+    #[test]
+    fn already_applied_ignores_fields_the_writer_did_not_change() {
+        let after_import = String::from_utf8(rec("2", "20240102000000"))
+            .expect("utf8")
+            .replace("100.00", "150.00")
+            .into_bytes();
+        let p = plan(
+            &[name()],
+            vec![fv(
+                Some(rec("1", "20240101000000")),
+                Some(rec("2", "20240101000000")),
+                Some(after_import),
+            )],
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
+        assert_eq!(p.already, vec![path()]);
+    }
+
+    /// A created record found already in MoneyWorks with the asked values (plus the server's
+    /// defaults) is already applied, not a conflict.
+    #[test]
+    fn created_record_found_after_a_crash_is_already_applied() {
+        let desired = b"<name><code>ACME</code><phone>2</phone></name>".to_vec();
+        let p = plan(
+            &[name()],
+            vec![fv(None, Some(desired), Some(rec("2", "20240102000000")))],
+        );
+        assert!(p.problems.is_empty(), "{:?}", p.problems);
         assert_eq!(p.already, vec![path()]);
     }
 
