@@ -93,6 +93,28 @@ Feature: Pull MoneyWorks records into git main
     Then main holds exactly the records MoneyWorks holds
     And the last commit on main says "Name NEWCO moved from OLDCO"
 
+  Scenario: Codes that move into each other's old names leave no stale file
+    Given a MoneyWorks document with 2 names
+    And the name "AAA" with phone "1" exists in MoneyWorks
+    And the name "BBB" with phone "2" exists in MoneyWorks
+    And mwsync has polled
+    When name "BBB" is renamed to "CCC" and name "AAA" to "BBB" in the same second
+    And mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
+  Scenario: A rename in a poll that fails part-way leaves no stale file
+    Given a MoneyWorks document with 2 names, 1 accounts, 1 products, 1 jobs and 1 transactions
+    And the name "AAA" with phone "1" exists in MoneyWorks
+    And mwsync has polled
+    When name "AAA" is renamed to "ZZZ" in MoneyWorks
+    And MoneyWorks refuses export 5 of the next poll until retries run out
+    And mwsync polls
+    Then the poll fails
+    When mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
   Scenario: main moved by someone else stops mwsync
     Given a MoneyWorks document with 2 names
     And mwsync has polled

@@ -377,10 +377,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             FileChange::Put(self.state.to_toml().into_bytes()),
         );
         if self.config_unwritten {
-            changes.insert(
-                REPO_CONFIG_PATH.to_string(),
-                FileChange::Put(self.repo.file.to_toml().into_bytes()),
-            );
+            // A writer's config change in the same commit wins over the initial one.
+            changes
+                .entry(REPO_CONFIG_PATH.to_string())
+                .or_insert_with(|| FileChange::Put(self.repo.file.to_toml().into_bytes()));
         }
         let mut parents: Vec<CommitId> = self.main.iter().cloned().collect();
         parents.extend(extra_parent);
@@ -446,6 +446,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         self.load_main(tip.clone())?;
         Ok(tip)
+    }
+
+    /// Forgets what a failed step staged: the state returns to what `main` holds, and the
+    /// code-move index (which may point at files never committed) is rebuilt on next use.
+    pub(crate) fn rollback(&mut self) {
+        self.state = self.committed_state.clone();
+        self.seq_index.clear();
     }
 
     /// Publishes an event.

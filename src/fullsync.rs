@@ -112,6 +112,10 @@ pub fn quick_fingerprint(bytes: &[u8]) -> Option<(u64, String)> {
 pub struct ScanPlan {
     /// Paths on `main` whose record no longer exists.
     pub vanished: Vec<(String, u64)>,
+    /// Files whose record still exists but under another key: the record's code changed
+    /// (or a file was left behind). They go; the record is re-read to its own path. Not
+    /// counted as deletions by the mass-delete guard.
+    pub stale: Vec<(String, u64)>,
     /// Sequence numbers to re-read (missing on `main`, or stamp or key differs).
     pub reread: Vec<u64>,
 }
@@ -134,7 +138,10 @@ pub fn plan_scan(
                     (Some(code), KeyField::Code(_)) => RecordKey::Code(code.clone()),
                     _ => RecordKey::Seq(*seq),
                 };
-                if f.modified != *modified || crate::record::record_path(table, &key) != *path {
+                if crate::record::record_path(table, &key) != *path {
+                    plan.stale.push((path.clone(), *seq));
+                    plan.reread.push(*seq);
+                } else if f.modified != *modified {
                     plan.reread.push(*seq);
                 }
             }
@@ -311,6 +318,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         let mut staged = Staged::default();
         self.stage_deletes(table, &plan.vanished, &mut staged);
+        self.stage_deletes(table, &plan.stale, &mut staged);
         let records = self.reread_seqs(table, &plan.reread).await?;
         self.stage_records(records, &mut staged)?;
         let mut st = self.state.table(table.name);
@@ -356,6 +364,20 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             loop {
                 let query = seq_page(table, after, page, ExportFormat::Verbose);
                 let (records, full) = self.export(&query).await?;
+                if records
+                    .first()
+                    .and_then(Record::seq)
+                    .is_some_and(|s| s <= after)
+                {
+                    // A server that ignored the search would make this loop forever.
+                    return Err(EngineError::MoneyWorks(MwError::InvalidReply {
+                        command: "export".into(),
+                        detail: format!(
+                            "asked for {} records after #{after} but got an earlier one",
+                            table.name
+                        ),
+                    }));
+                }
                 for record in records {
                     let seq = record.seq().unwrap_or(0);
                     after = after.max(seq);
@@ -365,8 +387,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                             detail: e.to_string(),
                         })
                     })?;
+                    // Only this record's own path is accounted for; any other file holding its
+                    // sequence number is stale and is reported or removed below.
                     main.remove(&path);
-                    main.retain(|_, (s, _)| *s != seq);
                     let bytes = record.to_canonical_xml();
                     let current = match &self.main {
                         Some(m) => self.store.read_file(m, &path).map_err(EngineError::Store)?,
@@ -513,6 +536,7 @@ mod tests {
         ];
         let plan = plan_scan(name, &server, &main);
         assert_eq!(plan.vanished, vec![(p("D"), 4)]);
+        assert_eq!(plan.stale, vec![(p("C"), 3)]);
         assert_eq!(plan.reread, vec![2, 3, 5]);
     }
 

@@ -65,9 +65,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// One poll: refresh `main`, read the clock, pull every tracked table, commit in
     /// checkpoints. An idle poll commits nothing.
     pub async fn poll(&mut self) -> Result<PollReport, EngineError> {
+        let clock_before = self.last_clock;
         let result = self.poll_inner().await;
         if result.is_err() {
-            self.state = self.committed_state.clone();
+            self.rollback();
+            // A failed poll's clock reading must not shorten the next regression rescan.
+            self.last_clock = clock_before;
         }
         result
     }
@@ -159,6 +162,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
             let first = times.first().copied();
             let last = times.last().copied();
+            if let (Some(c), Some(f)) = (cursor, first)
+                && f < c
+            {
+                // A server that ignored the search would make this loop forever.
+                return Err(invalid(format!(
+                    "asked for {} records modified at or after {c} but got one from {f}",
+                    table.name
+                )));
+            }
             self.stage_records(records, staged)?;
             if !full {
                 break;
@@ -283,7 +295,21 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let path = record.path().map_err(|e| invalid(e.to_string()))?;
         let bytes = record.to_canonical_xml().into_bytes();
         let current = self.current_bytes(staged, &path)?;
-        if current.as_deref() == Some(bytes.as_slice()) {
+        // The record's previous file when its code changed, found by sequence number. Looked
+        // up even when the new path already has a file: that file may be another record's
+        // old one, and the previous file must go either way.
+        let mut previous: Option<(String, Record)> = None;
+        if let Some(old_path) = self.seq_path(table, seq)?
+            && old_path != path
+            && let Some(old_bytes) = self.current_bytes(staged, &old_path)?
+            && let Some(old) = std::str::from_utf8(&old_bytes)
+                .ok()
+                .and_then(|t| Record::from_xml(table, t).ok())
+                .filter(|o| o.seq() == Some(seq))
+        {
+            previous = Some((old_path, old));
+        }
+        if current.as_deref() == Some(bytes.as_slice()) && previous.is_none() {
             return Ok(());
         }
         let old_record = current
@@ -297,20 +323,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         };
         let mut moved_from = None;
         let mut old_fields = old_record.map(|r| r.fields).unwrap_or_default();
-        if current.is_none()
-            && let Some(old_path) = self.seq_path(table, seq)?
-            && old_path != path
-            && let Some(old_bytes) = self.current_bytes(staged, &old_path)?
-        {
-            let old = std::str::from_utf8(&old_bytes)
-                .ok()
-                .and_then(|t| Record::from_xml(table, t).ok());
-            if let Some(old) = old.filter(|o| o.seq() == Some(seq)) {
-                action = RecordAction::Moved;
-                moved_from = old.key().ok().map(|k| k.to_string());
-                old_fields = old.fields;
-                staged.files.insert(old_path, FileChange::Delete);
-            }
+        if let Some((old_path, old)) = previous {
+            action = RecordAction::Moved;
+            moved_from = old.key().ok().map(|k| k.to_string());
+            old_fields = old.fields;
+            staged.files.insert(old_path, FileChange::Delete);
         }
         let fields: Vec<_> = diff_fields(&old_fields, &record.fields)
             .into_iter()

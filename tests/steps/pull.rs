@@ -356,3 +356,13 @@ pub fn parse_file(path: &str, bytes: &[u8]) -> Record {
     let (t, _) = parse_record_path(path).expect("a record path");
     Record::from_xml(t, std::str::from_utf8(bytes).expect("utf8")).expect("a record")
 }
+
+#[when(
+    expr = "name {string} is renamed to {string} and name {string} to {string} in the same second"
+)]
+async fn swap_codes(w: &mut SyncWorld, a: String, b: String, c: String, d: String) {
+    let h = w.h().await;
+    h.sim.advance(60);
+    h.sim.upsert("Name", &a, &[("code", &b)]);
+    h.sim.upsert("Name", &c, &[("code", &d)]);
+}
