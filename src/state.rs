@@ -15,6 +15,10 @@ pub const STATE_PATH: &str = ".mwsync/state.toml";
 /// Seconds re-read before the estimated point of a backwards clock step.
 pub const REGRESSION_MARGIN_SECS: i64 = 60;
 
+/// How far the server clock may lag monotonic time between two readings (request latency,
+/// rounding to whole seconds) before it counts as stepped back.
+pub const CLOCK_SLACK_SECS: i64 = 5;
+
 /// How far back to re-read after a clock regression whose size cannot be bounded (the
 /// daemon restarted since it last read the clock): one day. The fingerprint scan covers
 /// anything older.
@@ -132,7 +136,13 @@ pub fn check_clock(
         .flatten()
         .max();
     let ahead = |t: Option<MwTime>| t.is_some_and(|t| t > now);
-    if !(ahead(previous) || ahead(state.marker)) {
+    // A step back smaller than the time since the last reading leaves the clock ahead of
+    // that reading, but behind where it should be: the server moved less than monotonic time.
+    let expected = last_reading
+        .zip(elapsed_secs)
+        .map(|(t, e)| t.add_secs(i64::try_from(e).unwrap_or(0)));
+    let fell_behind = expected.is_some_and(|e| now.add_secs(CLOCK_SLACK_SECS) < e);
+    if !(ahead(previous) || ahead(state.marker) || fell_behind) {
         return ClockCheck::Normal;
     }
     let back = elapsed_secs
@@ -145,6 +155,7 @@ pub fn check_clock(
     let previous = previous
         .into_iter()
         .chain(state.marker)
+        .chain(expected.filter(|_| fell_behind))
         .max()
         .unwrap_or(now);
     ClockCheck::Regressed {
@@ -263,6 +274,31 @@ mod tests {
         );
         assert!(
             matches!(check, ClockCheck::Regressed { new_marker, .. } if new_marker == t("20240101115852"))
+        );
+    }
+
+    /// A step back smaller than the time between polls is still caught: the server clock
+    /// moved less than monotonic time did.
+    #[test]
+    fn step_back_within_the_interval_is_detected() {
+        let p = t("20240101120000");
+        let st = TableState {
+            marker: Some(p),
+            server_time: Some(p),
+            ..Default::default()
+        };
+        // 600 s passed, but the clock shows only 300 s more: it was stepped back 300 s.
+        let ClockCheck::Regressed { new_marker, .. } =
+            check_clock(&st, Some(p), p.add_secs(300), Some(600))
+        else {
+            panic!("a step back within the interval must be detected");
+        };
+        // Edits stamped from the step target (no earlier than now - 600 s) are re-read.
+        assert!(new_marker <= p.add_secs(300 - 600), "{new_marker}");
+        // A clock that keeps pace (within the slack) is normal.
+        assert_eq!(
+            check_clock(&st, Some(p), p.add_secs(597), Some(600)),
+            ClockCheck::Normal
         );
     }
 

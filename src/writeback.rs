@@ -258,6 +258,10 @@ fn normalised(fields: &[Field]) -> Vec<Field> {
         .collect()
 }
 
+fn find<'a>(fields: &'a [Field], name: &str) -> Option<&'a Field> {
+    fields.iter().find(|f| f.name == name)
+}
+
 fn field_text(fields: &[Field], name: &str) -> Option<String> {
     fields
         .iter()
@@ -425,11 +429,17 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
             ));
             continue;
         }
-        // What the writer asks for: the fields it changed, or every non-empty field of a new
-        // record. Only these are imported and verified.
-        let asked: Vec<String> = desired_fields
+        // What the writer asks for: the fields whose text it changed, or every non-empty
+        // field of a new record. Only these are imported and verified. Text is compared
+        // exactly here: "1.1" in place of "1.10" is a change the writer asked for.
+        let base_exact = base
+            .as_ref()
+            .map(|b| importable(&b.fields))
+            .unwrap_or_default();
+        let desired_exact = importable(&desired.fields);
+        let asked: Vec<String> = desired_exact
             .iter()
-            .filter(|f| base.is_none() || base_fields.iter().find(|b| b.name == f.name) != Some(*f))
+            .filter(|f| base.is_none() || find(&base_exact, &f.name) != Some(*f))
             .filter(|f| base.is_some() || !matches!(&f.value, Value::Text(t) if t.is_empty()))
             .map(|f| f.name.clone())
             .collect();
@@ -439,13 +449,18 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
         }
         // Already applied when MoneyWorks holds every asked value: after a crash between the
         // import and the merge, the server may also have rewritten fields nobody asked for
-        // (a recomputed gross, a new record's defaults), and that is not a conflict.
+        // (a recomputed gross, a new record's defaults), and that is not a conflict. A value
+        // counts as held when its text matches, or when the server changed it since the base
+        // and it matches by number (the server's own rewriting of `1.5` as `1.500000`).
         if let Some(cur) = &current {
-            let cur_fields = normalised(&cur.fields);
-            if asked.iter().all(|n| {
-                desired_fields.iter().find(|f| &f.name == n)
-                    == cur_fields.iter().find(|f| &f.name == n)
-            }) {
+            let cur_exact = importable(&cur.fields);
+            let cur_norm = normalised(&cur.fields);
+            let held = |n: &String| {
+                let c = find(&cur_exact, n);
+                c == find(&desired_exact, n)
+                    || (c != find(&base_exact, n) && find(&cur_norm, n) == find(&desired_fields, n))
+            };
+            if asked.iter().all(held) {
                 out.already.push(path.to_string());
                 continue;
             }
@@ -677,7 +692,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     pub async fn cycle(&mut self) -> Result<crate::pull::PollReport, EngineError> {
         let result = self.cycle_inner().await;
         if result.is_err() {
-            self.state = self.committed_state.clone();
+            self.rollback();
         }
         result
     }
@@ -1152,6 +1167,22 @@ mod tests {
         );
         assert!(p.apply.is_empty() && p.problems.is_empty());
         assert_eq!(p.already, vec![path()]);
+    }
+
+    /// A text change that only looks like a number change ("1.10" to "1.1") is imported,
+    /// not taken as already applied.
+    #[test]
+    fn number_like_text_changes_are_imported() {
+        let p = plan(
+            &[name()],
+            vec![fv(
+                Some(rec("1.10", "20240101000000")),
+                Some(rec("1.1", "20240101000000")),
+                Some(rec("1.10", "20240101000000")),
+            )],
+        );
+        assert!(p.already.is_empty(), "{:?}", p.already);
+        assert_eq!(p.apply[0].fields, vec!["phone".to_string()]);
     }
 
     /// After a crash between import and merge, the server's own rewriting of fields nobody
