@@ -247,7 +247,7 @@ impl RepoConfigFile {
     pub fn parse(text: &str, origin: &str) -> Result<RepoConfigFile, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::File {
             path: origin.to_string(),
-            detail: e.to_string(),
+            detail: toml_error(text, &e),
         })
     }
 
@@ -394,7 +394,7 @@ impl Settings {
     pub fn from_file_text(text: &str, path: &str) -> Result<Settings, ConfigError> {
         toml::from_str(text).map_err(|e| ConfigError::File {
             path: path.to_string(),
-            detail: e.to_string(),
+            detail: toml_error(text, &e),
         })
     }
 
@@ -592,6 +592,20 @@ impl Settings {
             request_timeout_secs,
             initial_repo,
         })
+    }
+}
+
+/// A TOML error as "line L, column C: message", without the quoted source line that the
+/// library's own text includes: that line may hold a password or an API key.
+fn toml_error(text: &str, e: &toml::de::Error) -> String {
+    match e.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.len() - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+            format!("line {line}, column {column}: {}", e.message())
+        }
+        None => e.message().to_string(),
     }
 }
 
@@ -986,6 +1000,25 @@ mod tests {
         let text = file.to_toml();
         assert_eq!(RepoConfigFile::parse(&text, "x").expect("parses"), file);
         assert!(!text.contains("password") && !text.contains("key"));
+    }
+
+    /// A config file error names the line but never repeats its text, which may hold a secret.
+    #[test]
+    fn config_file_errors_do_not_echo_secrets() {
+        let err = Settings::from_file_text(
+            "git_url = \"/srv/b.git\"\nmoneyworks_password = \"s3cret-value\"\n",
+            "/etc/mwsync.toml",
+        )
+        .expect_err("unknown key");
+        let text = err.to_string();
+        assert!(
+            text.contains("/etc/mwsync.toml") && text.contains("line 2"),
+            "{text}"
+        );
+        assert!(!text.contains("s3cret-value"), "{text}");
+        let err = Settings::from_file_text("git_api_key = tok-unquoted-123\n", "f")
+            .expect_err("bad value");
+        assert!(!err.to_string().contains("tok-unquoted-123"), "{err}");
     }
 
     /// An empty or missing key file is refused with the file named.

@@ -148,10 +148,13 @@ impl HttpMoneyWorks {
 
 /// Turns an HTTP status and body into the reply text or a classified error.
 pub fn classify_reply(command: &str, status: u16, body: String) -> Result<String, MwError> {
-    if body.contains("licensed concurrent users limit") {
+    // The server's failure texts are recognised only in error replies or plain-text bodies,
+    // never inside an XML export, where a record's notes could quote them.
+    let plain = status >= 400 || !body.trim_start().starts_with('<');
+    if plain && body.contains("licensed concurrent users limit") {
         return Err(MwError::LicenceLimit);
     }
-    if body.contains("DoConnect failed") || status == 401 || status == 403 {
+    if (plain && body.contains("DoConnect failed")) || status == 401 || status == 403 {
         return Err(MwError::Auth {
             detail: snippet(&body, "no message"),
         });
@@ -293,5 +296,10 @@ mod tests {
             })
         );
         assert_eq!(classify_reply("evaluate", 200, "2".into()), Ok("2".into()));
+        let export = "<?xml version=\"1.0\"?><table name=\"Memo\" count=\"1\" start=\"0\" found=\"1\"><memo><note>DoConnect failed -1</note></memo></table>";
+        assert!(
+            classify_reply("export", 200, export.into()).is_ok(),
+            "record text is not a server failure"
+        );
     }
 }
