@@ -10,10 +10,12 @@ use std::sync::{Arc, Mutex};
 use clap::{Args, Parser, Subcommand};
 use mwsync::config::{ConfigError, DaemonConfig, FullSyncMode, GitAuthKind, LogFormat, Settings};
 use mwsync::daemon::{RunOptions, connect, run};
-use mwsync::engine::EngineError;
+use mwsync::engine::{Engine, EngineError};
 use mwsync::error::{Classify, ErrorClass};
 use mwsync::events::Events;
+use mwsync::moneyworks::client::HttpMoneyWorks;
 use mwsync::status::StatusSnapshot;
+use mwsync::store::git::GitStore;
 use tokio_util::sync::CancellationToken;
 
 /// Exit code: success.
@@ -169,6 +171,16 @@ impl ConnArgs {
         }
     }
 
+    /// Loads the config and builds the production engine, or reports why not with the exit
+    /// code.
+    fn connect(&self) -> Result<(DaemonConfig, Engine<HttpMoneyWorks, GitStore>), u8> {
+        let cfg = self.load_and_log()?;
+        match connect(&cfg, Events::new()) {
+            Ok(engine) => Ok((cfg, engine)),
+            Err(e) => Err(report(&e)),
+        }
+    }
+
     /// Flags, then environment, then the config file; validated before any network access.
     fn load(&self) -> Result<DaemonConfig, ConfigError> {
         let env = Settings::from_env(std::env::vars())?;
@@ -262,13 +274,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
             .await
         }
         Command::Rebaseline { conn } => {
-            let cfg = match conn.load_and_log() {
-                Ok(cfg) => cfg,
+            let (cfg, mut engine) = match conn.connect() {
+                Ok(pair) => pair,
                 Err(code) => return code,
-            };
-            let mut engine = match connect(&cfg, Events::new()) {
-                Ok(e) => e,
-                Err(e) => return report(&e),
             };
             match engine.rebaseline().await {
                 Ok(Some(tip)) => {
@@ -293,13 +301,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 eprintln!("mwsync: `sync` needs --full (add --check to only compare)");
                 return EXIT_INVALID;
             }
-            let cfg = match conn.load_and_log() {
-                Ok(cfg) => cfg,
+            let (_, mut engine) = match conn.connect() {
+                Ok(pair) => pair,
                 Err(code) => return code,
-            };
-            let mut engine = match connect(&cfg, Events::new()) {
-                Ok(e) => e,
-                Err(e) => return report(&e),
             };
             let mode = if check {
                 FullSyncMode::Check

@@ -193,6 +193,17 @@ fn phone(rng: &mut Rng) -> String {
     )
 }
 
+/// A New Zealand-style bank account number (`12-3456-7890123-00`).
+fn bank_account(rng: &mut Rng) -> String {
+    format!(
+        "{:02}-{:04}-{:07}-{:02}",
+        rng.random_range(1..40),
+        rng.random_range(0..10_000),
+        rng.random_range(0..10_000_000),
+        rng.random_range(0..100)
+    )
+}
+
 fn prose(rng: &mut Rng, words: std::ops::Range<usize>) -> String {
     let n = rng.random_range(words);
     let mut out = String::new();
@@ -271,17 +282,7 @@ fn accounts(rng: &mut Rng, spec: &GenSpec) -> (Vec<Record>, Vec<String>) {
         set(f, "system", system);
         set(f, "colour", rng.random_range(0..8).to_string());
         if kind == "BK" {
-            set(
-                f,
-                "bankaccountnumber",
-                format!(
-                    "{:02}-{:04}-{:07}-{:02}",
-                    rng.random_range(1..40),
-                    rng.random_range(0..10_000),
-                    rng.random_range(0..10_000_000),
-                    rng.random_range(0..100)
-                ),
-            );
+            set(f, "bankaccountnumber", bank_account(rng));
         }
         if rng.random_bool(0.1) {
             set(f, "comments", prose(rng, 3..10));
@@ -377,17 +378,7 @@ pub(super) fn masters(spec: &GenSpec) -> Masters {
                 rng.random_range(0..1000)
             ),
         );
-        set(
-            f,
-            "bankaccountnumber",
-            format!(
-                "{:02}-{:04}-{:07}-{:02}",
-                rng.random_range(1..40),
-                rng.random_range(0..10_000),
-                rng.random_range(0..10_000_000),
-                rng.random_range(0..100)
-            ),
-        );
+        set(f, "bankaccountnumber", bank_account(&mut rng));
         set(f, "bankaccountname", company.clone());
         set(f, "recaccount", if cust > 0 { AR } else { "" });
         set(f, "payaccount", if supp > 0 { AP } else { "" });
