@@ -40,7 +40,6 @@ Feature: Pull MoneyWorks records into git main
     And a MoneyWorks document with 45 names
     And MoneyWorks edits name 3 and creates name "LATE" while mwsync reads page 2
     When mwsync polls
-    And mwsync polls
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 
