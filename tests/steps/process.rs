@@ -6,6 +6,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use cucumber::{given, then, when};
 use mwsync::record::Record;
+use mwsync_sim::fake::FaultKind;
 use mwsync_sim::gitserve::GitServer;
 
 use super::SyncWorld;
@@ -415,10 +416,29 @@ async fn created_once(w: &mut SyncWorld) {
     tokio::time::sleep(Duration::from_millis(0)).await;
 }
 
+/// How long a daemon may take to stop after SIGTERM before the scenario calls it hung.
+const SIGTERM_DEADLINE: Duration = Duration::from_secs(30);
+
+/// Waits for `child` to exit, killing it (and failing) when it outlives `deadline`.
+fn wait_or_kill(child: &mut std::process::Child, deadline: Duration) -> Result<i32, String> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
+            return Ok(status.code().unwrap_or(-1));
+        }
+        if start.elapsed() > deadline {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(format!("mwsync ignored SIGTERM for {deadline:?}"));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 #[when(
-    expr = "the mwsync daemon runs with a {int} second interval and receives SIGTERM after its first poll"
+    expr = "the mwsync daemon runs with a {int} second interval and receives SIGTERM {word} its second poll"
 )]
-async fn daemon_sigterm(w: &mut SyncWorld, secs: u64) {
+async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
     let url = bare_url(w).await;
     let interval = secs.to_string();
     let mut d = mwsync_cmd(
@@ -429,37 +449,79 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64) {
         None,
     )
     .await;
+    let state = w.h().await.sim.state().clone();
     d.stderr(Stdio::piped()).stdout(Stdio::null());
     w.process = Some(
         tokio::task::spawn_blocking(move || {
             use std::io::BufRead;
             let mut child = d.spawn().expect("mwsync starts");
+            let pid = child.id().to_string();
             let stderr = child.stderr.take().expect("piped stderr");
+            let (tx, rx) = std::sync::mpsc::channel::<String>();
+            let reader = std::thread::spawn(move || {
+                for line in std::io::BufReader::new(stderr).lines() {
+                    let Ok(line) = line else { break };
+                    if tx.send(line).is_err() {
+                        break;
+                    }
+                }
+            });
             let mut seen = String::new();
-            let mut lines = std::io::BufReader::new(stderr).lines();
-            for line in lines.by_ref() {
-                let line = line.expect("stderr line");
+            let mut next_line = || {
+                let line = rx
+                    .recv_timeout(SIGTERM_DEADLINE)
+                    .expect("mwsync keeps logging until it exits");
                 seen.push_str(&line);
                 seen.push('\n');
-                if line.contains("poll finished") {
-                    let status = Command::new("kill")
-                        .args(["-TERM", &child.id().to_string()])
-                        .status()
-                        .expect("kill runs");
-                    assert!(status.success());
-                    break;
+                line
+            };
+            while !next_line().contains("poll finished") {}
+            match moment.as_str() {
+                // The signal lands while the second poll waits on a slow MoneyWorks reply.
+                "during" => {
+                    let before = state.requests().total;
+                    state.fail_next(FaultKind::Delay(Duration::from_secs(2)), 1);
+                    let start = std::time::Instant::now();
+                    while state.requests().total == before {
+                        assert!(
+                            start.elapsed() < SIGTERM_DEADLINE,
+                            "the second poll never started"
+                        );
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
                 }
+                // The signal lands in the sleep between polls.
+                "before" => {}
+                other => panic!("unknown moment {other}: say `during` or `before`"),
             }
-            for line in lines {
-                seen.push_str(&line.expect("stderr line"));
+            let status = Command::new("kill")
+                .args(["-TERM", &pid])
+                .status()
+                .expect("kill runs");
+            assert!(status.success());
+            let code = match wait_or_kill(&mut child, SIGTERM_DEADLINE) {
+                Ok(code) => code,
+                Err(hung) => panic!("{hung}"),
+            };
+            reader
+                .join()
+                .expect("the stderr reader ends with the process");
+            while let Ok(line) = rx.try_recv() {
+                seen.push_str(&line);
                 seen.push('\n');
             }
-            let status = child.wait().expect("reap");
-            (status.code().unwrap_or(-1), String::new(), seen)
+            (code, String::new(), seen)
         })
         .await
         .expect("the watcher finishes"),
     );
+}
+
+#[then(expr = "the log says {string} {int} times")]
+fn log_says_times(w: &mut SyncWorld, text: String, n: usize) {
+    let (_, out, err) = w.process.as_ref().expect("a process ran");
+    let got = err.matches(&text).count() + out.matches(&text).count();
+    assert_eq!(got, n, "`{text}` should appear {n} times:\n{err}");
 }
 
 #[given(expr = "the mwsync binary has stopped with exit code {int}")]
