@@ -288,10 +288,16 @@ export function createGateway(options: GatewayOptions): Gateway {
       return z ? Promise.resolve(z) : staging.zlib(uploadId, id, s.meta);
     };
     const ahead: Promise<Uint8Array>[] = [];
-    for (let i = 0; i < Math.min(READ_AHEAD, list.length); i++) ahead.push(read(i));
+    // A read-ahead left behind by an abandoned push must not fail unhandled.
+    const start = (i: number) => {
+      const p = read(i);
+      p.catch(() => {});
+      ahead.push(p);
+    };
+    for (let i = 0; i < Math.min(READ_AHEAD, list.length); i++) start(i);
     for (let i = 0; i < list.length; i++) {
       const zlib = await (ahead.shift() as Promise<Uint8Array>);
-      if (i + READ_AHEAD < list.length) ahead.push(read(i + READ_AHEAD));
+      if (i + READ_AHEAD < list.length) start(i + READ_AHEAD);
       const meta = list[i][1].meta;
       yield { type: meta.t, size: meta.n, zlib };
     }

@@ -47,13 +47,6 @@ export function entryHeader(type: ObjectType, size: number): Uint8Array {
   return new Uint8Array(bytes);
 }
 
-/** The exact byte length of the pack {@link packStream} writes for these entry sizes. */
-export function packLength(entries: { type: ObjectType; size: number; zlibLength: number }[]) {
-  let n = 12 + 20;
-  for (const e of entries) n += entryHeader(e.type, e.size).length + e.zlibLength;
-  return n;
-}
-
 /**
  * A stream of the pack holding exactly `count` entries pulled from `entries`. It errors if the
  * source yields more or fewer, since the header already promised the count.
