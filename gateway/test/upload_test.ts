@@ -480,3 +480,18 @@ Deno.test("a push the service refuses is reported with its reason", () =>
     assert.equal(await w.serviceRef(), null);
     assert.equal((await missing(w, id, c1)).body.complete, true, "objects stay staged");
   }));
+
+/** Moving the branch to a commit the service already has pushes an empty pack and works. */
+Deno.test("a commit of objects all in the service pushes no objects", () =>
+  inWorld(async (w) => {
+    const src = await SourceRepo.init(`${w.dir}/src`);
+    const { c1, c2 } = await books(src);
+    const id = await w.open(null);
+    await sendOk(w, id, src, await src.objects(c2));
+    assert.equal((await commit(w, id, null, c2)).status, 200);
+    const r = await commit(w, id, c2, c1);
+    assert.equal(r.status, 200, JSON.stringify(r.body));
+    assert.equal(r.body.objects, 0);
+    assert.equal(r.body.already, false);
+    assert.equal(await w.serviceRef(), c1);
+  }));
