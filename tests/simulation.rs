@@ -11,9 +11,9 @@ use std::time::{Duration, Instant};
 use mwsync::config::RepoConfigFile;
 use mwsync::events::Event;
 use mwsync::record::Record;
+use mwsync::store::memory::MemOp;
 use mwsync::store::{CommitId, FileChange, NewCommit, Store};
 use mwsync_sim::fake::FaultKind;
-use mwsync_sim::memstore::MemOp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 

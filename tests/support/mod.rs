@@ -20,9 +20,9 @@ use mwsync::record::{Record, table_info};
 use mwsync::retry::RetryPolicy;
 use mwsync::state::SyncState;
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
+use mwsync::store::memory::MemoryRemote;
 use mwsync::store::{CommitId, CommitInfo, NewCommit, Store, StoreError};
 use mwsync_sim::fake::{Sim, SimBuilder};
-use mwsync_sim::memstore::MemoryRemote;
 
 /// The document password every harness uses; tests check it never leaks.
 pub const PASSWORD: &str = "Pw-9f3c-never-in-logs";
