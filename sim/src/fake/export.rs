@@ -6,12 +6,12 @@
 
 use std::collections::BTreeMap;
 
-use mwsync::mwtime::MwTime;
-use mwsync::record::{Record, Value};
+use crate::time::DateTime;
 
-use super::db::{Db, RecordEnv, text_of};
+use super::db::{Db, RecordEnv};
 use super::search::{self, Val};
 use crate::export_xml::{Flavour, write_table};
+use crate::record::{FieldView, Record};
 
 /// A successful export: the content type and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ pub struct ExportReply {
 pub fn export(
     db: &Db,
     params: &BTreeMap<String, String>,
-    now: MwTime,
+    now: DateTime,
 ) -> Result<ExportReply, String> {
     let table_name = params
         .get("table")
@@ -70,11 +70,7 @@ pub fn export(
     for record in data.records.values() {
         let keep = match &search {
             Some(expr) => expr
-                .matches(&RecordEnv {
-                    record,
-                    schema,
-                    now,
-                })
+                .matches(&RecordEnv { record, now })
                 .map_err(|e| format!("Bad search expression: {e}"))?,
             None => true,
         };
@@ -86,11 +82,7 @@ pub fn export(
         let mut keyed: Vec<(Val, &Record)> = Vec::with_capacity(picked.len());
         for record in picked {
             let key = sort
-                .eval(&RecordEnv {
-                    record,
-                    schema,
-                    now,
-                })
+                .eval(&RecordEnv { record, now })
                 .map_err(|e| format!("Bad sort expression: {e}"))?;
             keyed.push((key, record));
         }
@@ -115,28 +107,26 @@ pub fn export(
 
     let body = match (format, template) {
         ("xml" | "xml-terse", _) => write_table(
-            schema.table,
+            schema.info,
             page.iter().copied(),
             start,
             found,
             Flavour::Terse,
-        ),
+        )
+        .map_err(|e| e.to_string())?,
         ("xml-verbose", _) => write_table(
-            schema.table,
+            schema.info,
             page.iter().copied(),
             start,
             found,
             Flavour::Verbose,
-        ),
+        )
+        .map_err(|e| e.to_string())?,
         (_, Some(template)) => {
             let mut out = String::with_capacity(page.len() * 32);
             for record in page {
                 let line = template
-                    .render(&RecordEnv {
-                        record,
-                        schema,
-                        now,
-                    })
+                    .render(&RecordEnv { record, now })
                     .map_err(|e| format!("Bad format: {e}"))?;
                 out.push_str(&line);
             }
@@ -168,15 +158,15 @@ fn tab_separated(page: &[&Record]) -> String {
     let mut out = String::new();
     for record in page {
         let mut first = true;
-        for field in &record.fields {
-            if matches!(field.value, Value::Subfile(_)) {
+        for view in record.fields() {
+            let FieldView::Text { text, .. } = view else {
                 continue;
-            }
+            };
             if !first {
                 out.push('\t');
             }
             first = false;
-            out.push_str(&text_of(field).replace(['\t', '\r', '\n'], " "));
+            out.push_str(&text.replace(['\t', '\r', '\n'], " "));
         }
         out.push('\n');
     }

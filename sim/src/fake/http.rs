@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::time::DateTime;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State as AxState};
@@ -14,12 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use mwsync::mwtime::MwTime;
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use super::db::ClockEnv;
 use super::{FaultKind, State, export, import, search};
+use crate::xml::{Style, XmlWriter};
 
 /// The licence-limit reply text of a real Datacentre.
 pub const LICENCE_LIMIT_TEXT: &str = "The server has reached its licensed concurrent users limit.; last diagnostic message: DoConnect failed -1";
@@ -170,13 +171,15 @@ fn server_command(state: &State, command: &str, headers: &HeaderMap) -> Reply {
             if !ok {
                 return Reply::status(state.config.auth_fail_status, BAD_LOGIN_TEXT);
             }
-            let mut out = String::from("<?xml version=\"1.0\"?>\n<documents>\n");
-            out.push_str("  <document>");
-            mwsync::xmltree::escape_text(&mut out, &state.config.document);
-            out.push_str("</document>\n</documents>\n");
+            let mut w = XmlWriter::new(Style::EXPORT, 128);
+            w.open("documents", &[]).expect("a plain element name");
+            if let Err(e) = w.leaf("document", &[], &state.config.document) {
+                return Reply::error(format!("the document name cannot be written: {e}"));
+            }
+            w.close("documents");
             Reply {
                 content_type: "text/xml",
-                ..Reply::text(out)
+                ..Reply::text(w.finish())
             }
         }
         _ => Reply::status(StatusCode::NOT_FOUND, MALFORMED_TEXT),
@@ -365,7 +368,7 @@ async fn post_clock(AxState(state): AxState<Arc<State>>, body: String) -> Respon
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
     match (parsed.set, parsed.advance_secs) {
-        (Some(text), None) => match MwTime::parse(&text) {
+        (Some(text), None) => match DateTime::parse(&text) {
             Ok(t) => state.clock.set(t),
             Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
         },
@@ -435,11 +438,10 @@ async fn get_record(
     Path((table, key)): Path<(String, String)>,
 ) -> Response {
     match state.try_record(&table, &key) {
-        Ok(Some(record)) => (
-            [(header::CONTENT_TYPE, "text/xml")],
-            record.to_canonical_xml(),
-        )
-            .into_response(),
+        Ok(Some(record)) => match crate::layout::canonical_xml(&record) {
+            Ok(xml) => ([(header::CONTENT_TYPE, "text/xml")], xml).into_response(),
+            Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
         Ok(None) => admin_error(
             StatusCode::NOT_FOUND,
             format!("{table} has no record `{key}`"),

@@ -52,8 +52,8 @@ use std::borrow::Cow;
 use std::cmp::Ordering;
 use std::fmt::Write as _;
 
-use mwsync::error::{Classify, ErrorClass};
-use mwsync::mwtime::MwTime;
+use crate::error::{Classify, ErrorClass};
+use crate::time::{Civil, DateTime};
 
 /// A typed value in the expression language.
 #[derive(Debug, Clone, PartialEq)]
@@ -63,7 +63,7 @@ pub enum Val {
     /// Text.
     Text(String),
     /// A date-time; a date is a date-time at midnight.
-    DateTime(MwTime),
+    DateTime(DateTime),
     /// The result of a comparison or logical operator (true behaves as 1).
     Bool(bool),
 }
@@ -73,7 +73,7 @@ pub trait Env {
     /// The typed value of a field (name lowercased, table prefix stripped), None if no such field.
     fn field(&self, name: &str) -> Option<Val>;
     /// The server's current time.
-    fn now(&self) -> MwTime;
+    fn now(&self) -> DateTime;
     /// The current table's lowercase name (`transaction`), which a `table.field` prefix must
     /// name. `None` (the default) accepts any prefix.
     fn table(&self) -> Option<&str> {
@@ -310,7 +310,7 @@ pub fn sort_cmp(a: &Val, b: &Val) -> std::cmp::Ordering {
 enum Tok {
     Num(f64),
     Str(String),
-    Date(MwTime),
+    Date(DateTime),
     Ident,
     And,
     Or,
@@ -506,7 +506,7 @@ fn lex_string(src: &str, pos: usize, end: usize) -> Result<(String, usize), Sear
 }
 
 /// A `'YYYYMMDD'` date constant starting at `pos`; returns the date and the index after it.
-fn lex_date(src: &str, pos: usize, end: usize) -> Result<(MwTime, usize), SearchError> {
+fn lex_date(src: &str, pos: usize, end: usize) -> Result<(DateTime, usize), SearchError> {
     let Some(len) = src[pos + 1..end].find('\'') else {
         return Err(error(
             src,
@@ -980,8 +980,8 @@ impl Env for NoRecord {
     fn field(&self, _name: &str) -> Option<Val> {
         None
     }
-    fn now(&self) -> MwTime {
-        MwTime::from_unix_secs(0)
+    fn now(&self) -> DateTime {
+        DateTime::from_secs(0)
     }
 }
 
@@ -993,7 +993,7 @@ impl Env for NoRecord {
 enum V<'a> {
     Num(f64),
     Text(Cow<'a, str>),
-    Dt(MwTime),
+    Dt(DateTime),
     Bool(bool),
 }
 
@@ -1203,7 +1203,7 @@ const SECS_PER_DAY: f64 = 86_400.0;
 /// The longest text `*` may build, so a search cannot exhaust memory.
 const MAX_REPEAT_BYTES: usize = 1 << 20;
 
-fn add_days(t: MwTime, days: f64) -> MwTime {
+fn add_days(t: DateTime, days: f64) -> DateTime {
     t.add_secs((days * SECS_PER_DAY).round() as i64)
 }
 
@@ -1226,9 +1226,7 @@ fn arith<'a>(op: BinOp, x: V<'a>, y: V<'a>) -> Result<V<'a>, String> {
             Some(days) => Ok(V::Dt(add_days(*t, days))),
             None => Err(bad(&x, &y)),
         },
-        (BinOp::Sub, V::Dt(a), V::Dt(b)) => Ok(V::Num(
-            (a.unix_secs() - b.unix_secs()) as f64 / SECS_PER_DAY,
-        )),
+        (BinOp::Sub, V::Dt(a), V::Dt(b)) => Ok(V::Num((a.secs() - b.secs()) as f64 / SECS_PER_DAY)),
         (BinOp::Sub, V::Dt(t), other) => match as_num(other) {
             Some(days) => Ok(V::Dt(add_days(*t, -days))),
             None => Err(bad(&x, &y)),
@@ -1261,7 +1259,7 @@ fn arith<'a>(op: BinOp, x: V<'a>, y: V<'a>) -> Result<V<'a>, String> {
 }
 
 /// Reads text compared with a date-time: `YYYYMMDD`, `YYYYMMDDHHMMSS`, or blank (`None`).
-fn comparable_date(text: &str) -> Result<Option<MwTime>, String> {
+fn comparable_date(text: &str) -> Result<Option<DateTime>, String> {
     let t = text.trim();
     if t.is_empty() {
         return Ok(None);
@@ -1470,8 +1468,8 @@ fn call<'a>(
     })
 }
 
-fn midnight(t: MwTime) -> MwTime {
-    MwTime::from_unix_secs(t.unix_secs().div_euclid(86_400) * 86_400)
+fn midnight(t: DateTime) -> DateTime {
+    DateTime::from_secs(t.secs().div_euclid(86_400) * 86_400)
 }
 
 fn format_code(v: &V) -> Result<i64, String> {
@@ -1496,8 +1494,8 @@ fn digits(s: &str) -> Option<u32> {
 }
 
 /// `YYYYMMDD` at midnight.
-fn date_from_digits(s: &str) -> Option<MwTime> {
-    MwTime::from_parts(
+fn date_from_digits(s: &str) -> Option<DateTime> {
+    DateTime::new(
         i64::from(digits(&s[0..4])?),
         digits(&s[4..6])?,
         digits(&s[6..8])?,
@@ -1508,18 +1506,18 @@ fn date_from_digits(s: &str) -> Option<MwTime> {
 }
 
 /// Exactly 8 (`YYYYMMDD`) or 14 (`YYYYMMDDHHMMSS`) digits.
-fn digits_to_time(s: &str) -> Option<MwTime> {
+fn digits_to_time(s: &str) -> Option<DateTime> {
     if !s.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
     match s.len() {
         8 => date_from_digits(s),
-        14 => MwTime::parse(s).ok(),
+        14 => DateTime::parse(s).ok(),
         _ => None,
     }
 }
 
-fn text_to_date(text: &str, fmt: Option<i64>) -> Result<MwTime, String> {
+fn text_to_date(text: &str, fmt: Option<i64>) -> Result<DateTime, String> {
     let s = text.trim();
     const KNOWN: [i64; 4] = [
         DATE_YYYYMMDDHHMMSS,
@@ -1570,8 +1568,15 @@ fn text_to_date(text: &str, fmt: Option<i64>) -> Result<MwTime, String> {
     parsed.ok_or_else(|| format!("`{s}` is not a date in the requested format"))
 }
 
-fn date_to_text(t: MwTime, code: i64) -> Result<String, String> {
-    let (y, mo, d, h, mi, s) = t.parts();
+fn date_to_text(t: DateTime, code: i64) -> Result<String, String> {
+    let Civil {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+    } = t.civil();
     Ok(match code {
         DATE_YYYYMMDDHHMMSS => t.to_string(),
         DATE_YYYYMMDD => format!("{y:04}{mo:02}{d:02}"),
@@ -1582,8 +1587,15 @@ fn date_to_text(t: MwTime, code: i64) -> Result<String, String> {
 }
 
 /// The strftime subset `%Y %y %m %d %H %M %S %%`.
-fn strftime(t: MwTime, pattern: &str) -> Result<String, String> {
-    let (y, mo, d, h, mi, s) = t.parts();
+fn strftime(t: DateTime, pattern: &str) -> Result<String, String> {
+    let Civil {
+        year: y,
+        month: mo,
+        day: d,
+        hour: h,
+        minute: mi,
+        second: s,
+    } = t.civil();
     let mut out = String::new();
     let mut chars = pattern.chars();
     while let Some(c) = chars.next() {
@@ -1619,7 +1631,7 @@ mod tests {
     struct TestEnv {
         fields: Vec<(&'static str, Val)>,
         table: Option<&'static str>,
-        now: MwTime,
+        now: DateTime,
     }
 
     impl Env for TestEnv {
@@ -1629,7 +1641,7 @@ mod tests {
                 .find(|(n, _)| *n == name)
                 .map(|(_, v)| v.clone())
         }
-        fn now(&self) -> MwTime {
+        fn now(&self) -> DateTime {
             self.now
         }
         fn table(&self) -> Option<&str> {
@@ -1637,8 +1649,8 @@ mod tests {
         }
     }
 
-    fn t(s: &str) -> MwTime {
-        MwTime::parse(s).expect("test time is valid")
+    fn t(s: &str) -> DateTime {
+        DateTime::parse(s).expect("test time is valid")
     }
 
     fn text(s: &str) -> Val {
