@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::search::{Env, Val};
+use super::search::{Env, Scope, Slot, Val};
 use crate::data::Dataset;
 use crate::error::{Classify, ErrorClass};
 use crate::record::Record;
@@ -308,27 +308,31 @@ pub fn typed(kind: Option<FieldKind>, text: &str) -> Val {
 }
 
 impl Env for RecordEnv<'_> {
-    fn field(&self, name: &str) -> Option<Val> {
-        let schema = self.record.schema();
-        match schema.index(name) {
-            Some(ix) => Some(typed(Some(schema.fields[ix].kind), self.record.get(ix))),
-            None => self.record.extra(name).map(|t| typed(None, t)),
-        }
+    fn value(&self, index: usize) -> Val {
+        let kind = self.record.schema().fields[index].kind;
+        typed(Some(kind), self.record.get(index))
+    }
+
+    fn extra(&self, name: &str) -> Option<Val> {
+        self.record.extra(name).map(|t| typed(None, t))
     }
 
     fn now(&self) -> DateTime {
         self.now
     }
+}
 
-    fn table(&self) -> Option<&str> {
-        Some(self.record.info().element)
+impl Scope for TableSchema {
+    fn slot(&self, name: &str) -> Option<Slot> {
+        let index = self.index(name)?;
+        Some(Slot {
+            index,
+            datetime: self.fields[index].kind == FieldKind::DateTime,
+        })
     }
 
-    fn is_datetime_field(&self, name: &str) -> bool {
-        self.record
-            .schema()
-            .field(name)
-            .is_some_and(|d| d.kind == FieldKind::DateTime)
+    fn table(&self) -> Option<&str> {
+        Some(self.info.element)
     }
 }
 
@@ -336,8 +340,8 @@ impl Env for RecordEnv<'_> {
 pub struct ClockEnv(pub DateTime);
 
 impl Env for ClockEnv {
-    fn field(&self, _name: &str) -> Option<Val> {
-        None
+    fn value(&self, _index: usize) -> Val {
+        Val::Text(String::new())
     }
     fn now(&self) -> DateTime {
         self.0

@@ -38,13 +38,13 @@ pub fn export(
     let schema = data.schema;
     let search = match params.get("search").map(|s| s.trim()) {
         Some(s) if !s.is_empty() => {
-            Some(search::parse(s).map_err(|e| format!("Bad search expression: {e}"))?)
+            Some(search::parse(s, schema).map_err(|e| format!("Bad search expression: {e}"))?)
         }
         _ => None,
     };
     let sort = match params.get("sort").map(|s| s.trim()) {
         Some(s) if !s.is_empty() => {
-            Some(search::parse(s).map_err(|e| format!("Bad sort expression: {e}"))?)
+            Some(search::parse(s, schema).map_err(|e| format!("Bad sort expression: {e}"))?)
         }
         _ => None,
     };
@@ -63,7 +63,9 @@ pub fn export(
     let format = params.get("format").map(String::as_str).unwrap_or("");
     let template = match format {
         "" | "xml" | "xml-terse" | "xml-verbose" => None,
-        custom => Some(search::parse_template(custom).map_err(|e| format!("Bad format: {e}"))?),
+        custom => {
+            Some(search::parse_template(custom, schema).map_err(|e| format!("Bad format: {e}"))?)
+        }
     };
 
     let mut picked: Vec<&Record> = Vec::new();

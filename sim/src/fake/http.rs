@@ -253,7 +253,7 @@ fn document_command(
             let Some(expr) = params.get("expr") else {
                 return Reply::error("Missing parameter: evaluate needs expr=");
             };
-            match search::parse(expr).and_then(|e| e.eval(&ClockEnv(now))) {
+            match search::parse(expr, &search::NoFields).and_then(|e| e.eval(&ClockEnv(now))) {
                 Ok(v) => Reply::text(search::display(&v)),
                 Err(e) => Reply::error(e),
             }

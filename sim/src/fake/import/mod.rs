@@ -276,7 +276,8 @@ impl Work<'_> {
             if child.flag("work-it-out") {
                 asked.woo.insert(def.name);
             } else if child.flag("calculated") {
-                let expr = search::parse(&child.text).map_err(|e| format!("{name}: {e}"))?;
+                let expr =
+                    search::parse(&child.text, schema).map_err(|e| format!("{name}: {e}"))?;
                 let env = RecordEnv {
                     record,
                     now: self.now,
