@@ -186,15 +186,9 @@ fn server_command(state: &State, command: &str, headers: &HeaderMap) -> Reply {
     }
 }
 
-fn document_command(
-    state: &State,
-    doc_raw: &str,
-    command: &str,
-    params: &BTreeMap<String, String>,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
+/// Checks the document path and the logins a request carries (headers and `user:pw@` in the
+/// path); the refusal reply when they do not match.
+fn log_in(state: &State, doc_raw: &str, headers: &HeaderMap) -> Result<(), Reply> {
     let mut creds = credentials(headers);
     let doc_enc = match doc_raw.split_once('@') {
         Some((login, doc)) => {
@@ -209,7 +203,10 @@ fn document_command(
         None => doc_raw,
     };
     if decode(doc_enc) != state.config.document {
-        return Reply::status(state.config.auth_fail_status, NO_DOCUMENT_TEXT);
+        return Err(Reply::status(
+            state.config.auth_fail_status,
+            NO_DOCUMENT_TEXT,
+        ));
     }
     let document_ok = creds.iter().any(|c| state.document_login_ok(c));
     let folder_ok = match &state.config.folder {
@@ -219,7 +216,45 @@ fn document_command(
         None => true,
     };
     if !document_ok || !folder_ok {
-        return Reply::status(state.config.auth_fail_status, BAD_LOGIN_TEXT);
+        return Err(Reply::status(state.config.auth_fail_status, BAD_LOGIN_TEXT));
+    }
+    Ok(())
+}
+
+fn import_command(
+    state: &State,
+    params: &BTreeMap<String, String>,
+    method: &Method,
+    body: &[u8],
+    now: DateTime,
+) -> Reply {
+    if method != Method::POST {
+        return Reply::error("import needs a POST with an XML body");
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Reply::error("Malformed XML: the body is not UTF-8");
+    };
+    let return_seq = params
+        .get("return_seq")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let mut db = state.db();
+    match import::import(&mut db, text, return_seq, now) {
+        Ok(text) => Reply::text(text),
+        Err(e) => Reply::error(e),
+    }
+}
+
+fn document_command(
+    state: &State,
+    doc_raw: &str,
+    command: &str,
+    params: &BTreeMap<String, String>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    if let Err(refused) = log_in(state, doc_raw, headers) {
+        return refused;
     }
     let now = state.clock.now();
     match command {
@@ -233,22 +268,7 @@ fn document_command(
                 Err(e) => Reply::error(e),
             }
         }
-        "import" => {
-            if method != Method::POST {
-                return Reply::error("import needs a POST with an XML body");
-            }
-            let Ok(text) = std::str::from_utf8(body) else {
-                return Reply::error("Malformed XML: the body is not UTF-8");
-            };
-            let return_seq = params
-                .get("return_seq")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-            let mut db = state.db();
-            match import::import(&mut db, text, return_seq, now) {
-                Ok(text) => Reply::text(text),
-                Err(e) => Reply::error(e),
-            }
-        }
+        "import" => import_command(state, params, method, body, now),
         "evaluate" => {
             let Some(expr) = params.get("expr") else {
                 return Reply::error("Missing parameter: evaluate needs expr=");

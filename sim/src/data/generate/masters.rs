@@ -117,45 +117,7 @@ fn names(rng: &mut Rng, spec: &GenSpec) -> (Vec<Record>, Parties, Parties) {
         set(f, "contact", contact.clone());
         set(f, "position", pick(rng, POSITIONS));
         set(f, "salutation", first.clone());
-        set(f, "address1", street(rng));
-        set(f, "address2", pick(rng, TOWNS));
-        set(f, "address3", "");
-        set(
-            f,
-            "postcode",
-            format!("{:04}", rng.random_range(100..10_000)),
-        );
-        set(f, "state", pick(rng, STATES));
-        set(f, "country", "New Zealand");
-        if rng.random_bool(0.3) {
-            set(f, "delivery1", street(rng));
-            set(f, "delivery2", pick(rng, TOWNS));
-        }
-        set(f, "phone", phone(rng));
-        if rng.random_bool(0.5) {
-            set(
-                f,
-                "mobile",
-                format!("021 {:07}", rng.random_range(0..10_000_000)),
-            );
-        }
-        let domain_word: String = company
-            .split(' ')
-            .next()
-            .unwrap_or("firm")
-            .chars()
-            .filter(char::is_ascii_alphanumeric)
-            .collect::<String>()
-            .to_ascii_lowercase();
-        let domain = format!("{domain_word}{}.{}", i + 1, pick(rng, EMAIL_DOMAINS));
-        set(
-            f,
-            "email",
-            format!("{}@{domain}", first.to_ascii_lowercase()),
-        );
-        if rng.random_bool(0.6) {
-            set(f, "weburl", format!("www.{domain}"));
-        }
+        addresses_and_contacts(f, rng, &company, &first, i + 1);
         set(f, "customertype", cust.to_string());
         set(f, "suppliertype", supp.to_string());
         set(f, "debtorterms", if cust > 0 { "20" } else { "0" });
@@ -192,6 +154,49 @@ fn names(rng: &mut Rng, spec: &GenSpec) -> (Vec<Record>, Parties, Parties) {
     }
 
     (names, customers, suppliers)
+}
+
+/// A Name's addresses, phones, email and web site, in the order the stream draws them.
+fn addresses_and_contacts(f: &mut Record, rng: &mut Rng, company: &str, first: &str, n: usize) {
+    set(f, "address1", street(rng));
+    set(f, "address2", pick(rng, TOWNS));
+    set(f, "address3", "");
+    set(
+        f,
+        "postcode",
+        format!("{:04}", rng.random_range(100..10_000)),
+    );
+    set(f, "state", pick(rng, STATES));
+    set(f, "country", "New Zealand");
+    if rng.random_bool(0.3) {
+        set(f, "delivery1", street(rng));
+        set(f, "delivery2", pick(rng, TOWNS));
+    }
+    set(f, "phone", phone(rng));
+    if rng.random_bool(0.5) {
+        set(
+            f,
+            "mobile",
+            format!("021 {:07}", rng.random_range(0..10_000_000)),
+        );
+    }
+    let domain_word: String = company
+        .split(' ')
+        .next()
+        .unwrap_or("firm")
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    let domain = format!("{domain_word}{n}.{}", pick(rng, EMAIL_DOMAINS));
+    set(
+        f,
+        "email",
+        format!("{}@{domain}", first.to_ascii_lowercase()),
+    );
+    if rng.random_bool(0.6) {
+        set(f, "weburl", format!("www.{domain}"));
+    }
 }
 
 /// Products: their records, and the (code, sell price in cents, description) of each.
