@@ -16,7 +16,6 @@ use mwsync::local::LocalState;
 use mwsync::moneyworks::client::HttpMoneyWorks;
 use mwsync::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use mwsync::mwtime::MwTime;
-use mwsync::record::table_info;
 use mwsync::retry::RetryPolicy;
 use mwsync::state::SyncState;
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
@@ -589,11 +588,6 @@ pub fn edited_file(bytes: &[u8], field: &str, value: &str) -> Vec<u8> {
     file.canonical()
         .expect("edited values hold only XML characters")
         .into_bytes()
-}
-
-/// The table info for a name, for tests.
-pub fn table(name: &str) -> &'static mwsync::record::TableInfo {
-    table_info(name).expect("a known table")
 }
 
 /// Secret wrapper for tests that build endpoints by hand.
