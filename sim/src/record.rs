@@ -313,21 +313,7 @@ impl Record {
         let mut record = Record::blank(schema);
         for child in &el.children {
             if child.name.eq_ignore_ascii_case("subfile") {
-                let sub = schema
-                    .subfile
-                    .as_ref()
-                    .filter(|s| {
-                        child
-                            .attr("name")
-                            .is_some_and(|n| n.eq_ignore_ascii_case(s.name))
-                    })
-                    .ok_or_else(|| {
-                        format!(
-                            "{} has no subfile called {}",
-                            schema.info.name,
-                            child.attr("name").unwrap_or("(unnamed)")
-                        )
-                    })?;
+                let sub = schema.subfile_named(child.attr("name"))?;
                 record.rows = child
                     .children
                     .iter()

@@ -162,6 +162,20 @@ impl TableSchema {
     pub fn field(&self, name: &str) -> Option<&'static FieldDef> {
         self.index(name).map(|i| &self.fields[i])
     }
+
+    /// The subfile a `<subfile name="…">` element names (case-insensitive), or why none.
+    pub fn subfile_named(&self, name: Option<&str>) -> Result<&SubfileSchema, String> {
+        self.subfile
+            .as_ref()
+            .filter(|s| name.is_some_and(|n| n.eq_ignore_ascii_case(s.name)))
+            .ok_or_else(|| {
+                format!(
+                    "{} has no subfile called {}",
+                    self.info.name,
+                    name.unwrap_or("(unnamed)")
+                )
+            })
+    }
 }
 
 fn index_in(fields: &[FieldDef], name: &str) -> Option<usize> {

@@ -247,21 +247,7 @@ impl Work<'_> {
                 continue;
             }
             if name == "subfile" {
-                let sub = schema
-                    .subfile
-                    .as_ref()
-                    .filter(|s| {
-                        child
-                            .attr("name")
-                            .is_some_and(|n| n.eq_ignore_ascii_case(s.name))
-                    })
-                    .ok_or_else(|| {
-                        format!(
-                            "{} has no subfile called {}",
-                            schema.info.name,
-                            child.attr("name").unwrap_or("(unnamed)")
-                        )
-                    })?;
+                let sub = schema.subfile_named(child.attr("name"))?;
                 asked.rows = Some(read_rows(sub, child)?);
                 continue;
             }

@@ -260,21 +260,14 @@ fn text_to_date(text: &str, fmt: Option<i64>) -> Result<DateTime, String> {
 }
 
 fn date_to_text(t: DateTime, code: i64) -> Result<String, String> {
-    let Civil {
-        year: y,
-        month: mo,
-        day: d,
-        hour: h,
-        minute: mi,
-        second: s,
-    } = t.civil();
-    Ok(match code {
-        DATE_YYYYMMDDHHMMSS => t.to_string(),
-        DATE_YYYYMMDD => format!("{y:04}{mo:02}{d:02}"),
-        DATE_ISO => format!("{y:04}-{mo:02}-{d:02}"),
-        DATE_BIG_ENDIAN_TIME => format!("{y:04}-{mo:02}-{d:02} {h:02}:{mi:02}:{s:02}"),
+    let pattern = match code {
+        DATE_YYYYMMDDHHMMSS => "%Y%m%d%H%M%S",
+        DATE_YYYYMMDD => "%Y%m%d",
+        DATE_ISO => "%Y-%m-%d",
+        DATE_BIG_ENDIAN_TIME => "%Y-%m-%d %H:%M:%S",
         other => return Err(unsupported_format(other)),
-    })
+    };
+    strftime(t, pattern)
 }
 
 /// The strftime subset `%Y %y %m %d %H %M %S %%`.
