@@ -13,7 +13,6 @@ use mwsync::events::Events;
 use mwsync::local::LocalState;
 use mwsync::moneyworks::client::HttpMoneyWorks;
 use mwsync::moneyworks::{Direction, ExportFormat, ExportQuery, MoneyWorks};
-use mwsync::mwtime::MwTime;
 use mwsync::record::table_info;
 use mwsync::retry::RetryPolicy;
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
@@ -34,7 +33,7 @@ async fn main() {
         .transactions(transactions)
         .document("Bench.moneyworks")
         .login("Admin", "bench")
-        .clock(MwTime::parse("20260701000000").expect("valid time"))
+        .clock(mwsync_sim::time::DateTime::parse("20260701000000").expect("valid time"))
         .start()
         .await;
     let endpoint = MoneyWorksEndpoint::parse(

@@ -2,6 +2,7 @@
 
 mod e2e;
 mod golden;
+mod interop;
 mod simulation;
 mod store;
 mod support;

@@ -10,10 +10,9 @@ use std::time::{Duration, Instant};
 
 use mwsync::config::RepoConfigFile;
 use mwsync::events::Event;
-use mwsync::record::Record;
+use mwsync::store::memory::MemOp;
 use mwsync::store::{CommitId, FileChange, NewCommit, Store};
 use mwsync_sim::fake::FaultKind;
-use mwsync_sim::memstore::MemOp;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -42,8 +41,7 @@ async fn writer_edit(h: &mut Harness, rng: &mut ChaCha8Rng, trace: &mut Trace) -
     }
     let path = candidates[rng.random_range(0..candidates.len())].clone();
     let bytes = remote.read_file(&main, &path)?;
-    let (t, _) = mwsync::record::parse_record_path(&path).ok()?;
-    let mut rec = Record::from_xml(t, std::str::from_utf8(&bytes).ok()?).ok()?;
+    let (t, _) = mwsync_sim::layout::parse_path(&path).ok()?;
     let (field, value) = if t.name == "Name" {
         (
             "phone",
@@ -59,14 +57,11 @@ async fn writer_edit(h: &mut Harness, rng: &mut ChaCha8Rng, trace: &mut Trace) -
             format!("Edited {}", rng.random_range(0..1000)),
         )
     };
-    rec.set_text(field, &value);
+    let edited = crate::support::edited_file(&bytes, field, &value);
     let mut c = remote.store();
     c.fetch().ok()?;
     let mut changes = BTreeMap::new();
-    changes.insert(
-        path.clone(),
-        FileChange::Put(rec.to_canonical_xml().into_bytes()),
-    );
+    changes.insert(path.clone(), FileChange::Put(edited));
     let id = c
         .commit(NewCommit {
             parents: vec![main],
@@ -313,7 +308,7 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
             trace.steps
         ));
     }
-    let now = h.sim.now();
+    let now = crate::support::engine_time(h.sim.now());
     for t in h.engine.repo_config().tables.clone() {
         h.engine
             .fingerprint_scan(t, now)

@@ -1,5 +1,5 @@
 //! The `Store` implementations against real git: `GitStore` over local, `file://` and
-//! HTTP remotes (through the simulator's `GitServer`), and the simulator's `MemoryStore`,
+//! HTTP remotes (through the simulator's `GitServer`), and the engine's `MemoryStore`,
 //! both held to one contract. Helpers here only set up remotes and change sets.
 
 mod contract;

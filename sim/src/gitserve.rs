@@ -252,7 +252,44 @@ async fn handle(State(ctx): State<Arc<Ctx>>, req: Request) -> Response {
 
 /// Spawns the CGI program, streams the request body in and the reply out.
 async fn run_cgi(ctx: &Ctx, req: Request, path: &str) -> std::io::Result<Response> {
-    let headers = req.headers().clone();
+    let mut child = backend_command(ctx, &req, path).spawn()?;
+    let mut stdin = child
+        .stdin
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
+    if let Some(mut stderr) = child.stderr.take() {
+        tokio::spawn(async move {
+            let mut s = String::new();
+            if stderr.read_to_string(&mut s).await.is_ok() && !s.trim().is_empty() {
+                tracing::debug!("git http-backend: {}", s.trim());
+            }
+        });
+    }
+    let mut body = req.into_body().into_data_stream();
+    tokio::spawn(async move {
+        while let Some(chunk) = body.next().await {
+            let Ok(chunk) = chunk else { break };
+            if stdin.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+        // Dropping stdin closes it, which ends the request body for the backend.
+    });
+    let mut reader = BufReader::new(stdout);
+    let (status, headers) = cgi_headers(&mut reader).await?;
+    let mut response = Response::new(Body::from_stream(body_stream(reader, child)));
+    *response.status_mut() = status;
+    *response.headers_mut() = headers;
+    Ok(response)
+}
+
+/// `git http-backend` with a clean git environment and the CGI variables of `req`.
+fn backend_command(ctx: &Ctx, req: &Request, path: &str) -> tokio::process::Command {
+    let headers = req.headers();
     let text = |name: HeaderName| {
         headers
             .get(name)
@@ -282,46 +319,23 @@ async fn run_cgi(ctx: &Ctx, req: Request, path: &str) -> std::io::Result<Respons
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .kill_on_drop(true);
-    if let Some(v) = text(header::CONTENT_TYPE) {
-        cmd.env("CONTENT_TYPE", v);
-    }
-    if let Some(v) = text(header::CONTENT_LENGTH) {
-        cmd.env("CONTENT_LENGTH", v);
-    }
-    if let Some(v) = text(header::CONTENT_ENCODING) {
-        cmd.env("HTTP_CONTENT_ENCODING", v);
-    }
-    if let Some(v) = text(HeaderName::from_static("git-protocol")) {
-        cmd.env("GIT_PROTOCOL", v);
-    }
-    let mut child = cmd.spawn()?;
-    let mut stdin = child
-        .stdin
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdin pipe"))?;
-    let stdout = child
-        .stdout
-        .take()
-        .ok_or_else(|| std::io::Error::other("no stdout pipe"))?;
-    if let Some(mut stderr) = child.stderr.take() {
-        tokio::spawn(async move {
-            let mut s = String::new();
-            if stderr.read_to_string(&mut s).await.is_ok() && !s.trim().is_empty() {
-                tracing::debug!("git http-backend: {}", s.trim());
-            }
-        });
-    }
-    let mut body = req.into_body().into_data_stream();
-    tokio::spawn(async move {
-        while let Some(chunk) = body.next().await {
-            let Ok(chunk) = chunk else { break };
-            if stdin.write_all(&chunk).await.is_err() {
-                break;
-            }
+    for (header, var) in [
+        (header::CONTENT_TYPE, "CONTENT_TYPE"),
+        (header::CONTENT_LENGTH, "CONTENT_LENGTH"),
+        (header::CONTENT_ENCODING, "HTTP_CONTENT_ENCODING"),
+        (HeaderName::from_static("git-protocol"), "GIT_PROTOCOL"),
+    ] {
+        if let Some(v) = text(header) {
+            cmd.env(var, v);
         }
-        // Dropping stdin closes it, which ends the request body for the backend.
-    });
-    let mut reader = BufReader::new(stdout);
+    }
+    cmd
+}
+
+/// Reads the CGI header block: the `Status:` line and the other headers, up to the blank line.
+async fn cgi_headers<R: tokio::io::AsyncBufRead + Unpin>(
+    reader: &mut R,
+) -> std::io::Result<(StatusCode, HeaderMap)> {
     let mut status = StatusCode::OK;
     let mut out_headers = HeaderMap::new();
     loop {
@@ -351,7 +365,15 @@ async fn run_cgi(ctx: &Ctx, req: Request, path: &str) -> std::io::Result<Respons
             out_headers.append(n, v);
         }
     }
-    let stream = futures_util::stream::unfold(Some((reader, child)), |state| async move {
+    Ok((status, out_headers))
+}
+
+/// The rest of the backend's output as a body stream; the process is reaped at its end.
+fn body_stream(
+    reader: BufReader<tokio::process::ChildStdout>,
+    child: tokio::process::Child,
+) -> impl futures_util::Stream<Item = std::io::Result<Bytes>> {
+    futures_util::stream::unfold(Some((reader, child)), |state| async move {
         let (mut reader, mut child) = state?;
         let mut buf = vec![0u8; 64 * 1024];
         match reader.read(&mut buf).await {
@@ -362,18 +384,11 @@ async fn run_cgi(ctx: &Ctx, req: Request, path: &str) -> std::io::Result<Respons
             }
             Ok(n) => {
                 buf.truncate(n);
-                Some((
-                    Ok::<Bytes, std::io::Error>(Bytes::from(buf)),
-                    Some((reader, child)),
-                ))
+                Some((Ok(Bytes::from(buf)), Some((reader, child))))
             }
             Err(e) => Some((Err(e), None)),
         }
-    });
-    let mut response = Response::new(Body::from_stream(stream));
-    *response.status_mut() = status;
-    *response.headers_mut() = out_headers;
-    Ok(response)
+    })
 }
 
 #[cfg(test)]

@@ -7,14 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use mwsync::moneyworks::xml::parse_export;
-use mwsync::mwtime::MwTime;
-use mwsync::record::{Record, Value, parse_record_path, table_info};
+use mwsync_sim::data::parse_export;
 use mwsync_sim::data::{
     AnonOptions, DataError, Dataset, GenSpec, anonymize_dir, check_out_dir, default_out, generate,
     load_dir, write_dir, write_generated,
 };
+use mwsync_sim::layout;
+use mwsync_sim::record::{FieldView, Record, Row};
 use mwsync_sim::schema;
+use mwsync_sim::schema::table_info;
+use mwsync_sim::time::DateTime;
 
 fn spec(seed: u64) -> GenSpec {
     GenSpec {
@@ -62,24 +64,24 @@ fn text(r: &Record, f: &str) -> String {
     r.text(f).unwrap_or_default().to_string()
 }
 
-fn rows(r: &Record) -> Vec<&mwsync::record::Row> {
-    r.fields
-        .iter()
-        .find_map(|f| match &f.value {
-            Value::Subfile(rows) => Some(rows.iter().collect()),
-            Value::Text(_) => None,
-        })
-        .unwrap_or_default()
+fn rows(r: &Record) -> Vec<&Row> {
+    r.rows().iter().collect()
 }
 
-fn row_text(row: &mwsync::record::Row, f: &str) -> String {
-    row.fields
-        .iter()
-        .find(|x| x.name == f)
-        .and_then(|x| match &x.value {
-            Value::Text(t) => Some(t.clone()),
-            Value::Subfile(_) => None,
+/// The field names of a record in output order (a subfile by its name).
+fn field_names(r: &Record) -> Vec<String> {
+    r.fields()
+        .map(|v| match v {
+            FieldView::Text { name, .. } => name.to_string(),
+            FieldView::Subfile { sub, .. } => sub.name.to_string(),
         })
+        .collect()
+}
+
+fn row_text(row: &Row, f: &str) -> String {
+    let sub = schema::TRANSACTION.subfile.as_ref().expect("Detail");
+    sub.index(f)
+        .map(|i| row.get(i).to_string())
         .unwrap_or_default()
 }
 
@@ -200,22 +202,19 @@ fn generated_data_is_realistic_and_consistent() {
         let seqs: Vec<u64> = recs.iter().map(|r| r.seq().expect("seq")).collect();
         assert_eq!(seqs, (1..=n as u64).collect::<Vec<_>>(), "{table} seqs");
         let sch = schema::schema_by_name(table).expect("served");
-        let blank = schema::blank_record(sch);
-        let names = |r: &Record| r.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
-        let times: Vec<MwTime> = recs
-            .iter()
-            .map(|r| r.last_modified().expect("lmt"))
-            .collect();
+        let blank = Record::blank(sch);
+        let names = field_names;
+        let times: Vec<DateTime> = recs.iter().map(|r| r.modified().expect("lmt")).collect();
         for r in recs {
             assert_eq!(names(r), names(&blank), "{table} field order");
-            assert!(r.last_modified().expect("lmt") <= s.end);
+            assert!(r.modified().expect("lmt") <= s.end);
         }
         let (lo, hi) = (
             times.iter().min().expect("some"),
             times.iter().max().expect("some"),
         );
         if n >= 20 {
-            let years = (hi.unix_secs() - lo.unix_secs()) / (365 * 86_400);
+            let years = (hi.secs() - lo.secs()) / (365 * 86_400);
             assert!(years >= 3, "{table} times span only {years} years");
         }
         if n >= 30 {
@@ -244,7 +243,7 @@ fn generated_data_is_realistic_and_consistent() {
             .any(|r| !row_text(r, "detail.jobcode").is_empty())
     }));
     for sch in schema::all() {
-        for r in &ds.tables[sch.table.name] {
+        for r in &ds.tables[sch.info.name] {
             for f in sch.fields {
                 let v = r.text(f.name).expect("schema field present");
                 assert_eq!(schema::normalize(f, v).as_deref(), Ok(v), "{}", f.name);
@@ -448,9 +447,9 @@ fn write_sensitive_repo(exports: &Path, repo: &Path) {
         .values()
         .flatten()
     {
-        let path = repo.join(r.path().expect("keyed"));
+        let path = repo.join(layout::record_path(r).expect("keyed"));
         std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
-        std::fs::write(path, r.to_canonical_xml()).expect("write record");
+        std::fs::write(path, layout::canonical_xml(r).expect("writable")).expect("write record");
     }
     std::fs::create_dir_all(repo.join(".git")).expect("mkdir");
     std::fs::write(repo.join(".git/config"), "Zorblax").expect("hidden file");
@@ -462,7 +461,7 @@ fn assert_nothing_survives(out: &Path) {
         for s in SENSITIVE {
             let needle = s.to_lowercase();
             assert!(!content.contains(&needle), "`{s}` survives in {rel}");
-            let encoded = mwsync::record::encode_key(s).to_lowercase();
+            let encoded = layout::encode_code(s).to_lowercase();
             assert!(!rel.to_lowercase().contains(&needle), "`{s}` in path {rel}");
             assert!(
                 !rel.to_lowercase().contains(&encoded),
@@ -491,7 +490,7 @@ fn anonymized_exports_keep_structure_and_leak_nothing() {
         load_dir(out.path()).expect("out"),
     );
     for (table, recs) in &a.tables {
-        let shape = |r: &Record| r.fields.iter().map(|f| f.name.clone()).collect::<Vec<_>>();
+        let shape = field_names;
         assert_eq!(recs.len(), b.tables[table].len(), "{table} count");
         for (x, y) in recs.iter().zip(&b.tables[table]) {
             assert_eq!(shape(x), shape(y), "{table} field order");
@@ -565,10 +564,11 @@ fn anonymized_record_files_move_to_their_new_keys() {
     assert_nothing_survives(out.path());
     let mut codes = BTreeMap::new();
     for (rel, bytes) in tree(out.path()) {
-        let (table, key) = parse_record_path(&rel).unwrap_or_else(|e| panic!("{rel}: {e}"));
-        let rec = Record::from_xml(table, std::str::from_utf8(&bytes).expect("utf8"))
-            .expect("record parses");
-        assert_eq!(rec.key().expect("key"), key, "{rel}");
+        let (table, key) = layout::parse_path(&rel).unwrap_or_else(|e| panic!("{rel}: {e}"));
+        let el = mwsync_sim::xml::parse(std::str::from_utf8(&bytes).expect("utf8")).expect("XML");
+        let sch = schema::schema(table).expect("served");
+        let rec = Record::from_element(sch, &el).expect("record parses");
+        assert_eq!(layout::key_of(&rec).expect("key"), key, "{rel}");
         if let Some(code) = rec.text("code") {
             codes.insert((table.name, rec.seq()), code.to_string());
         }
@@ -621,12 +621,7 @@ fn shifted_and_scaled_output_stays_balanced() {
     anonymize_dir(input.path(), out.path(), &o).expect("anonymize");
     let b = load_dir(out.path()).expect("load");
     assert_consistent(&b);
-    let day = |s: String| {
-        MwTime::parse(&format!("{s}000000"))
-            .expect("date")
-            .unix_secs()
-            / 86_400
-    };
+    let day = |s: String| DateTime::parse_date(&s).expect("date").secs() / 86_400;
     let mut shifts = BTreeSet::new();
     let mut changed = 0;
     for (x, y) in ds.tables["Transaction"]
@@ -634,7 +629,7 @@ fn shifted_and_scaled_output_stays_balanced() {
         .zip(&b.tables["Transaction"])
     {
         shifts.insert(day(text(y, "transdate")) - day(text(x, "transdate")));
-        let lmt = |r: &Record| r.last_modified().expect("lmt").unix_secs();
+        let lmt = |r: &Record| r.modified().expect("lmt").secs();
         shifts.insert((lmt(y) - lmt(x)) / 86_400);
         changed += usize::from(text(x, "gross") != text(y, "gross"));
     }
@@ -727,9 +722,15 @@ async fn anonymized_output_loads_into_the_fake_and_exports_back() {
             .text()
             .await
             .expect("body");
-        let doc = parse_export(&body, table_info(table)).expect("export parses");
-        assert_eq!(doc.found as usize, recs.len(), "{table} count");
-        assert_eq!(&doc.records, recs, "{table} records");
+        let (name, records) = parse_export(&body).expect("export parses");
+        let root = mwsync_sim::xml::parse(&body).expect("XML");
+        assert_eq!(name, table_info(table).expect("known").name);
+        assert_eq!(
+            root.attr("found"),
+            Some(recs.len().to_string().as_str()),
+            "{table} count"
+        );
+        assert_eq!(&records, recs, "{table} records");
     }
 }
 

@@ -6,9 +6,9 @@
 use std::time::Duration;
 
 use base64::Engine as _;
-use mwsync::mwtime::MwTime;
-use mwsync::xmltree;
 use mwsync_sim::fake::{FaultKind, Sim};
+use mwsync_sim::time::DateTime;
+use mwsync_sim::xml as xmltree;
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 use reqwest::StatusCode;
 use reqwest::header::{AUTHORIZATION, SERVER};
@@ -31,8 +31,8 @@ fn basic(payload: &str) -> String {
     )
 }
 
-fn t(s: &str) -> MwTime {
-    MwTime::parse(s).expect("valid test time")
+fn t(s: &str) -> DateTime {
+    DateTime::parse(s).expect("valid test time")
 }
 
 const START: &str = "20250101120000";
@@ -378,8 +378,8 @@ async fn exports_are_byte_identical() {
     assert_eq!(a, b);
     assert_eq!(attrs(&a).2, "20");
     assert!(a.contains("<subfile name=\"Detail\">") && a.contains("<detail.account>"));
-    let parsed = mwsync::moneyworks::xml::parse_export(&a, None).expect("engine parses it");
-    assert_eq!(parsed.records.len(), 20);
+    let (table, records) = mwsync_sim::data::parse_export(&a).expect("the export reads back");
+    assert_eq!((table, records.len()), ("Transaction", 20));
 }
 
 /// Custom templates, sort and direction, and the default tab-separated format.
@@ -862,8 +862,8 @@ async fn serves_records_loaded_from_export_files() {
         .await;
     let c = Client::new(&sim);
     let names = c.export("table=name&format=xml-verbose").await;
-    let parsed = mwsync::moneyworks::xml::parse_export(&names, None).expect("parses");
-    assert_eq!(parsed.records, ds.tables["Name"]);
+    let (_, records) = mwsync_sim::data::parse_export(&names).expect("parses");
+    assert_eq!(records, ds.tables["Name"]);
     let tx = c.export("table=transaction&format=xml-verbose").await;
     assert_eq!(attrs(&tx).2, "6");
 }

@@ -8,8 +8,8 @@ use std::time::Duration;
 use clap::Args;
 use mwsync::config::{LogFormat, Settings};
 use mwsync::daemon::RunOptions;
-use mwsync::mwtime::MwTime;
 use mwsync_sim::fake::{ClockMode, Sim};
+use mwsync_sim::time::DateTime;
 
 /// The demo document's login (a throwaway in-process server).
 const DEMO_USER: &str = "Demo";
@@ -71,7 +71,7 @@ pub async fn run(args: DemoArgs) -> u8 {
         eprintln!("mwsync demo: {e}");
         return super::EXIT_OTHER;
     }
-    let start = MwTime::parse("20260601090000").expect("a fixed valid start time");
+    let start = DateTime::parse("20260601090000").expect("a fixed valid start time");
     let sim = match Sim::builder()
         .seed(args.seed)
         .names(25)

@@ -3,6 +3,7 @@
 //! commit; the git2 implementation lives in `git`.
 
 pub mod git;
+pub mod memory;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -35,10 +35,7 @@ async fn edit_names(w: &mut SyncWorld, n: usize) {
         h.sim.upsert(
             "Name",
             &c,
-            &[(
-                "phone",
-                &format!("0{} 555 {i:04}", h.sim.now().unix_secs() % 10),
-            )],
+            &[("phone", &format!("0{} 555 {i:04}", h.sim.now().secs() % 10))],
         );
     }
 }
@@ -82,7 +79,7 @@ async fn regression_event(w: &mut SyncWorld) {
 #[then("no marker on main is ahead of the MoneyWorks clock")]
 async fn markers_behind(w: &mut SyncWorld) {
     let h = w.h().await;
-    let now = h.sim.now();
+    let now = crate::support::engine_time(h.sim.now());
     for (t, st) in h.main_state().tables {
         assert!(
             st.marker.is_none_or(|m| m <= now),

@@ -5,12 +5,11 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use cucumber::{given, then, when};
-use mwsync::record::Record;
 use mwsync_sim::fake::FaultKind;
 use mwsync_sim::gitserve::GitServer;
 
 use super::SyncWorld;
-use super::pull::{name_path, parse_file};
+use super::pull::name_path;
 use crate::support::{PASSWORD, Repo, USER};
 
 /// The API key of the scenario's git server.
@@ -253,9 +252,8 @@ async fn writer_over_http(w: &mut SyncWorld, code: String, value: String) {
     let repo = dir.path().join("books");
     let path = name_path(&code);
     let bytes = std::fs::read(repo.join(&path)).expect("the record is on main");
-    let mut rec: Record = parse_file(&path, &bytes);
-    rec.set_text("phone", &value);
-    std::fs::write(repo.join(&path), rec.to_canonical_xml()).expect("write the file");
+    let edited = crate::support::edited_file(&bytes, "phone", &value);
+    std::fs::write(repo.join(&path), edited).expect("write the file");
     let header = format!(
         "Authorization: Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("writer:{API_KEY}"))

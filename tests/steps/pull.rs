@@ -3,11 +3,12 @@
 use std::time::Duration;
 
 use cucumber::{given, then, when};
-use mwsync::record::{Record, parse_record_path, record_path};
 use mwsync_sim::fake::FaultKind;
+use mwsync_sim::layout::RecordKey;
+use mwsync_sim::record::Record;
 
 use super::SyncWorld;
-use crate::support::{StoreKind, table};
+use crate::support::{StoreKind, path_of};
 
 #[given(
     expr = "a MoneyWorks document with {int} names, {int} accounts, {int} products, {int} jobs and {int} transactions"
@@ -75,7 +76,7 @@ async fn tie_names(w: &mut SyncWorld, n: usize) {
         .sim
         .records("Name")
         .iter()
-        .filter_map(Record::last_modified)
+        .filter_map(Record::modified)
         .collect();
     assert_eq!(stamps.len(), 1, "all {n} names must share one stamp");
 }
@@ -343,18 +344,9 @@ async fn sse_event(w: &mut SyncWorld, table_name: String, key: String, field: St
     );
 }
 
-/// The path of a name record, for steps that edit files.
+/// The path of a name record, for steps that edit files (by the simulator's layout).
 pub fn name_path(code: &str) -> String {
-    record_path(
-        table("Name"),
-        &mwsync::record::RecordKey::Code(code.to_string()),
-    )
-}
-
-/// Parses a record file from main.
-pub fn parse_file(path: &str, bytes: &[u8]) -> Record {
-    let (t, _) = parse_record_path(path).expect("a record path");
-    Record::from_xml(t, std::str::from_utf8(bytes).expect("utf8")).expect("a record")
+    path_of("Name", RecordKey::Code(code.to_string()))
 }
 
 #[when(

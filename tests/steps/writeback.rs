@@ -1,13 +1,14 @@
 //! Steps for writers on the changes branch and what mwsync does with their commits.
 
 use cucumber::{given, then, when};
-use mwsync::record::{Record, RecordKey, record_path};
 use mwsync::store::{CommitId, Store};
 use mwsync::writeback::{Outcome, StatusFile};
+use mwsync_sim::layout::{RecordFile, RecordKey};
+use mwsync_sim::record::Record;
 
 use super::SyncWorld;
-use super::pull::{name_path, parse_file};
-use crate::support::{Repo, table};
+use super::pull::name_path;
+use crate::support::{Repo, edited_file, path_of};
 
 fn main_file(repo: &Repo, path: &str) -> Vec<u8> {
     repo.files("main")
@@ -15,17 +16,11 @@ fn main_file(repo: &Repo, path: &str) -> Vec<u8> {
         .unwrap_or_else(|| panic!("{path} is not on main"))
 }
 
-fn edited(bytes: &[u8], path: &str, field: &str, value: &str) -> Vec<u8> {
-    let mut rec = parse_file(path, bytes);
-    rec.set_text(field, value);
-    rec.to_canonical_xml().into_bytes()
-}
-
 #[given(expr = "a writer sets the {word} of name {string} to {string} on changes")]
 async fn writer_sets(w: &mut SyncWorld, field: String, code: String, value: String) {
     let h = w.h().await;
     let path = name_path(&code);
-    let bytes = edited(&main_file(&h.repo, &path), &path, &field, &value);
+    let bytes = edited_file(&main_file(&h.repo, &path), &field, &value);
     let id = h.repo.write(
         "changes",
         "main",
@@ -41,7 +36,7 @@ async fn writer_sets(w: &mut SyncWorld, field: String, code: String, value: Stri
 async fn writer_rebases(w: &mut SyncWorld, field: String, code: String, value: String) {
     let h = w.h().await;
     let path = name_path(&code);
-    let bytes = edited(&main_file(&h.repo, &path), &path, &field, &value);
+    let bytes = edited_file(&main_file(&h.repo, &path), &field, &value);
     let mut c = h.repo.client();
     c.fetch().expect("fetch");
     let main = c.remote_tip("main").expect("tip").expect("main exists");
@@ -105,7 +100,7 @@ async fn writer_commits_bad(w: &mut SyncWorld, what: String) {
             (acme, Some(b"<product><code>ACME</code></product>".to_vec()))
         }
         "a file outside the tracked tables" => (
-            record_path(table("Department"), &RecordKey::Code("D1".into())),
+            path_of("Department", RecordKey::Code("D1".into())),
             Some(b"<department><code>D1</code></department>".to_vec()),
         ),
         "a name file whose code differs from its path" => (
@@ -116,8 +111,11 @@ async fn writer_commits_bad(w: &mut SyncWorld, what: String) {
             ),
         ),
         "a change to a system field" => {
-            let rec = parse_file(&acme, &good);
-            let seq = rec.seq().expect("seq");
+            let file = RecordFile::parse(&text).expect("a record file");
+            let seq: u64 = file
+                .text("sequencenumber")
+                .and_then(|s| s.parse().ok())
+                .expect("seq");
             (
                 acme,
                 Some(
@@ -183,8 +181,8 @@ async fn posted_transaction(w: &mut SyncWorld, ourref: String) {
 async fn writer_edits_posted(w: &mut SyncWorld, value: String) {
     let seq = w.posted_seq.expect("a posted transaction exists");
     let h = w.h().await;
-    let path = record_path(table("Transaction"), &RecordKey::Seq(seq));
-    let bytes = edited(&main_file(&h.repo, &path), &path, "description", &value);
+    let path = path_of("Transaction", RecordKey::Seq(seq));
+    let bytes = edited_file(&main_file(&h.repo, &path), "description", &value);
     w.writer_commit = Some(h.repo.write(
         "changes",
         "main",
@@ -234,7 +232,7 @@ async fn second_write(w: &mut SyncWorld, code: String, value: String) {
             let bytes = remote
                 .read_file(&changes, &path)
                 .expect("the file is on changes");
-            let bytes = edited(&bytes, &path, "name", &value);
+            let bytes = edited_file(&bytes, "name", &value);
             remote.commit_files(
                 "changes",
                 &[(&path, Some(&bytes))],

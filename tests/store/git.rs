@@ -273,7 +273,7 @@ fn hashing_matches_memory_store() {
     let g = s
         .commit(new_commit(&[], &items, "m\n"))
         .expect("git commit");
-    let mut m = mwsync_sim::memstore::MemoryRemote::new().store();
+    let mut m = mwsync::store::memory::MemoryRemote::new().store();
     let c = m
         .commit(new_commit(&[], &items, "m\n"))
         .expect("mem commit");

@@ -1,9 +1,9 @@
-//! The simulator's `MemoryStore` and `MemoryRemote`: the shared contract, the remote's
+//! The engine's in-memory `MemoryStore` and `MemoryRemote`: the shared contract, the remote's
 //! completeness check and compare-and-swap, and injected faults.
 
 use mwsync::error::{Classify, ErrorClass};
+use mwsync::store::memory::{MemOp, MemoryRemote};
 use mwsync::store::{Store, StoreError};
-use mwsync_sim::memstore::{MemOp, MemoryRemote};
 
 use super::{contract, new_commit};
 

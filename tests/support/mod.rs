@@ -16,13 +16,14 @@ use mwsync::local::LocalState;
 use mwsync::moneyworks::client::HttpMoneyWorks;
 use mwsync::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use mwsync::mwtime::MwTime;
-use mwsync::record::{Record, table_info};
 use mwsync::retry::RetryPolicy;
 use mwsync::state::SyncState;
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
+use mwsync::store::memory::MemoryRemote;
 use mwsync::store::{CommitId, CommitInfo, NewCommit, Store, StoreError};
 use mwsync_sim::fake::{Sim, SimBuilder};
-use mwsync_sim::memstore::MemoryRemote;
+use mwsync_sim::layout::{self, RecordFile};
+use mwsync_sim::time::DateTime;
 
 /// The document password every harness uses; tests check it never leaks.
 pub const PASSWORD: &str = "Pw-9f3c-never-in-logs";
@@ -327,7 +328,7 @@ pub fn sim_builder() -> SimBuilder {
         .transactions(0)
         .document("Acme.moneyworks")
         .login(USER, PASSWORD)
-        .clock(MwTime::parse("20260105090000").expect("valid time"))
+        .clock(DateTime::parse("20260105090000").expect("valid time"))
 }
 
 impl Harness {
@@ -472,15 +473,18 @@ impl Harness {
         self.seen.lock().expect("event log lock").clone()
     }
 
-    /// The record files MoneyWorks' data should give, for the tracked tables.
+    /// The record files MoneyWorks' data should give, for the tracked tables, computed by
+    /// the simulator's own layout (never the engine's).
     pub fn expected_files(&self) -> BTreeMap<String, Vec<u8>> {
         let cfg = self.engine.repo_config().clone();
         let mut out = BTreeMap::new();
         for t in &cfg.tables {
             for r in self.sim.records(t.name) {
                 out.insert(
-                    r.path().expect("sim records have keys"),
-                    r.to_canonical_xml().into_bytes(),
+                    layout::record_path(&r).expect("sim records have keys"),
+                    layout::canonical_xml(&r)
+                        .expect("sim records hold only XML characters")
+                        .into_bytes(),
                 );
             }
         }
@@ -510,10 +514,13 @@ impl Harness {
             if path.starts_with(".mwsync/") {
                 continue;
             }
-            let (table, _) = mwsync::record::parse_record_path(path).map_err(|e| e.to_string())?;
+            let (table, _) = layout::parse_path(path).map_err(|e| e.to_string())?;
             let text = std::str::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))?;
-            let rec = Record::from_xml(table, text).map_err(|e| format!("{path}: {e}"))?;
-            if rec.to_canonical_xml() != text {
+            let file = RecordFile::parse(text).map_err(|e| format!("{path}: {e}"))?;
+            if file.element() != table.element {
+                return Err(format!("{path} holds a <{}> record", file.element()));
+            }
+            if file.canonical().map_err(|e| format!("{path}: {e}"))? != text {
                 return Err(format!("{path} is not in canonical form"));
             }
         }
@@ -527,7 +534,7 @@ impl Harness {
                 ));
             }
         }
-        let now = self.sim.now();
+        let now = engine_time(self.sim.now());
         for (t, st) in &self.main_state().tables {
             if let Some(m) = st.marker
                 && m > now
@@ -560,9 +567,27 @@ impl Harness {
     }
 }
 
-/// The table info for a name, for tests.
-pub fn table(name: &str) -> &'static mwsync::record::TableInfo {
-    table_info(name).expect("a known table")
+/// The engine's reading of a simulator date-time, converted through its text form.
+pub fn engine_time(t: DateTime) -> MwTime {
+    MwTime::parse(&t.to_string()).expect("the simulator writes valid YYYYMMDDHHMMSS times")
+}
+
+/// The path of the record of `table` with `code` (or sequence number), by the simulator's
+/// own layout.
+pub fn path_of(table: &str, key: layout::RecordKey) -> String {
+    let info = mwsync_sim::schema::table_info(table).expect("a known table");
+    layout::path(info, &key)
+}
+
+/// A record file with one top-level field changed, written in canonical form by the
+/// simulator's layout, as a writer would commit it.
+pub fn edited_file(bytes: &[u8], field: &str, value: &str) -> Vec<u8> {
+    let mut file = RecordFile::parse(std::str::from_utf8(bytes).expect("record files are UTF-8"))
+        .expect("a record file");
+    file.set_text(field, value);
+    file.canonical()
+        .expect("edited values hold only XML characters")
+        .into_bytes()
 }
 
 /// Secret wrapper for tests that build endpoints by hand.

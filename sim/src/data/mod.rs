@@ -12,8 +12,10 @@ mod words;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use mwsync::error::{Classify, ErrorClass};
-use mwsync::record::{Record, table_info};
+use crate::error::{Classify, ErrorClass};
+use crate::record::Record;
+use crate::schema;
+use crate::xml::Element;
 
 pub use anonymize::{AnonOptions, AnonStats, anonymize_dir, copy_xml_dir};
 pub use generate::{GenSpec, generate, write_generated};
@@ -91,18 +93,62 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
     let mut ds = Dataset::default();
     for path in files {
         let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
-        let doc = mwsync::moneyworks::xml::parse_export(&text, None).map_err(|reason| {
-            DataError::Malformed {
-                path: path.clone(),
-                reason,
-            }
-        })?;
+        let malformed = |reason: String| DataError::Malformed {
+            path: path.clone(),
+            reason,
+        };
+        let (name, records) = parse_export(&text).map_err(malformed)?;
         ds.tables
-            .entry(doc.table.name.to_string())
+            .entry(name.to_string())
             .or_default()
-            .extend(doc.records);
+            .extend(records);
     }
     Ok(ds)
+}
+
+/// The table (its internal name) and the records of an export document, each fitted to the
+/// schema as `Record::from_element` does.
+pub fn parse_export(text: &str) -> Result<(&'static str, Vec<Record>), String> {
+    let root = crate::xml::parse(text).map_err(|e| e.to_string())?;
+    read_export(&root)
+}
+
+/// The table and records of an export document: a `<table name count start found>` root
+/// naming a served table, whose `count` equals the records it holds.
+fn read_export(root: &Element) -> Result<(&'static str, Vec<Record>), String> {
+    if root.name != "table" {
+        return Err(format!(
+            "the root element is <{}>, expected <table>",
+            root.name
+        ));
+    }
+    let name = root.attr("name").ok_or("<table> has no name attribute")?;
+    let schema = schema::schema_by_name(name)
+        .ok_or_else(|| format!("<table name=\"{name}\"> is not a table the simulator serves"))?;
+    for attr in ["count", "start", "found"] {
+        let raw = root
+            .attr(attr)
+            .ok_or_else(|| format!("<table> has no {attr} attribute"))?;
+        if raw.trim().parse::<u64>().is_err() {
+            return Err(format!("<table {attr}=\"{raw}\"> is not a number"));
+        }
+    }
+    let count = root.attr("count").unwrap_or("0").trim();
+    if count != root.children.len().to_string() {
+        return Err(format!(
+            "count=\"{count}\" but the document holds {} records",
+            root.children.len()
+        ));
+    }
+    let records = root
+        .children
+        .iter()
+        .enumerate()
+        .map(|(i, el)| {
+            Record::from_element(schema, el).map_err(|e| format!("record {}: {e}", i + 1))
+        })
+        .collect::<Result<_, _>>()?;
+    Ok((schema.info.name, records))
 }
 
 /// Writes one verbose export per table into `dir` (created if needed), named after the
@@ -110,18 +156,22 @@ pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
 pub fn write_dir(ds: &Dataset, dir: &Path) -> Result<(), DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
     for (name, records) in &ds.tables {
-        let info = table_info(name).ok_or_else(|| DataError::Malformed {
+        let schema = schema::schema_by_name(name).ok_or_else(|| DataError::Malformed {
             path: dir.to_path_buf(),
-            reason: format!("the dataset holds table `{name}`, which mwsync does not know"),
+            reason: format!("the dataset holds table `{name}`, which the simulator does not serve"),
         })?;
+        let path = dir.join(format!("{}.xml", schema.info.element));
         let doc = crate::export_xml::write_table(
-            info,
+            schema.info,
             records.iter(),
             0,
             records.len() as u64,
             crate::export_xml::Flavour::Verbose,
-        );
-        let path = dir.join(format!("{}.xml", info.element));
+        )
+        .map_err(|e| DataError::Malformed {
+            path: path.clone(),
+            reason: e.to_string(),
+        })?;
         std::fs::write(&path, doc).map_err(|e| DataError::io(&path, e))?;
     }
     Ok(())
@@ -150,7 +200,7 @@ pub struct GenerateArgs {
     pub transactions: usize,
     /// Latest modification time, YYYYMMDDHHMMSS; history spreads over the years before it.
     #[arg(long, default_value = "20260630120000")]
-    pub end: mwsync::mwtime::MwTime,
+    pub end: crate::time::DateTime,
     /// Output directory [default: fixtures-local/generated-SEED at the work tree's top].
     #[arg(long)]
     pub out: Option<PathBuf>,

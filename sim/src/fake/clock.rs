@@ -5,7 +5,7 @@
 
 use std::sync::Mutex;
 
-use mwsync::mwtime::MwTime;
+use crate::time::DateTime;
 use tokio::time::Instant;
 
 /// How the clock moves between explicit changes.
@@ -22,12 +22,12 @@ pub enum ClockMode {
 #[derive(Debug)]
 pub struct Clock {
     mode: ClockMode,
-    state: Mutex<(MwTime, Instant)>,
+    state: Mutex<(DateTime, Instant)>,
 }
 
 impl Clock {
     /// A clock reading `start`, in `mode`.
-    pub fn new(mode: ClockMode, start: MwTime) -> Clock {
+    pub fn new(mode: ClockMode, start: DateTime) -> Clock {
         Clock {
             mode,
             state: Mutex::new((start, Instant::now())),
@@ -40,7 +40,7 @@ impl Clock {
     }
 
     /// The current time.
-    pub fn now(&self) -> MwTime {
+    pub fn now(&self) -> DateTime {
         let state = self
             .state
             .lock()
@@ -49,7 +49,7 @@ impl Clock {
     }
 
     /// Sets the clock to `t` (forwards or backwards).
-    pub fn set(&self, t: MwTime) {
+    pub fn set(&self, t: DateTime) {
         let mut state = self
             .state
             .lock()
@@ -58,7 +58,7 @@ impl Clock {
     }
 
     /// Moves the clock by `secs` seconds (negative steps it back). Returns the new time.
-    pub fn advance(&self, secs: i64) -> MwTime {
+    pub fn advance(&self, secs: i64) -> DateTime {
         let mut state = self
             .state
             .lock()
@@ -69,7 +69,7 @@ impl Clock {
     }
 }
 
-fn read(mode: ClockMode, (base, anchor): &(MwTime, Instant)) -> MwTime {
+fn read(mode: ClockMode, (base, anchor): &(DateTime, Instant)) -> DateTime {
     match mode {
         ClockMode::Manual => *base,
         ClockMode::Real => {
@@ -83,8 +83,8 @@ fn read(mode: ClockMode, (base, anchor): &(MwTime, Instant)) -> MwTime {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> MwTime {
-        MwTime::parse(s).expect("valid test time")
+    fn t(s: &str) -> DateTime {
+        DateTime::parse(s).expect("valid test time")
     }
 
     /// A manual clock stands still while time passes, and moves both ways when told.

@@ -1,18 +1,18 @@
 //! The fake document's records: one table of records per served schema table, in sequence
 //! order, with a code index for code-keyed tables. It owns sequence numbers, stamping
-//! `lastmodifiedtime`, fitting loaded records to the schema, direct edits (the admin API and
-//! the builder) and the view of a record that search expressions read. It must not know HTTP
-//! or reply formats.
+//! `lastmodifiedtime`, taking in loaded records, direct edits (the admin API and the builder)
+//! and the view of a record that search expressions read. It must not know HTTP or reply
+//! formats.
 
 use std::collections::BTreeMap;
 
-use mwsync::error::{Classify, ErrorClass};
-use mwsync::mwtime::MwTime;
-use mwsync::record::{Field, KeyField, LMT_FIELD, Record, SEQ_FIELD, Value};
-
-use super::search::{Env, Val};
+use super::search::{Env, Scope, Slot, Val};
 use crate::data::Dataset;
-use crate::schema::{self, FieldDef, FieldKind, TableSchema};
+use crate::error::{Classify, ErrorClass};
+use crate::record::Record;
+use crate::schema::{self, FieldKind, LMT, SEQ, TableSchema};
+use crate::time::DateTime;
+use crate::xml::is_xml_char;
 
 /// Why a direct edit or a load was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -62,17 +62,9 @@ impl TableData {
         }
     }
 
-    /// The code field of a code-keyed table.
-    pub fn code_field(&self) -> Option<&'static str> {
-        match self.schema.table.key {
-            KeyField::Code(f) => Some(f),
-            KeyField::Seq => None,
-        }
-    }
-
     /// The sequence number of the record with `key`: its code, or its decimal sequence number.
     pub fn find(&self, key: &str) -> Option<u64> {
-        match self.code_field() {
+        match self.schema.code {
             Some(_) => self.codes.get(key).copied(),
             None => key
                 .trim()
@@ -87,13 +79,11 @@ impl TableData {
         let seq = record
             .seq()
             .expect("stored records always carry a sequence number");
-        if let Some(f) = self.code_field() {
-            if let Some(old) = self.records.get(&seq).and_then(|r| r.text(f)) {
-                self.codes.remove(old);
-            }
-            if let Some(code) = record.text(f) {
-                self.codes.insert(code.to_string(), seq);
-            }
+        if let Some(old) = self.records.get(&seq).and_then(Record::code) {
+            self.codes.remove(old);
+        }
+        if let Some(code) = record.code() {
+            self.codes.insert(code.to_string(), seq);
         }
         self.next_seq = self.next_seq.max(seq + 1);
         self.records.insert(seq, record);
@@ -102,7 +92,7 @@ impl TableData {
     /// Removes the record with sequence number `seq`.
     pub fn remove(&mut self, seq: u64) -> Option<Record> {
         let record = self.records.remove(&seq)?;
-        if let Some(code) = self.code_field().and_then(|f| record.text(f)) {
+        if let Some(code) = record.code() {
             self.codes.remove(code);
         }
         Some(record)
@@ -122,7 +112,7 @@ impl Default for Db {
         Db {
             tables: schema::all()
                 .iter()
-                .map(|s| (s.table.name, TableData::new(s)))
+                .map(|s| (s.info.name, TableData::new(s)))
                 .collect(),
             next_detail_seq: 1,
         }
@@ -130,38 +120,31 @@ impl Default for Db {
 }
 
 impl Db {
-    /// A document holding `ds`, each record fitted to the schema: schema fields in schema
-    /// order (missing ones blank), then any other fields the data carried, as they were.
-    /// Records without a sequence number get the next free one, records without a
-    /// modification time get `now`.
-    pub fn load(ds: &Dataset, now: MwTime) -> Result<Db, SimError> {
+    /// A document holding `ds`. Records without a sequence number get the next free one,
+    /// records without a modification time get `now`.
+    pub fn load(ds: &Dataset, now: DateTime) -> Result<Db, SimError> {
         let mut db = Db::default();
+        let mut max_detail = 0;
         for (name, records) in &ds.tables {
             let data = db.table_mut(name)?;
             for record in records {
-                let mut fitted = fit(data.schema, record);
-                if fitted.seq().is_none() {
-                    fitted.set_text(SEQ_FIELD, &data.next_seq.to_string());
+                if record.info().name != data.schema.info.name {
+                    return Err(SimError::Invalid(format!(
+                        "the dataset files a {} record under {name}",
+                        record.info().name
+                    )));
                 }
-                if fitted.last_modified().is_none() {
-                    fitted.set_text(LMT_FIELD, &now.to_string());
+                let mut record = record.clone();
+                if record.seq().is_none() {
+                    record.set(SEQ, &data.next_seq.to_string());
                 }
-                data.put(fitted);
+                if record.modified().is_none() {
+                    record.set(LMT, &now.to_string());
+                }
+                max_detail = max_detail.max(max_row_seq(&record));
+                data.put(record);
             }
         }
-        let max_detail = db
-            .tables
-            .values()
-            .flat_map(|t| t.records.values())
-            .flat_map(|r| rows(r).iter())
-            .filter_map(|row| {
-                row.fields
-                    .iter()
-                    .find(|f| f.name == "detail.sequencenumber")
-                    .and_then(|f| text_of(f).parse::<u64>().ok())
-            })
-            .max()
-            .unwrap_or(0);
         db.next_detail_seq = max_detail + 1;
         Ok(db)
     }
@@ -171,7 +154,7 @@ impl Db {
         let schema =
             schema::schema_by_name(name).ok_or_else(|| SimError::UnknownTable(name.to_string()))?;
         self.tables
-            .get(schema.table.name)
+            .get(schema.info.name)
             .ok_or_else(|| SimError::UnknownTable(name.to_string()))
     }
 
@@ -180,13 +163,13 @@ impl Db {
         let schema =
             schema::schema_by_name(name).ok_or_else(|| SimError::UnknownTable(name.to_string()))?;
         self.tables
-            .get_mut(schema.table.name)
+            .get_mut(schema.info.name)
             .ok_or_else(|| SimError::UnknownTable(name.to_string()))
     }
 
     /// Puts `data` in place of the table it holds (how an import commits its work).
     pub fn install(&mut self, data: TableData) {
-        self.tables.insert(data.schema.table.name, data);
+        self.tables.insert(data.schema.info.name, data);
     }
 
     /// Creates or updates the record with `key` (a code, or a sequence number; an empty key
@@ -198,159 +181,125 @@ impl Db {
         table: &str,
         key: &str,
         fields: &[(&str, &str)],
-        now: MwTime,
-    ) -> Result<(u64, MwTime), SimError> {
+        now: DateTime,
+    ) -> Result<(u64, DateTime), SimError> {
         let data = self.table_mut(table)?;
         let (mut record, seq) = match data.find(key) {
             Some(seq) => (data.records[&seq].clone(), seq),
-            None => {
-                let mut record = schema::blank_record(data.schema);
-                let seq = match data.code_field() {
-                    Some(code_field) => {
-                        let def = data.schema.field(code_field).expect("code field in schema");
-                        let code = schema::normalize(def, key).map_err(SimError::Invalid)?;
-                        if code.is_empty() {
-                            return Err(SimError::Invalid(format!(
-                                "a new {} record needs a non-empty {code_field}",
-                                data.schema.table.name
-                            )));
-                        }
-                        record.set_text(code_field, &code);
-                        data.next_seq
-                    }
-                    None if key.trim().is_empty() => data.next_seq,
-                    None => {
-                        return Err(SimError::NoRecord {
-                            table: data.schema.table.name.to_string(),
-                            key: key.to_string(),
-                        });
-                    }
-                };
-                record.set_text(SEQ_FIELD, &seq.to_string());
-                (record, seq)
-            }
+            None => (new_record(data, key)?, data.next_seq),
         };
         for (name, value) in fields {
-            let name = name.to_ascii_lowercase();
-            if name == SEQ_FIELD || name == LMT_FIELD {
+            let ix = data.schema.index(name);
+            if ix == Some(SEQ) || ix == Some(LMT) {
                 return Err(SimError::Invalid(format!(
-                    "{name} is maintained by the server and cannot be set"
+                    "{} is maintained by the server and cannot be set",
+                    name.to_ascii_lowercase()
                 )));
             }
-            if Some(name.as_str()) == data.code_field()
-                && data.find(value).is_some_and(|other| other != seq)
+            if ix.is_some() && ix == data.schema.code && data.find(value).is_some_and(|o| o != seq)
             {
                 return Err(SimError::Invalid(format!(
                     "code `{value}` is already in use"
                 )));
             }
-            set_field(data.schema, &mut record, &name, value).map_err(SimError::Invalid)?;
+            set_field(&mut record, name, value).map_err(SimError::Invalid)?;
         }
-        record.set_text(LMT_FIELD, &now.to_string());
+        record.set(LMT, &now.to_string());
         data.put(record);
         Ok((seq, now))
     }
 }
 
-/// The rows of a record's subfile (empty when it has none).
-pub fn rows(record: &Record) -> &[mwsync::record::Row] {
-    record
-        .fields
-        .iter()
-        .find_map(|f| match &f.value {
-            Value::Subfile(rows) => Some(rows.as_slice()),
-            Value::Text(_) => None,
-        })
-        .unwrap_or(&[])
+/// A new record for `key` in `data`, its code and sequence number set.
+fn new_record(data: &TableData, key: &str) -> Result<Record, SimError> {
+    let mut record = Record::blank(data.schema);
+    match data.schema.code {
+        Some(ix) => {
+            let def = &data.schema.fields[ix];
+            let code = schema::normalize(def, key).map_err(SimError::Invalid)?;
+            if code.is_empty() {
+                return Err(SimError::Invalid(format!(
+                    "a new {} record needs a non-empty {}",
+                    data.schema.info.name, def.name
+                )));
+            }
+            record.set(ix, &code);
+        }
+        None if key.trim().is_empty() => {}
+        None => {
+            return Err(SimError::NoRecord {
+                table: data.schema.info.name.to_string(),
+                key: key.to_string(),
+            });
+        }
+    }
+    record.set(SEQ, &data.next_seq.to_string());
+    Ok(record)
 }
 
-/// The text of a text field (empty for a subfile).
-pub fn text_of(field: &Field) -> &str {
-    match &field.value {
-        Value::Text(t) => t,
-        Value::Subfile(_) => "",
-    }
+/// The largest `detail.sequencenumber` of a record's rows.
+fn max_row_seq(record: &Record) -> u64 {
+    let Some(ix) = record
+        .schema()
+        .subfile
+        .as_ref()
+        .and_then(|s| s.index("detail.sequencenumber"))
+    else {
+        return 0;
+    };
+    record
+        .rows()
+        .iter()
+        .filter_map(|row| row.get(ix).trim().parse::<u64>().ok())
+        .max()
+        .unwrap_or(0)
 }
 
 /// Sets field `name` of `record` to `value` normalised by its schema type. Fields the schema
 /// does not know are accepted only when the record already carries them (loaded data).
-pub fn set_field(
-    schema: &TableSchema,
-    record: &mut Record,
-    name: &str,
-    value: &str,
-) -> Result<(), String> {
-    if let Some(i) = schema
-        .fields
-        .iter()
-        .position(|f| f.name.eq_ignore_ascii_case(name))
-    {
-        let def = &schema.fields[i];
-        let stored = schema::normalize(def, value)?;
-        // Stored records are in schema order, so the field is usually at the same index.
-        match record.fields.get_mut(i).filter(|f| f.name == def.name) {
-            Some(field) => field.value = Value::Text(stored),
-            None => record.set_text(def.name, &stored),
-        }
+pub fn set_field(record: &mut Record, name: &str, value: &str) -> Result<(), String> {
+    let schema = record.schema();
+    if let Some(ix) = schema.index(name) {
+        let stored = schema::normalize(&schema.fields[ix], value)?;
+        record.set(ix, &stored);
         return Ok(());
     }
-    let stored = match schema.field(name) {
-        Some(def) => schema::normalize(def, value)?,
-        None if record
-            .field(name)
-            .is_some_and(|f| matches!(f.value, Value::Text(_))) =>
-        {
-            value.to_string()
-        }
-        None => {
-            return Err(format!(
-                "Unknown field: {} has no field called {name}",
-                schema.table.name
-            ));
-        }
-    };
-    record.set_text(name, &stored);
-    Ok(())
-}
-
-/// Fits `record` to `schema`: schema fields in order (blank when missing), then the extras.
-fn fit(schema: &'static TableSchema, record: &Record) -> Record {
-    let mut out = schema::blank_record(schema);
-    for field in &mut out.fields {
-        if let Some(given) = record.field(&field.name) {
-            field.value = given.value.clone();
-        }
+    if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
+        return Err(format!(
+            "Invalid text in {name}: U+{:04X} is a control character XML 1.0 cannot carry",
+            u32::from(c)
+        ));
     }
-    for extra in &record.fields {
-        if out.field(&extra.name).is_none() {
-            out.fields.push(extra.clone());
-        }
+    if record.set_extra(name, value) {
+        return Ok(());
     }
-    out
+    Err(format!(
+        "Unknown field: {} has no field called {}",
+        schema.info.name,
+        name.to_ascii_lowercase()
+    ))
 }
 
 /// What a search reads from one record: typed fields by the schema, and the clock.
 pub struct RecordEnv<'a> {
     /// The record.
     pub record: &'a Record,
-    /// Its table's schema.
-    pub schema: &'static TableSchema,
     /// The server's current time.
-    pub now: MwTime,
+    pub now: DateTime,
 }
 
-/// The typed value of stored `text` of a field of `kind`.
+/// The typed value of stored `text` of a field of `kind` (`None`: a field the schema lacks).
 pub fn typed(kind: Option<FieldKind>, text: &str) -> Val {
     match kind {
         Some(FieldKind::Integer | FieldKind::Decimal { .. }) => {
             Val::Num(text.trim().parse::<f64>().unwrap_or(0.0))
         }
         Some(FieldKind::Boolean) => Val::Bool(text.trim() == "1"),
-        Some(FieldKind::Date) => match MwTime::parse(&format!("{}000000", text.trim())) {
+        Some(FieldKind::Date) => match DateTime::parse_date(text.trim()) {
             Ok(t) => Val::DateTime(t),
             Err(_) => Val::Text(String::new()),
         },
-        Some(FieldKind::DateTime) => match MwTime::parse(text.trim()) {
+        Some(FieldKind::DateTime) => match DateTime::parse(text.trim()) {
             Ok(t) => Val::DateTime(t),
             Err(_) => Val::Text(String::new()),
         },
@@ -359,38 +308,42 @@ pub fn typed(kind: Option<FieldKind>, text: &str) -> Val {
 }
 
 impl Env for RecordEnv<'_> {
-    fn field(&self, name: &str) -> Option<Val> {
-        let field = self.record.field(name)?;
-        if matches!(field.value, Value::Subfile(_)) {
-            return None;
-        }
-        let def: Option<&FieldDef> = self.schema.field(name);
-        Some(typed(def.map(|d| d.kind), text_of(field)))
+    fn value(&self, index: usize) -> Val {
+        let kind = self.record.schema().fields[index].kind;
+        typed(Some(kind), self.record.get(index))
     }
 
-    fn now(&self) -> MwTime {
+    fn extra(&self, name: &str) -> Option<Val> {
+        self.record.extra(name).map(|t| typed(None, t))
+    }
+
+    fn now(&self) -> DateTime {
         self.now
+    }
+}
+
+impl Scope for TableSchema {
+    fn slot(&self, name: &str) -> Option<Slot> {
+        let index = self.index(name)?;
+        Some(Slot {
+            index,
+            datetime: self.fields[index].kind == FieldKind::DateTime,
+        })
     }
 
     fn table(&self) -> Option<&str> {
-        Some(self.schema.table.element)
-    }
-
-    fn is_datetime_field(&self, name: &str) -> bool {
-        self.schema
-            .field(name)
-            .is_some_and(|d| d.kind == FieldKind::DateTime)
+        Some(self.info.element)
     }
 }
 
 /// What `evaluate` reads: no record, only the clock.
-pub struct ClockEnv(pub MwTime);
+pub struct ClockEnv(pub DateTime);
 
 impl Env for ClockEnv {
-    fn field(&self, _name: &str) -> Option<Val> {
-        None
+    fn value(&self, _index: usize) -> Val {
+        Val::Text(String::new())
     }
-    fn now(&self) -> MwTime {
+    fn now(&self) -> DateTime {
         self.0
     }
 }
@@ -399,8 +352,8 @@ impl Env for ClockEnv {
 mod tests {
     use super::*;
 
-    fn t(s: &str) -> MwTime {
-        MwTime::parse(s).expect("valid test time")
+    fn t(s: &str) -> DateTime {
+        DateTime::parse(s).expect("valid test time")
     }
 
     /// Direct edits create, update and stamp records; bad fields and keys are refused.

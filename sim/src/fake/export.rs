@@ -6,12 +6,13 @@
 
 use std::collections::BTreeMap;
 
-use mwsync::mwtime::MwTime;
-use mwsync::record::{Record, Value};
+use crate::time::DateTime;
 
-use super::db::{Db, RecordEnv, text_of};
-use super::search::{self, Val};
+use super::db::{Db, RecordEnv};
+use super::search::{self, Expr, Template, Val};
 use crate::export_xml::{Flavour, write_table};
+use crate::record::{FieldView, Record};
+use crate::schema::TableSchema;
 
 /// A successful export: the content type and the body.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,11 +23,61 @@ pub struct ExportReply {
     pub body: String,
 }
 
+/// The parsed parameters of one export request.
+struct Request<'p> {
+    search: Option<Expr>,
+    sort: Option<Expr>,
+    descending: bool,
+    start: u64,
+    limit: Option<u64>,
+    format: &'p str,
+    template: Option<Template>,
+}
+
+impl<'p> Request<'p> {
+    fn parse(params: &'p BTreeMap<String, String>, schema: &TableSchema) -> Result<Self, String> {
+        let expr = |name: &str, what: &str| -> Result<Option<Expr>, String> {
+            match params.get(name).map(|s| s.trim()) {
+                Some(s) if !s.is_empty() => search::parse(s, schema)
+                    .map(Some)
+                    .map_err(|e| format!("Bad {what} expression: {e}")),
+                _ => Ok(None),
+            }
+        };
+        let descending = match params.get("direction").map(|d| d.to_ascii_lowercase()) {
+            None => false,
+            Some(d) if d.is_empty() || d == "ascending" => false,
+            Some(d) if d == "descending" => true,
+            Some(d) => {
+                return Err(format!(
+                    "Bad parameter: direction={d} (use ascending or descending)"
+                ));
+            }
+        };
+        let format = params.get("format").map(String::as_str).unwrap_or("");
+        let template = match format {
+            "" | "xml" | "xml-terse" | "xml-verbose" => None,
+            custom => Some(
+                search::parse_template(custom, schema).map_err(|e| format!("Bad format: {e}"))?,
+            ),
+        };
+        Ok(Request {
+            search: expr("search", "search")?,
+            sort: expr("sort", "sort")?,
+            descending,
+            start: number_param(params, "start")?.unwrap_or(0),
+            limit: number_param(params, "limit")?,
+            format,
+            template,
+        })
+    }
+}
+
 /// Runs an export. `params` are the decoded request parameters (names lowercase).
 pub fn export(
     db: &Db,
     params: &BTreeMap<String, String>,
-    now: MwTime,
+    now: DateTime,
 ) -> Result<ExportReply, String> {
     let table_name = params
         .get("table")
@@ -36,107 +87,30 @@ pub fn export(
         .table(table_name)
         .map_err(|_| format!("Unknown table: {table_name}"))?;
     let schema = data.schema;
-    let search = match params.get("search").map(|s| s.trim()) {
-        Some(s) if !s.is_empty() => {
-            Some(search::parse(s).map_err(|e| format!("Bad search expression: {e}"))?)
-        }
-        _ => None,
-    };
-    let sort = match params.get("sort").map(|s| s.trim()) {
-        Some(s) if !s.is_empty() => {
-            Some(search::parse(s).map_err(|e| format!("Bad sort expression: {e}"))?)
-        }
-        _ => None,
-    };
-    let descending = match params.get("direction").map(|d| d.to_ascii_lowercase()) {
-        None => false,
-        Some(d) if d.is_empty() || d == "ascending" => false,
-        Some(d) if d == "descending" => true,
-        Some(d) => {
-            return Err(format!(
-                "Bad parameter: direction={d} (use ascending or descending)"
-            ));
-        }
-    };
-    let start = number_param(params, "start")?.unwrap_or(0);
-    let limit = number_param(params, "limit")?;
-    let format = params.get("format").map(String::as_str).unwrap_or("");
-    let template = match format {
-        "" | "xml" | "xml-terse" | "xml-verbose" => None,
-        custom => Some(search::parse_template(custom).map_err(|e| format!("Bad format: {e}"))?),
-    };
-
-    let mut picked: Vec<&Record> = Vec::new();
-    for record in data.records.values() {
-        let keep = match &search {
-            Some(expr) => expr
-                .matches(&RecordEnv {
-                    record,
-                    schema,
-                    now,
-                })
-                .map_err(|e| format!("Bad search expression: {e}"))?,
-            None => true,
-        };
-        if keep {
-            picked.push(record);
-        }
-    }
-    if let Some(sort) = &sort {
-        let mut keyed: Vec<(Val, &Record)> = Vec::with_capacity(picked.len());
-        for record in picked {
-            let key = sort
-                .eval(&RecordEnv {
-                    record,
-                    schema,
-                    now,
-                })
-                .map_err(|e| format!("Bad sort expression: {e}"))?;
-            keyed.push((key, record));
-        }
-        keyed.sort_by(|(a, _), (b, _)| {
-            let order = search::sort_cmp(a, b);
-            if descending { order.reverse() } else { order }
-        });
-        picked = keyed.into_iter().map(|(_, r)| r).collect();
-    } else if descending {
-        picked.reverse();
-    }
+    let req = Request::parse(params, schema)?;
+    let picked = pick(data.records.values(), &req, now)?;
     let found = picked.len() as u64;
-    let first = usize::try_from(start)
+    let first = usize::try_from(req.start)
         .unwrap_or(usize::MAX)
         .min(picked.len());
-    let last = match limit {
+    let last = match req.limit {
         Some(l) => first.saturating_add(usize::try_from(l).unwrap_or(usize::MAX)),
         None => picked.len(),
     }
     .min(picked.len());
     let page = &picked[first..last];
-
-    let body = match (format, template) {
-        ("xml" | "xml-terse", _) => write_table(
-            schema.table,
-            page.iter().copied(),
-            start,
-            found,
-            Flavour::Terse,
-        ),
-        ("xml-verbose", _) => write_table(
-            schema.table,
-            page.iter().copied(),
-            start,
-            found,
-            Flavour::Verbose,
-        ),
+    let xml = |flavour| {
+        write_table(schema.info, page.iter().copied(), req.start, found, flavour)
+            .map_err(|e| e.to_string())
+    };
+    let body = match (req.format, &req.template) {
+        ("xml" | "xml-terse", _) => xml(Flavour::Terse)?,
+        ("xml-verbose", _) => xml(Flavour::Verbose)?,
         (_, Some(template)) => {
             let mut out = String::with_capacity(page.len() * 32);
             for record in page {
                 let line = template
-                    .render(&RecordEnv {
-                        record,
-                        schema,
-                        now,
-                    })
+                    .render(&RecordEnv { record, now })
                     .map_err(|e| format!("Bad format: {e}"))?;
                 out.push_str(&line);
             }
@@ -144,12 +118,54 @@ pub fn export(
         }
         _ => tab_separated(page),
     };
-    let content_type = if matches!(format, "xml" | "xml-terse" | "xml-verbose") {
+    let content_type = if matches!(req.format, "xml" | "xml-terse" | "xml-verbose") {
         "text/xml"
     } else {
         "text/plain"
     };
     Ok(ExportReply { content_type, body })
+}
+
+/// The records matching the search, in the requested order (sequence order when unsorted,
+/// and for ties).
+fn pick<'r>(
+    records: impl Iterator<Item = &'r Record>,
+    req: &Request<'_>,
+    now: DateTime,
+) -> Result<Vec<&'r Record>, String> {
+    let mut picked: Vec<&Record> = Vec::new();
+    for record in records {
+        let keep = match &req.search {
+            Some(expr) => expr
+                .matches(&RecordEnv { record, now })
+                .map_err(|e| format!("Bad search expression: {e}"))?,
+            None => true,
+        };
+        if keep {
+            picked.push(record);
+        }
+    }
+    if let Some(sort) = &req.sort {
+        let mut keyed: Vec<(Val, &Record)> = Vec::with_capacity(picked.len());
+        for record in picked {
+            let key = sort
+                .eval(&RecordEnv { record, now })
+                .map_err(|e| format!("Bad sort expression: {e}"))?;
+            keyed.push((key, record));
+        }
+        keyed.sort_by(|(a, _), (b, _)| {
+            let order = search::sort_cmp(a, b);
+            if req.descending {
+                order.reverse()
+            } else {
+                order
+            }
+        });
+        picked = keyed.into_iter().map(|(_, r)| r).collect();
+    } else if req.descending {
+        picked.reverse();
+    }
+    Ok(picked)
 }
 
 fn number_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, String> {
@@ -168,15 +184,15 @@ fn tab_separated(page: &[&Record]) -> String {
     let mut out = String::new();
     for record in page {
         let mut first = true;
-        for field in &record.fields {
-            if matches!(field.value, Value::Subfile(_)) {
+        for view in record.fields() {
+            let FieldView::Text { text, .. } = view else {
                 continue;
-            }
+            };
             if !first {
                 out.push('\t');
             }
             first = false;
-            out.push_str(&text_of(field).replace(['\t', '\r', '\n'], " "));
+            out.push_str(&text.replace(['\t', '\r', '\n'], " "));
         }
         out.push('\n');
     }

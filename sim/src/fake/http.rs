@@ -7,6 +7,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::time::DateTime;
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State as AxState};
@@ -14,12 +15,12 @@ use axum::http::{HeaderMap, HeaderValue, Method, Request, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine as _;
-use mwsync::mwtime::MwTime;
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
 use super::db::ClockEnv;
 use super::{FaultKind, State, export, import, search};
+use crate::xml::{Style, XmlWriter};
 
 /// The licence-limit reply text of a real Datacentre.
 pub const LICENCE_LIMIT_TEXT: &str = "The server has reached its licensed concurrent users limit.; last diagnostic message: DoConnect failed -1";
@@ -170,28 +171,24 @@ fn server_command(state: &State, command: &str, headers: &HeaderMap) -> Reply {
             if !ok {
                 return Reply::status(state.config.auth_fail_status, BAD_LOGIN_TEXT);
             }
-            let mut out = String::from("<?xml version=\"1.0\"?>\n<documents>\n");
-            out.push_str("  <document>");
-            mwsync::xmltree::escape_text(&mut out, &state.config.document);
-            out.push_str("</document>\n</documents>\n");
+            let mut w = XmlWriter::new(Style::EXPORT, 128);
+            w.open("documents", &[]).expect("a plain element name");
+            if let Err(e) = w.leaf("document", &[], &state.config.document) {
+                return Reply::error(format!("the document name cannot be written: {e}"));
+            }
+            w.close("documents");
             Reply {
                 content_type: "text/xml",
-                ..Reply::text(out)
+                ..Reply::text(w.finish())
             }
         }
         _ => Reply::status(StatusCode::NOT_FOUND, MALFORMED_TEXT),
     }
 }
 
-fn document_command(
-    state: &State,
-    doc_raw: &str,
-    command: &str,
-    params: &BTreeMap<String, String>,
-    method: &Method,
-    headers: &HeaderMap,
-    body: &[u8],
-) -> Reply {
+/// Checks the document path and the logins a request carries (headers and `user:pw@` in the
+/// path); the refusal reply when they do not match.
+fn log_in(state: &State, doc_raw: &str, headers: &HeaderMap) -> Result<(), Reply> {
     let mut creds = credentials(headers);
     let doc_enc = match doc_raw.split_once('@') {
         Some((login, doc)) => {
@@ -206,7 +203,10 @@ fn document_command(
         None => doc_raw,
     };
     if decode(doc_enc) != state.config.document {
-        return Reply::status(state.config.auth_fail_status, NO_DOCUMENT_TEXT);
+        return Err(Reply::status(
+            state.config.auth_fail_status,
+            NO_DOCUMENT_TEXT,
+        ));
     }
     let document_ok = creds.iter().any(|c| state.document_login_ok(c));
     let folder_ok = match &state.config.folder {
@@ -216,7 +216,45 @@ fn document_command(
         None => true,
     };
     if !document_ok || !folder_ok {
-        return Reply::status(state.config.auth_fail_status, BAD_LOGIN_TEXT);
+        return Err(Reply::status(state.config.auth_fail_status, BAD_LOGIN_TEXT));
+    }
+    Ok(())
+}
+
+fn import_command(
+    state: &State,
+    params: &BTreeMap<String, String>,
+    method: &Method,
+    body: &[u8],
+    now: DateTime,
+) -> Reply {
+    if method != Method::POST {
+        return Reply::error("import needs a POST with an XML body");
+    }
+    let Ok(text) = std::str::from_utf8(body) else {
+        return Reply::error("Malformed XML: the body is not UTF-8");
+    };
+    let return_seq = params
+        .get("return_seq")
+        .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+    let mut db = state.db();
+    match import::import(&mut db, text, return_seq, now) {
+        Ok(text) => Reply::text(text),
+        Err(e) => Reply::error(e),
+    }
+}
+
+fn document_command(
+    state: &State,
+    doc_raw: &str,
+    command: &str,
+    params: &BTreeMap<String, String>,
+    method: &Method,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Reply {
+    if let Err(refused) = log_in(state, doc_raw, headers) {
+        return refused;
     }
     let now = state.clock.now();
     match command {
@@ -230,27 +268,12 @@ fn document_command(
                 Err(e) => Reply::error(e),
             }
         }
-        "import" => {
-            if method != Method::POST {
-                return Reply::error("import needs a POST with an XML body");
-            }
-            let Ok(text) = std::str::from_utf8(body) else {
-                return Reply::error("Malformed XML: the body is not UTF-8");
-            };
-            let return_seq = params
-                .get("return_seq")
-                .is_some_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
-            let mut db = state.db();
-            match import::import(&mut db, text, return_seq, now) {
-                Ok(text) => Reply::text(text),
-                Err(e) => Reply::error(e),
-            }
-        }
+        "import" => import_command(state, params, method, body, now),
         "evaluate" => {
             let Some(expr) = params.get("expr") else {
                 return Reply::error("Missing parameter: evaluate needs expr=");
             };
-            match search::parse(expr).and_then(|e| e.eval(&ClockEnv(now))) {
+            match search::parse(expr, &search::NoFields).and_then(|e| e.eval(&ClockEnv(now))) {
                 Ok(v) => Reply::text(search::display(&v)),
                 Err(e) => Reply::error(e),
             }
@@ -365,7 +388,7 @@ async fn post_clock(AxState(state): AxState<Arc<State>>, body: String) -> Respon
         Err(e) => return admin_error(StatusCode::BAD_REQUEST, format!("bad JSON: {e}")),
     };
     match (parsed.set, parsed.advance_secs) {
-        (Some(text), None) => match MwTime::parse(&text) {
+        (Some(text), None) => match DateTime::parse(&text) {
             Ok(t) => state.clock.set(t),
             Err(e) => return admin_error(StatusCode::BAD_REQUEST, e),
         },
@@ -435,11 +458,10 @@ async fn get_record(
     Path((table, key)): Path<(String, String)>,
 ) -> Response {
     match state.try_record(&table, &key) {
-        Ok(Some(record)) => (
-            [(header::CONTENT_TYPE, "text/xml")],
-            record.to_canonical_xml(),
-        )
-            .into_response(),
+        Ok(Some(record)) => match crate::layout::canonical_xml(&record) {
+            Ok(xml) => ([(header::CONTENT_TYPE, "text/xml")], xml).into_response(),
+            Err(e) => admin_error(StatusCode::INTERNAL_SERVER_ERROR, e),
+        },
         Ok(None) => admin_error(
             StatusCode::NOT_FOUND,
             format!("{table} has no record `{key}`"),

@@ -3,6 +3,7 @@
 //! It owns wiring and the test-facing API; HTTP lives in `http`, records in `db`, the commands
 //! in `export` and `import`, expressions in `search`. See `docs/simulator.md`.
 
+pub mod cli;
 pub mod clock;
 pub mod db;
 pub mod export;
@@ -16,14 +17,15 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
+use crate::time::DateTime;
 use axum::http::StatusCode;
-use mwsync::mwtime::MwTime;
-use mwsync::record::{LMT_FIELD, Record};
 
 pub use clock::{Clock, ClockMode};
 pub use db::{Db, SimError};
 
 use crate::data::{self, Dataset, GenSpec};
+use crate::record::Record;
+use crate::schema::LMT;
 
 /// A fault injected into the next REST requests.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -192,7 +194,7 @@ impl State {
         table: &str,
         key: &str,
         fields: &[(&str, &str)],
-    ) -> Result<(u64, MwTime), SimError> {
+    ) -> Result<(u64, DateTime), SimError> {
         let now = self.clock.now();
         self.db().upsert(table, key, fields, now)
     }
@@ -226,16 +228,21 @@ impl State {
             return false;
         };
         let mut record = data.records[&seq].clone();
-        if record.text("status") == Some("P") {
+        let field = |name: &str| {
+            data.schema
+                .index(name)
+                .expect("the Transaction schema has status, postedby and timeposted")
+        };
+        let (status, postedby, timeposted) =
+            (field("status"), field("postedby"), field("timeposted"));
+        if record.get(status) == "P" {
             return false;
         }
-        record.set_text("status", "P");
-        record.set_text(
-            "postedby",
-            &self.config.user.chars().take(3).collect::<String>(),
-        );
-        record.set_text("timeposted", &now.to_string());
-        record.set_text(LMT_FIELD, &now.to_string());
+        record.set(status, "P");
+        let user: String = self.config.user.chars().take(3).collect();
+        record.set(postedby, &user);
+        record.set(timeposted, &now.to_string());
+        record.set(LMT, &now.to_string());
         data.put(record);
         true
     }
@@ -319,7 +326,7 @@ impl SimBuilder {
         self
     }
     /// Start the manual clock at `t` (generated modification times end there).
-    pub fn clock(mut self, t: MwTime) -> Self {
+    pub fn clock(mut self, t: DateTime) -> Self {
         self.spec.end = t;
         self
     }
@@ -448,24 +455,24 @@ impl Sim {
     }
 
     /// The clock's current time.
-    pub fn now(&self) -> MwTime {
+    pub fn now(&self) -> DateTime {
         self.state.clock.now()
     }
 
     /// Sets the clock (forwards or backwards).
-    pub fn set_clock(&self, t: MwTime) {
+    pub fn set_clock(&self, t: DateTime) {
         self.state.clock.set(t);
     }
 
     /// Moves the clock by `secs` (negative steps back).
-    pub fn advance(&self, secs: i64) -> MwTime {
+    pub fn advance(&self, secs: i64) -> DateTime {
         self.state.clock.advance(secs)
     }
 
     /// Creates or updates a record as a MoneyWorks user would, stamping it from the clock.
     /// `key` is the code, or the decimal sequence number (empty creates a new transaction).
     /// Panics on bad input; see [`State::try_upsert`] for the fallible form.
-    pub fn upsert(&self, table: &str, key: &str, fields: &[(&str, &str)]) -> (u64, MwTime) {
+    pub fn upsert(&self, table: &str, key: &str, fields: &[(&str, &str)]) -> (u64, DateTime) {
         match self.state.try_upsert(table, key, fields) {
             Ok(r) => r,
             Err(e) => panic!("Sim::upsert({table}, {key}) refused: {e}"),
@@ -512,108 +519,5 @@ impl Drop for Sim {
             let _ = tx.send(());
         }
         self.task.abort();
-    }
-}
-
-pub mod cli {
-    //! `mwsim serve`: flags, and running the server until interrupted.
-
-    use std::path::PathBuf;
-
-    use mwsync::mwtime::MwTime;
-
-    use super::{ClockMode, Sim};
-
-    /// Flags of `mwsim serve`.
-    #[derive(clap::Args, Debug)]
-    pub struct ServeArgs {
-        /// Address to listen on; port 0 picks a free one.
-        #[arg(long, default_value = "127.0.0.1:6710")]
-        pub addr: std::net::SocketAddr,
-        /// Seed of the generated sample data.
-        #[arg(long, default_value_t = 1)]
-        pub seed: u64,
-        /// Load records from the verbose-XML export files in this directory instead.
-        #[arg(long)]
-        pub data: Option<PathBuf>,
-        /// Generated Names.
-        #[arg(long, default_value_t = 20)]
-        pub names: usize,
-        /// Generated Accounts.
-        #[arg(long, default_value_t = 30)]
-        pub accounts: usize,
-        /// Generated Products.
-        #[arg(long, default_value_t = 15)]
-        pub products: usize,
-        /// Generated Jobs.
-        #[arg(long, default_value_t = 5)]
-        pub jobs: usize,
-        /// Generated Transactions.
-        #[arg(long, default_value_t = 60)]
-        pub transactions: usize,
-        /// Document path clients must name.
-        #[arg(long, default_value = "Acme.moneyworks")]
-        pub document: String,
-        /// Document user.
-        #[arg(long, default_value = "Admin")]
-        pub user: String,
-        /// Document password.
-        #[arg(
-            long,
-            env = "MWSIM_PASSWORD",
-            default_value = "",
-            hide_env_values = true
-        )]
-        pub password: String,
-        /// Require this folder login (Datacentre realm) too.
-        #[arg(long, requires = "folder_password")]
-        pub folder: Option<String>,
-        /// Password of the folder login.
-        #[arg(long, env = "MWSIM_FOLDER_PASSWORD", hide_env_values = true)]
-        pub folder_password: Option<String>,
-        /// `manual`: the clock moves only through `/_sim/clock`; `real`: it follows elapsed
-        /// time from `--clock-start`.
-        #[arg(long, value_enum, default_value_t = ClockMode::Manual)]
-        pub clock: ClockMode,
-        /// Start value of the clock, YYYYMMDDHHMMSS (generated data ends there).
-        #[arg(long, default_value = "20260630120000")]
-        pub clock_start: MwTime,
-        /// HTTP status of a refused login.
-        #[arg(long, default_value_t = 401)]
-        pub auth_fail_status: u16,
-    }
-
-    /// Runs the fake server until interrupted (Ctrl-C). Prints `listening on http://ADDR` on
-    /// stdout once it accepts connections.
-    pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
-        let mut builder = Sim::builder()
-            .addr(args.addr)
-            .seed(args.seed)
-            .names(args.names)
-            .accounts(args.accounts)
-            .products(args.products)
-            .jobs(args.jobs)
-            .transactions(args.transactions)
-            .document(&args.document)
-            .login(&args.user, &args.password)
-            .clock(args.clock_start)
-            .clock_mode(args.clock)
-            .auth_fail_status(axum::http::StatusCode::from_u16(args.auth_fail_status)?);
-        if let (Some(folder), Some(password)) = (&args.folder, &args.folder_password) {
-            builder = builder.folder(folder, password);
-        }
-        if let Some(dir) = &args.data {
-            builder = builder.data_dir(dir);
-        }
-        let sim = builder.try_start().await?;
-        println!("listening on {}", sim.base_url());
-        tracing::info!(
-            "serving document {} at {}",
-            sim.state().config.document,
-            sim.url()
-        );
-        tokio::signal::ctrl_c().await?;
-        drop(sim);
-        Ok(())
     }
 }

@@ -1,0 +1,230 @@
+//! Reading XML into an owned element tree with quick-xml. It owns well-formedness: one root,
+//! balanced tags, known entities, and only characters XML 1.0 allows (also through character
+//! references). It must not interpret element names.
+
+use quick_xml::Reader;
+use quick_xml::events::{BytesRef, BytesStart, Event};
+
+use super::write::is_xml_char;
+use crate::error::{Classify, ErrorClass};
+
+/// One element: its name, attributes, child elements and, for a leaf, its decoded text.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Element {
+    /// The name as written.
+    pub name: String,
+    /// Attributes in document order, values decoded.
+    pub attrs: Vec<(String, String)>,
+    /// Child elements in document order.
+    pub children: Vec<Element>,
+    /// Decoded text; whitespace between child elements is dropped.
+    pub text: String,
+}
+
+impl Element {
+    /// The value of attribute `name`, compared case-insensitively.
+    pub fn attr(&self, name: &str) -> Option<&str> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// True when attribute `name` is `true` (any case) or `1`.
+    pub fn flag(&self, name: &str) -> bool {
+        self.attr(name)
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("true") || v.trim() == "1")
+    }
+
+    /// The first child called `name` (case-insensitive).
+    pub fn child(&self, name: &str) -> Option<&Element> {
+        self.children
+            .iter()
+            .find(|c| c.name.eq_ignore_ascii_case(name))
+    }
+}
+
+/// A document that is not well-formed XML, with the byte offset where reading stopped.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("not well-formed XML at byte {offset}: {reason}")]
+pub struct XmlError {
+    /// Byte offset in the input.
+    pub offset: u64,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl Classify for XmlError {
+    fn class(&self) -> ErrorClass {
+        ErrorClass::Invalid
+    }
+}
+
+/// Parses a whole document into its root element: exactly one root, nothing but whitespace,
+/// comments and processing instructions around it, and no element that mixes text with
+/// child elements.
+pub fn parse(input: &str) -> Result<Element, XmlError> {
+    let mut reader = Reader::from_str(input);
+    let mut open: Vec<Element> = Vec::new();
+    let mut root: Option<Element> = None;
+    loop {
+        let event = reader.read_event().map_err(|e| {
+            let ended = reader.buffer_position() >= input.len() as u64;
+            let hint = if ended { " (the input ends early)" } else { "" };
+            XmlError {
+                offset: reader.buffer_position(),
+                reason: format!("{e}{hint}"),
+            }
+        })?;
+        let fail = |reason: String| XmlError {
+            offset: reader.buffer_position(),
+            reason,
+        };
+        match event {
+            Event::Start(start) | Event::Empty(start) if root.is_some() => {
+                return Err(fail(format!(
+                    "<{}> after the root element",
+                    start.name().as_ref()
+                )));
+            }
+            Event::Start(start) => open.push(element(&start).map_err(fail)?),
+            Event::Empty(start) => {
+                let el = element(&start).map_err(fail)?;
+                attach(&mut open, &mut root, el);
+            }
+            Event::End(_) => {
+                let mut el = open
+                    .pop()
+                    .ok_or_else(|| fail("an end tag without a start".into()))?;
+                if !el.children.is_empty() {
+                    if !el.text.trim().is_empty() {
+                        return Err(fail(format!("<{}> mixes text and elements", el.name)));
+                    }
+                    el.text.clear();
+                }
+                attach(&mut open, &mut root, el);
+            }
+            Event::Text(t) => add_text(&mut open, &t.xml10_content()).map_err(fail)?,
+            Event::CData(c) => add_text(&mut open, &c.xml10_content()).map_err(fail)?,
+            Event::GeneralRef(r) => {
+                let ch = reference(&r).map_err(fail)?;
+                add_text(&mut open, ch.encode_utf8(&mut [0; 4])).map_err(fail)?;
+            }
+            Event::Eof => break,
+            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+    }
+    if let Some(el) = open.last() {
+        return Err(XmlError {
+            offset: input.len() as u64,
+            reason: format!("the input ends inside <{}> (truncated?)", el.name),
+        });
+    }
+    root.ok_or_else(|| XmlError {
+        offset: input.len() as u64,
+        reason: "there is no root element".into(),
+    })
+}
+
+fn attach(open: &mut [Element], root: &mut Option<Element>, el: Element) {
+    match open.last_mut() {
+        Some(parent) => parent.children.push(el),
+        None => *root = Some(el),
+    }
+}
+
+fn add_text(open: &mut [Element], text: &str) -> Result<(), String> {
+    check_chars(text)?;
+    match open.last_mut() {
+        Some(el) => el.text.push_str(text),
+        None if text.trim().is_empty() => {}
+        None => return Err("text outside the root element".into()),
+    }
+    Ok(())
+}
+
+fn check_chars(text: &str) -> Result<(), String> {
+    match text.chars().find(|c| !is_xml_char(*c)) {
+        Some(c) => Err(format!(
+            "U+{:04X} is a character XML 1.0 does not allow",
+            u32::from(c)
+        )),
+        None => Ok(()),
+    }
+}
+
+fn reference(r: &BytesRef<'_>) -> Result<char, String> {
+    if let Some(ch) = r.resolve_char_ref().map_err(|e| e.to_string())? {
+        check_chars(ch.encode_utf8(&mut [0; 4]))?;
+        return Ok(ch);
+    }
+    match &**r {
+        "amp" => Ok('&'),
+        "lt" => Ok('<'),
+        "gt" => Ok('>'),
+        "quot" => Ok('"'),
+        "apos" => Ok('\''),
+        other => Err(format!("the entity &{other}; is not defined")),
+    }
+}
+
+fn element(start: &BytesStart<'_>) -> Result<Element, String> {
+    let name = start.name().as_ref().to_string();
+    let mut attrs = Vec::new();
+    for attr in start.attributes() {
+        let attr = attr.map_err(|e| e.to_string())?;
+        let key = attr.key.as_ref().to_string();
+        let value = attr
+            .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+            .map_err(|e| e.to_string())?
+            .into_owned();
+        check_chars(&value)?;
+        attrs.push((key, value));
+    }
+    Ok(Element {
+        name,
+        attrs,
+        children: Vec::new(),
+        text: String::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Entities, character references and CDATA decode into the text; attributes decode too.
+    #[test]
+    fn decodes_text_and_attributes() {
+        let el = parse("<a k=\"x &amp; y\">1 &lt; 2&#13;3<![CDATA[<b>]]></a>").expect("valid");
+        assert_eq!(el.text, "1 < 2\r3<b>");
+        assert_eq!(el.attr("K"), Some("x & y"));
+    }
+
+    /// Truncated, mixed and doubled documents are refused with a reason.
+    #[test]
+    fn refuses_malformed_documents() {
+        let e = parse("<t><r><c>A</c>").expect_err("truncated");
+        assert!(e.reason.contains("truncated"), "{e}");
+        let e = parse("<t>x<r/></t>").expect_err("mixed");
+        assert!(e.reason.contains("mixes"), "{e}");
+        assert!(parse("<a/><b/>").is_err());
+        assert!(parse("").is_err());
+        assert!(parse("<a>&nbsp;</a>").is_err());
+    }
+
+    /// Characters XML 1.0 forbids are refused, whether written raw or as references.
+    #[test]
+    fn refuses_forbidden_characters() {
+        for doc in [
+            "<a>&#1;</a>",
+            "<a>x\u{1}</a>",
+            "<a k=\"&#x1F;\"/>",
+            "<a>&#xFFFE;</a>",
+        ] {
+            let e = parse(doc).expect_err(doc);
+            assert!(e.reason.contains("does not allow"), "{doc}: {e}");
+        }
+        assert_eq!(parse("<a>&#9;&#10;</a>").expect("allowed").text, "\t\n");
+    }
+}
