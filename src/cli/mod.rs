@@ -2,6 +2,7 @@
 //! library): subcommands, flags → settings, logging set-up and exit codes. It must not hold
 //! sync logic.
 
+#[cfg(feature = "demo")]
 mod demo;
 
 use std::path::PathBuf;
@@ -65,6 +66,7 @@ enum Command {
         conn: ConnArgs,
     },
     /// Run against an embedded fake MoneyWorks and a local bare git repository.
+    #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
 }
 
@@ -318,6 +320,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 Err(e) => report(&e),
             }
         }
+        #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args).await,
     }
 }
