@@ -5,17 +5,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::cache::Cache;
+use crate::commit_message::has_trailers;
 use crate::config::{ConfigError, REPO_CONFIG_PATH, RepoConfig, RepoConfigFile};
 use crate::error::{Classify, ErrorClass};
 use crate::events::{Event, Events};
-use crate::local::LocalState;
 use crate::moneyworks::{MoneyWorks, MwError};
 use crate::mwtime::MwTime;
 use crate::record::{KeyField, TableInfo};
 use crate::retry::{RetryPolicy, retry};
 use crate::state::{STATE_PATH, SyncState};
 use crate::store::{CommitId, FileChange, NewCommit, Store, StoreError};
-use crate::summary::has_trailers;
 
 /// Anything that stops a poll or the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -112,7 +112,7 @@ pub struct Engine<M, S> {
     pub(crate) store: S,
     pub(crate) events: Events,
     pub(crate) settings: EngineSettings,
-    pub(crate) local: LocalState,
+    pub(crate) cache: Cache,
     /// `main` as mwsync last saw it.
     pub(crate) main: Option<CommitId>,
     /// The repo config in force (from `main`, or the initial one before the first commit).
@@ -135,11 +135,11 @@ pub struct Engine<M, S> {
 }
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    /// An engine over `mw` and `store`, remembering pushes in `local`.
+    /// An engine over `mw` and `store`, remembering pushes in `cache`.
     pub fn new(
         mw: M,
         store: S,
-        local: LocalState,
+        cache: Cache,
         settings: EngineSettings,
         events: Events,
     ) -> Engine<M, S> {
@@ -149,7 +149,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             store,
             events,
             settings,
-            local,
+            cache,
             main: None,
             repo,
             config_unwritten: true,
@@ -202,12 +202,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .store
             .remote_tip(&self.settings.branch)
             .map_err(EngineError::Store)?;
-        let expected = self.local.last_pushed().cloned();
+        let expected = self.cache.last_pushed().cloned();
         match (&expected, &tip) {
             (None, None) => {}
             (None, Some(t)) => {
                 tracing::warn!(commit = %t, "adopting the existing `{}` at {} (this cache has never pushed)", self.settings.branch, t.short());
-                self.local
+                self.cache
                     .set_last_pushed(t.clone())
                     .map_err(|e| EngineError::Local(e.to_string()))?;
             }
@@ -218,7 +218,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     self.settings.branch,
                     t.short()
                 );
-                self.local
+                self.cache
                     .set_last_pushed(t.clone())
                     .map_err(|e| EngineError::Local(e.to_string()))?;
             }
@@ -423,7 +423,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
             Err(e) => return Err(EngineError::Store(e)),
         }
-        self.local
+        self.cache
             .set_last_pushed(new.clone())
             .map_err(|e| EngineError::Local(e.to_string()))?;
         self.main = Some(new.clone());
@@ -440,7 +440,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .remote_tip(&self.settings.branch)
             .map_err(EngineError::Store)?;
         if let Some(t) = &tip {
-            self.local
+            self.cache
                 .set_last_pushed(t.clone())
                 .map_err(|e| EngineError::Local(e.to_string()))?;
         }

@@ -1,5 +1,5 @@
 //! Typed events: one struct per notable moment, published on a broadcast bus. Each becomes
-//! a structured log line (here), an SSE message (`status`) and a test assertion. It owns the
+//! a structured log line (here), an SSE message (`http`) and a test assertion. It owns the
 //! event vocabulary and its log wording; it must not decide when things happen.
 
 use serde::Serialize;

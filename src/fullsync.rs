@@ -5,6 +5,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use crate::commit_message::RecordNote;
 use crate::config::FullSyncMode;
 use crate::engine::{Engine, EngineError};
 use crate::events::RecordAction;
@@ -16,7 +17,6 @@ use crate::record::{
 };
 use crate::retry::retry;
 use crate::store::{FileChange, Store};
-use crate::summary::RecordNote;
 
 /// A page of `table` after sequence number `after`, in sequence order: key-set paging that
 /// edits and deletes during the scan cannot shift.

@@ -4,21 +4,21 @@
 //! [`store::Store`]; everything between them is plain functions over owned data.
 #![deny(missing_docs)]
 
+pub mod cache;
+pub mod commit_message;
 pub mod config;
 pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fullsync;
-pub mod local;
+pub mod http;
 pub mod moneyworks;
 pub mod mwtime;
 pub mod pull;
 pub mod record;
 pub mod retry;
 pub mod state;
-pub mod status;
 pub mod store;
-pub mod summary;
 pub mod writeback;
 pub mod xmltree;

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::commit_message::{RecordNote, commit_message};
 use crate::engine::{Engine, EngineError};
 use crate::events::{ChangedField, Event, RecordAction};
 use crate::moneyworks::{Direction, ExportFormat, ExportQuery, MoneyWorks, MwError};
@@ -13,7 +14,6 @@ use crate::record::{LMT_FIELD, Record, TableInfo, diff_fields};
 use crate::retry::retry;
 use crate::state::{ClockCheck, check_clock, checkpoint_marker, note_committed, query_start};
 use crate::store::{FileChange, Store};
-use crate::summary::{RecordNote, commit_message};
 
 /// What one poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]

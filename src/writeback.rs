@@ -8,6 +8,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::commit_message::{RecordNote, commit_message};
 use crate::config::{REPO_CONFIG_PATH, RepoConfigFile};
 use crate::engine::{Engine, EngineError};
 use crate::events::Event;
@@ -15,7 +16,6 @@ use crate::moneyworks::{Direction, ExportFormat, ExportQuery, MoneyWorks, MwErro
 use crate::record::{Field, KeyField, Record, RecordKey, TableInfo, Value, parse_record_path};
 use crate::state::STATE_PATH;
 use crate::store::{CommitId, FileChange, Store};
-use crate::summary::{RecordNote, commit_message};
 use crate::xmltree::escape_text;
 
 /// The status report on `main`.

@@ -13,8 +13,8 @@ use mwsync::daemon::{RunOptions, connect, run};
 use mwsync::engine::{Engine, EngineError};
 use mwsync::error::{Classify, ErrorClass};
 use mwsync::events::Events;
+use mwsync::http::StatusSnapshot;
 use mwsync::moneyworks::client::HttpMoneyWorks;
-use mwsync::status::StatusSnapshot;
 use mwsync::store::git::GitStore;
 use tokio_util::sync::CancellationToken;
 
@@ -334,7 +334,7 @@ pub async fn run_daemon(cfg: &DaemonConfig, options: RunOptions) -> u8 {
     cancel_on_signals(shutdown.clone());
     let status = Arc::new(Mutex::new(StatusSnapshot::default()));
     if let Some(addr) = cfg.status_addr {
-        match mwsync::status::serve(addr, status.clone(), events.clone(), shutdown.clone()).await {
+        match mwsync::http::serve(addr, status.clone(), events.clone(), shutdown.clone()).await {
             Ok(bound) => tracing::info!("status server on http://{bound}/status and /events"),
             Err(e) => {
                 eprintln!("mwsync: cannot serve status on {addr}: {e}");

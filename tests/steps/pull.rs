@@ -287,10 +287,10 @@ async fn foreign_commit(w: &mut SyncWorld) {
 async fn status_server(w: &mut SyncWorld) {
     let h = w.h().await;
     let status = std::sync::Arc::new(std::sync::Mutex::new(
-        mwsync::status::StatusSnapshot::default(),
+        mwsync::http::StatusSnapshot::default(),
     ));
     let token = tokio_util::sync::CancellationToken::new();
-    let addr = mwsync::status::serve(
+    let addr = mwsync::http::serve(
         "127.0.0.1:0".parse().expect("addr"),
         status,
         h.events.clone(),
