@@ -390,12 +390,17 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     // Only this record's own path is accounted for; any other file holding its
                     // sequence number is stale and is reported or removed below.
                     main.remove(&path);
-                    let bytes = record.to_canonical_xml();
+                    let bytes = record.canonical_file().map_err(|e| {
+                        EngineError::MoneyWorks(MwError::InvalidReply {
+                            command: "export".into(),
+                            detail: format!("{e}; correct the value in MoneyWorks"),
+                        })
+                    })?;
                     let current = match &self.main {
                         Some(m) => self.store.read_file(m, &path).map_err(EngineError::Store)?,
                         None => None,
                     };
-                    if current.as_deref() == Some(bytes.as_bytes()) {
+                    if current.as_deref() == Some(bytes.as_slice()) {
                         continue;
                     }
                     differences += 1;

@@ -22,3 +22,4 @@ pub mod state;
 pub mod store;
 pub mod writeback;
 pub mod xmltree;
+pub mod xmlwrite;

@@ -293,7 +293,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .key()
             .map_err(|e| invalid(format!("{} record #{seq}: {e}", table.name)))?;
         let path = record.path().map_err(|e| invalid(e.to_string()))?;
-        let bytes = record.to_canonical_xml().into_bytes();
+        let bytes = record
+            .canonical_file()
+            .map_err(|e| invalid(format!("{e}; correct the value in MoneyWorks")))?;
         let current = self.current_bytes(staged, &path)?;
         // The record's previous file when its code changed, found by sequence number. Looked
         // up even when the new path already has a file: that file may be another record's

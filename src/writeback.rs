@@ -16,7 +16,7 @@ use crate::moneyworks::{Direction, ExportFormat, ExportQuery, MoneyWorks, MwErro
 use crate::record::{Field, KeyField, Record, RecordKey, TableInfo, Value, parse_record_path};
 use crate::state::STATE_PATH;
 use crate::store::{CommitId, FileChange, Store};
-use crate::xmltree::escape_text;
+use crate::xmlwrite::{XmlWriteError, XmlWriter, import_fields};
 
 /// The status report on `main`.
 pub const STATUS_PATH: &str = ".mwsync/status.toml";
@@ -353,6 +353,10 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
                 continue;
             }
         };
+        if let Err(e) = desired.canonical_file() {
+            out.problems.push(reject(path, e.to_string()));
+            continue;
+        }
         let parse_side = |b: &Option<Vec<u8>>| {
             b.as_ref()
                 .and_then(|b| std::str::from_utf8(b).ok())
@@ -521,97 +525,76 @@ pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangeP
     out
 }
 
-fn write_fields(out: &mut String, fields: &[Field], only: Option<&[String]>) {
-    for f in fields.iter().filter(|f| !f.system) {
-        if let Some(only) = only
-            && !only.contains(&f.name)
-        {
-            continue;
-        }
-        match &f.value {
-            Value::Text(t) => {
-                out.push('<');
-                out.push_str(&f.name);
-                out.push('>');
-                escape_text(out, t);
-                out.push_str("</");
-                out.push_str(&f.name);
-                out.push('>');
-            }
-            Value::Subfile(rows) => {
-                out.push_str("<subfile name=\"");
-                escape_text(out, &f.name);
-                out.push_str("\">");
-                let el = f.name.to_ascii_lowercase();
-                for r in rows.iter().filter(|r| !r.system) {
-                    out.push('<');
-                    out.push_str(&el);
-                    out.push('>');
-                    write_fields(out, &r.fields, None);
-                    out.push_str("</");
-                    out.push_str(&el);
-                    out.push('>');
-                }
-                out.push_str("</subfile>");
-            }
-        }
-    }
-}
-
 /// The import body for records of one table: the key plus the changed fields; Names,
 /// Products, Jobs and Accounts match on their code, other tables update by `seqnum`.
 pub fn import_body(records: &[&PlannedRecord]) -> String {
-    let mut out = String::from("<?xml version=\"1.0\"?>\n<import>\n");
     let Some(first) = records.first() else {
         return String::new();
     };
     let table = first.table;
+    let mut w = XmlWriter::compact();
+    w.declaration(false);
+    w.newline();
+    let written = write_import(&mut w, table, records);
+    written.expect("planned records are writable because plan() refuses records that are not");
+    String::from_utf8(w.finish()).expect("the writer emits UTF-8 because it writes only str data")
+}
+
+fn write_import(
+    w: &mut XmlWriter,
+    table: &TableInfo,
+    records: &[&PlannedRecord],
+) -> Result<(), XmlWriteError> {
+    w.start("import", &[])?;
+    w.newline();
     match table.key {
         KeyField::Code(code_field) => {
-            out.push_str(&format!(
-                "<table name=\"{}\" update=\"true\">\n",
-                table.name
-            ));
+            w.start("table", &[("name", table.name), ("update", "true")])?;
+            w.newline();
             for r in records {
-                out.push('<');
-                out.push_str(table.element);
-                out.push('>');
-                let mut only = vec![code_field.to_string()];
-                only.extend(r.fields.iter().filter(|f| *f != code_field).cloned());
+                w.start(table.element, &[])?;
                 // The key first, then the changed fields in the writer's order.
-                write_fields(
-                    &mut out,
-                    r.desired
-                        .fields
-                        .iter()
-                        .filter(|f| f.name == code_field)
-                        .cloned()
-                        .collect::<Vec<_>>()
-                        .as_slice(),
-                    None,
-                );
-                let rest: Vec<String> = only.into_iter().filter(|f| f != code_field).collect();
-                write_fields(&mut out, &r.desired.fields, Some(&rest));
-                out.push_str("</");
-                out.push_str(table.element);
-                out.push_str(">\n");
+                let key: Vec<Field> = r
+                    .desired
+                    .fields
+                    .iter()
+                    .filter(|f| f.name == code_field)
+                    .cloned()
+                    .collect();
+                import_fields(w, &key, None)?;
+                let rest: Vec<String> = r
+                    .fields
+                    .iter()
+                    .filter(|f| *f != code_field)
+                    .cloned()
+                    .collect();
+                import_fields(w, &r.desired.fields, Some(&rest))?;
+                w.end(table.element);
+                w.newline();
             }
-            out.push_str("</table>\n");
+            w.end("table");
+            w.newline();
         }
         KeyField::Seq => {
             for r in records {
                 let RecordKey::Seq(seq) = r.key else { continue };
-                out.push_str(&format!(
-                    "<table name=\"{}\" update=\"true\" seqnum=\"{seq}\">\n<{}>",
-                    table.name, table.element
-                ));
-                write_fields(&mut out, &r.desired.fields, Some(&r.fields));
-                out.push_str(&format!("</{}>\n</table>\n", table.element));
+                let seq = seq.to_string();
+                w.start(
+                    "table",
+                    &[("name", table.name), ("update", "true"), ("seqnum", &seq)],
+                )?;
+                w.newline();
+                w.start(table.element, &[])?;
+                import_fields(w, &r.desired.fields, Some(&r.fields))?;
+                w.end(table.element);
+                w.newline();
+                w.end("table");
+                w.newline();
             }
         }
     }
-    out.push_str("</import>\n");
-    out
+    w.end("import");
+    Ok(())
 }
 
 /// A MoneyWorks search that finds exactly one record by key (case-insensitive text
@@ -906,7 +889,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 failures.push(format!("{}: {}", file.path, file.reason));
             }
             if let Some(got) = got {
-                let bytes = got.to_canonical_xml().into_bytes();
+                let bytes = got.canonical_file().map_err(|e| {
+                    EngineError::MoneyWorks(MwError::InvalidReply {
+                        command: "export".into(),
+                        detail: e.to_string(),
+                    })
+                })?;
                 let current = self
                     .store
                     .read_file(&main, &r.path)
@@ -1123,9 +1111,33 @@ mod tests {
         assert!(p.problems.is_empty(), "{:?}", p.problems);
         assert_eq!(p.apply[0].fields, vec!["phone".to_string()]);
         let body = import_body(&[&p.apply[0]]);
-        assert!(
-            body.contains("<name><code>ACME</code><phone>2</phone></name>"),
-            "{body}"
+        assert_eq!(
+            body,
+            "<?xml version=\"1.0\"?>\n<import>\n<table name=\"Name\" update=\"true\">\n<name><code>ACME</code><phone>2</phone></name>\n</table>\n</import>\n"
+        );
+    }
+
+    /// Records keyed by sequence number are imported one `<table seqnum>` each, with only
+    /// the asked fields and no system rows.
+    #[test]
+    fn seq_keyed_import_bodies_name_the_record() {
+        let tx = table_info("Transaction").expect("known");
+        let desired = Record::from_xml(
+            tx,
+            "<transaction><sequencenumber system=\"true\">5</sequencenumber><description>A &amp; B</description><gross>10</gross><subfile name=\"Detail\"><detail><detail.net>10</detail.net></detail><detail system=\"true\"><detail.net>1</detail.net></detail></subfile></transaction>",
+        )
+        .expect("valid");
+        let planned = PlannedRecord {
+            path: record_path(tx, &RecordKey::Seq(5)),
+            table: tx,
+            key: RecordKey::Seq(5),
+            desired,
+            fields: vec!["description".into(), "Detail".into()],
+            create: false,
+        };
+        assert_eq!(
+            import_body(&[&planned]),
+            "<?xml version=\"1.0\"?>\n<import>\n<table name=\"Transaction\" update=\"true\" seqnum=\"5\">\n<transaction><description>A &amp; B</description><subfile name=\"Detail\"><detail><detail.net>10</detail.net></detail></subfile></transaction>\n</table>\n</import>\n"
         );
     }
 
@@ -1232,6 +1244,7 @@ mod tests {
             (fv(good.clone(), None, good.clone()), "deleting"),
             (fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("ACME", "OTHER").into_bytes()), good.clone()), "holds key OTHER"),
             (fv(good.clone(), Some(vec![b' '; MAX_RECORD_FILE_BYTES + 1]), good.clone()), "limit"),
+            (fv(good.clone(), Some(rec("1&#7;", "20240101000000")), good.clone()), "field <phone> holds U+0007"),
             (
                 fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("<phone>1</phone>", "").into_bytes()), good.clone()),
                 "fields cannot be removed",

@@ -1,6 +1,6 @@
 //! A small owned XML element tree built with quick-xml. It owns well-formedness checking and
 //! entity decoding for the documents mwsync reads (export replies, record files); it must not
-//! know what any element means.
+//! know what any element means, nor write XML (that is `xmlwrite`).
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -167,8 +167,11 @@ fn element_from(
     })
 }
 
-/// Escapes text for element content. Line breaks and tabs become character references, so a
-/// value always stays on one line and survives a round trip byte for byte.
+/// Escapes text for element content, writing every control character as a character
+/// reference, the forbidden ones included. The engine never uses it: it writes through
+/// [`crate::xmlwrite`], which refuses what XML 1.0 cannot carry. It is kept only for the
+/// simulator, whose fake MoneyWorks sends such references as a real server might, until the
+/// simulator has a writer of its own (issue 9).
 pub fn escape_text(out: &mut String, text: &str) {
     for ch in text.chars() {
         match ch {
