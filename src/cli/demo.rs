@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use mwsync::config::{LogFormat, Settings};
+use mwsync::config::{LogFormat, Secret, Settings};
 use mwsync::daemon::RunOptions;
 use mwsync::mwtime::MwTime;
 use mwsync_sim::fake::{ClockMode, Sim};
@@ -93,11 +93,11 @@ pub async fn run(args: DemoArgs) -> u8 {
         }
     };
     let settings = Settings {
-        moneyworks_url: Some(sim.url().replacen(
+        moneyworks_url: Some(Secret::new(sim.url().replacen(
             "http://",
             &format!("http://{DEMO_USER}:{DEMO_PASSWORD}@"),
             1,
-        )),
+        ))),
         git_url: Some(remote.display().to_string()),
         cache_dir: Some(dir.join("cache")),
         status_addr: Some("127.0.0.1:0".into()),
