@@ -7,6 +7,7 @@
 pub mod cache;
 pub mod commit_message;
 pub mod config;
+pub mod cycle;
 pub mod daemon;
 pub mod engine;
 pub mod error;
@@ -16,8 +17,10 @@ pub mod http;
 pub mod moneyworks;
 pub mod mwtime;
 pub mod pull;
+pub mod query;
 pub mod record;
 pub mod retry;
+pub mod scan;
 pub mod state;
 pub mod store;
 pub mod writeback;
