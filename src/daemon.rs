@@ -1,5 +1,5 @@
-//! The daemon loop: poll, wait the configured interval on monotonic time, repeat, and stop
-//! cleanly between steps when told. It also wires the production seams from a validated
+//! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
+//! time, repeat, and stop cleanly between cycles when told. It also wires the production seams from a validated
 //! `DaemonConfig`. It owns scheduling and the status snapshot; it must not contain sync logic.
 
 use std::time::Duration;

@@ -107,18 +107,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
                 }
             }
             Event::GeneralRef(reference) => {
-                let ch = match reference.resolve_char_ref() {
-                    Ok(Some(ch)) => ch,
-                    Ok(None) => match &*reference {
-                        "lt" => '<',
-                        "gt" => '>',
-                        "amp" => '&',
-                        "apos" => '\'',
-                        "quot" => '"',
-                        other => return Err(fail(&reader, format!("unknown entity &{other};"))),
-                    },
-                    Err(e) => return Err(fail(&reader, e.to_string())),
-                };
+                let ch = resolve(&reference).map_err(|reason| fail(&reader, reason))?;
                 match stack.last_mut() {
                     Some(el) => el.text.push(ch),
                     None => return Err(fail(&reader, "entity outside the root element".into())),
@@ -138,6 +127,23 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
         ));
     }
     root.ok_or_else(|| fail(&reader, "no root element".into()))
+}
+
+/// The character a reference stands for: a character reference or one of XML's five
+/// predefined entities.
+fn resolve(reference: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
+    match reference.resolve_char_ref() {
+        Ok(Some(ch)) => Ok(ch),
+        Ok(None) => match &**reference {
+            "lt" => Ok('<'),
+            "gt" => Ok('>'),
+            "amp" => Ok('&'),
+            "apos" => Ok('\''),
+            "quot" => Ok('"'),
+            other => Err(format!("unknown entity &{other};")),
+        },
+        Err(e) => Err(e.to_string()),
+    }
 }
 
 fn element_from(
