@@ -1,6 +1,7 @@
 //! `mwsync demo`: the embedded default. Starts the fake MoneyWorks in-process with sample
 //! data and a local bare git repository, runs the daemon with a short interval, and edits a
-//! record now and then so incremental polls show in the log. Binary-only.
+//! record now and then so incremental polls show in the log. Binary-only: the engine library
+//! must not depend on the simulator.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

@@ -1,7 +1,8 @@
 //! The network under the MoneyWorks client: one HTTP request in, status, headers and body
 //! out. Production sends with reqwest (rustls); a test or a simulation may answer in-process
-//! instead. It owns only moving bytes; URLs, credentials, timeouts and the meaning of replies
-//! stay in `client`, so they are exercised whichever transport is used.
+//! instead. It owns only moving bytes and must not retry or read meaning into a reply: URLs,
+//! credentials, timeouts and the meaning of replies stay in `client`, so they are exercised
+//! whichever transport is used.
 
 use std::future::Future;
 use std::time::Duration;
