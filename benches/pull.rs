@@ -7,10 +7,10 @@
 
 use std::time::{Duration, Instant};
 
+use mwsync::cache::Cache;
 use mwsync::config::{MoneyWorksEndpoint, RepoConfigFile};
 use mwsync::engine::{Engine, EngineSettings};
 use mwsync::events::Events;
-use mwsync::local::LocalState;
 use mwsync::moneyworks::client::HttpMoneyWorks;
 use mwsync::moneyworks::{Direction, ExportFormat, ExportQuery, MoneyWorks};
 use mwsync::record::table_info;
@@ -101,7 +101,7 @@ async fn main() {
     let mut engine = Engine::new(
         HttpMoneyWorks::new(&endpoint, Duration::from_secs(60)).expect("client"),
         store,
-        LocalState::in_memory(),
+        Cache::in_memory(),
         settings,
         Events::new(),
     );

@@ -6,6 +6,21 @@ Feature: The mwsync binary, end to end
     When mwsync runs once with page size 5
     Then it exits with code 2 and says "page_size = 5 is out of range 10..=100"
 
+  Scenario Outline: A flag beats the environment, which beats the config file
+    When mwsync runs once with page size <flag> as a flag, <env> in the environment and <file> in the config file
+    Then it exits with code 2 and says "page_size = <wins> is out of range 10..=100"
+
+    Examples:
+      | flag | env | file | wins |
+      | 5    | 6   | 7    | 5    |
+      | -    | 6   | 7    | 6    |
+      | -    | -   | 7    | 7    |
+
+  Scenario: A secret given as a flag is refused without being echoed
+    When mwsync runs once with the git API key "tok-on-argv-3d1" as a flag
+    Then it exits with code 2 and says "--git-api-key is not accepted on the command line"
+    And its output does not contain "tok-on-argv-3d1"
+
   Scenario: main moved by someone else stops the binary with exit code 3
     Given a MoneyWorks document with 3 names
     And the repository is a real bare repository

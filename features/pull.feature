@@ -43,6 +43,19 @@ Feature: Pull MoneyWorks records into git main
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 
+  Scenario: A value XML 1.0 cannot carry stops the poll, naming the record and field
+    Given a MoneyWorks document with 3 names
+    And the name "ACME" with phone "555 0100" exists in MoneyWorks
+    And mwsync has polled
+    When the phone of name "ACME" is changed to hold control character 7 in MoneyWorks
+    And mwsync polls
+    Then the poll fails with "Name ACME cannot be written as XML: field <phone> holds U+0007"
+    And main did not move
+    When the phone of name "ACME" is changed to "555 0101" in MoneyWorks
+    And mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
   Scenario: Licence-limit errors are retried and nothing is lost or duplicated
     Given a MoneyWorks document with 12 names
     And MoneyWorks answers the next 2 requests with licence_limit

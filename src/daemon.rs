@@ -1,20 +1,20 @@
-//! The daemon loop: poll, wait the configured interval on monotonic time, repeat, and stop
-//! cleanly between steps when told. It also wires the production seams from a validated
+//! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
+//! time, repeat, and stop cleanly between cycles when told. It also wires the production seams from a validated
 //! `DaemonConfig`. It owns scheduling and the status snapshot; it must not contain sync logic.
 
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
 
+use crate::cache::Cache;
 use crate::config::{DaemonConfig, GitAuthKind};
 use crate::engine::{Engine, EngineError, EngineSettings};
 use crate::error::{Classify, ErrorClass};
 use crate::events::{Event, Events};
-use crate::local::LocalState;
+use crate::http::{SharedStatus, StatusSnapshot};
 use crate::moneyworks::MoneyWorks;
 use crate::moneyworks::client::HttpMoneyWorks;
 use crate::retry::RetryPolicy;
-use crate::status::{SharedStatus, StatusSnapshot};
 use crate::store::Store;
 use crate::store::git::{AuthMode, GitRemote, GitStore};
 
@@ -48,7 +48,7 @@ pub fn connect(
     };
     let store =
         GitStore::open(&cfg.cache_dir.join("repo.git"), remote).map_err(EngineError::Store)?;
-    let local = LocalState::load(&cfg.cache_dir)
+    let cache = Cache::load(&cfg.cache_dir)
         .map_err(|e| EngineError::Local(format!("{}: {e}", cfg.cache_dir.display())))?;
     let settings = EngineSettings {
         branch: cfg.git.branch.clone(),
@@ -56,7 +56,7 @@ pub fn connect(
         initial_repo: cfg.initial_repo.clone(),
         retry: RetryPolicy::default(),
     };
-    Ok(Engine::new(mw, store, local, settings, events))
+    Ok(Engine::new(mw, store, cache, settings, events))
 }
 
 /// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that a

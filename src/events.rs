@@ -1,5 +1,5 @@
 //! Typed events: one struct per notable moment, published on a broadcast bus. Each becomes
-//! a structured log line (here), an SSE message (`status`) and a test assertion. It owns the
+//! a structured log line (here), an SSE message (`http`) and a test assertion. It owns the
 //! event vocabulary and its log wording; it must not decide when things happen.
 
 use serde::Serialize;
@@ -150,121 +150,31 @@ impl Event {
                 requests,
                 commits,
                 main,
-            } => {
-                if *records > 0 {
-                    tracing::info!(
-                        records,
-                        requests,
-                        commits,
-                        main = main.as_deref().unwrap_or("-"),
-                        "poll finished: {records} records committed in {commits} commits"
-                    );
-                } else {
-                    tracing::info!(
-                        requests,
-                        main = main.as_deref().unwrap_or("-"),
-                        "poll finished: nothing changed"
-                    );
-                }
-            }
+            } => log_poll(
+                *records,
+                *requests,
+                *commits,
+                main.as_deref().unwrap_or("-"),
+            ),
             Event::RecordChanged {
                 table,
                 key,
                 action,
                 fields,
                 commit,
-            } => {
-                let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
-                // The commit summary is logged with the commit; per-record lines are detail.
-                match action {
-                    RecordAction::Created => {
-                        tracing::debug!(
-                            table,
-                            key,
-                            commit,
-                            "{table} {key} created ({} fields)",
-                            fields.len()
-                        );
-                    }
-                    RecordAction::Deleted => {
-                        tracing::debug!(table, key, commit, "{table} {key} deleted")
-                    }
-                    _ => tracing::debug!(
-                        table,
-                        key,
-                        action = ?action,
-                        commit,
-                        "{table} {key} {}: {}",
-                        action_word(*action),
-                        if names.is_empty() { "-".to_string() } else { names.join(", ") }
-                    ),
-                }
-            }
+            } => log_record(table, key, *action, fields, commit),
             Event::ClockRegression {
                 table,
                 previous,
                 now,
                 rescan_from,
-            } => {
-                tracing::warn!(
-                    table,
-                    previous,
-                    now,
-                    rescan_from,
-                    "the MoneyWorks clock went back from {previous} to {now}; re-reading {table} from {rescan_from}"
-                );
-            }
-            Event::WriteDetected {
-                commit,
-                author,
-                records,
-            } => {
-                tracing::info!(
-                    commit,
-                    author,
-                    records,
-                    "detected write on changes@{}: {records} records by {author}",
-                    short(commit)
-                );
-            }
-            Event::WriteApplied {
-                commit,
-                merged_as,
-                imported,
-            } => {
-                tracing::info!(
-                    commit,
-                    merged_as,
-                    imported,
-                    "write changes@{} verified and merged into main as {}",
-                    short(commit),
-                    short(merged_as)
-                );
-            }
-            Event::WriteConflict { commit, records } => {
-                tracing::warn!(
-                    commit,
-                    "write changes@{} conflicts with MoneyWorks edits to {}; nothing applied; rebase on main and retry",
-                    short(commit),
-                    records.join(", ")
-                );
-            }
-            Event::WriteRejected { commit, reasons } => {
-                tracing::warn!(
-                    commit,
-                    "write changes@{} rejected, nothing applied: {}",
-                    short(commit),
-                    reasons.join("; ")
-                );
-            }
-            Event::WriteFailed { commit, reasons } => {
-                tracing::warn!(
-                    commit,
-                    "write changes@{} did not fully apply; main shows what MoneyWorks holds: {}",
-                    short(commit),
-                    reasons.join("; ")
-                );
-            }
+            } => tracing::warn!(
+                table,
+                previous,
+                now,
+                rescan_from,
+                "the MoneyWorks clock went back from {previous} to {now}; re-reading {table} from {rescan_from}"
+            ),
             Event::Retrying {
                 what,
                 error,
@@ -278,7 +188,100 @@ impl Event {
                 tracing::error!("poll failed, will try again next interval: {error}")
             }
             Event::Fatal { error } => tracing::error!("stopping, a human is needed: {error}"),
+            write @ (Event::WriteDetected { .. }
+            | Event::WriteApplied { .. }
+            | Event::WriteConflict { .. }
+            | Event::WriteRejected { .. }
+            | Event::WriteFailed { .. }) => log_write(write),
         }
+    }
+}
+
+fn log_poll(records: u64, requests: u64, commits: u64, main: &str) {
+    if records > 0 {
+        tracing::info!(
+            records,
+            requests,
+            commits,
+            main,
+            "poll finished: {records} records committed in {commits} commits"
+        );
+    } else {
+        tracing::info!(requests, main, "poll finished: nothing changed");
+    }
+}
+
+fn log_record(table: &str, key: &str, action: RecordAction, fields: &[ChangedField], commit: &str) {
+    // The commit summary is logged with the commit; per-record lines are detail.
+    match action {
+        RecordAction::Created => tracing::debug!(
+            table,
+            key,
+            commit,
+            "{table} {key} created ({} fields)",
+            fields.len()
+        ),
+        RecordAction::Deleted => tracing::debug!(table, key, commit, "{table} {key} deleted"),
+        _ => {
+            let names: Vec<&str> = fields.iter().map(|f| f.field.as_str()).collect();
+            tracing::debug!(
+                table,
+                key,
+                action = ?action,
+                commit,
+                "{table} {key} {}: {}",
+                action_word(action),
+                if names.is_empty() { "-".to_string() } else { names.join(", ") }
+            )
+        }
+    }
+}
+
+/// The write-back events (the others never reach here).
+fn log_write(event: &Event) {
+    match event {
+        Event::WriteDetected {
+            commit,
+            author,
+            records,
+        } => tracing::info!(
+            commit,
+            author,
+            records,
+            "detected write on changes@{}: {records} records by {author}",
+            short(commit)
+        ),
+        Event::WriteApplied {
+            commit,
+            merged_as,
+            imported,
+        } => tracing::info!(
+            commit,
+            merged_as,
+            imported,
+            "write changes@{} verified and merged into main as {}",
+            short(commit),
+            short(merged_as)
+        ),
+        Event::WriteConflict { commit, records } => tracing::warn!(
+            commit,
+            "write changes@{} conflicts with MoneyWorks edits to {}; nothing applied; rebase on main and retry",
+            short(commit),
+            records.join(", ")
+        ),
+        Event::WriteRejected { commit, reasons } => tracing::warn!(
+            commit,
+            "write changes@{} rejected, nothing applied: {}",
+            short(commit),
+            reasons.join("; ")
+        ),
+        Event::WriteFailed { commit, reasons } => tracing::warn!(
+            commit,
+            "write changes@{} did not fully apply; main shows what MoneyWorks holds: {}",
+            short(commit),
+            reasons.join("; ")
+        ),
+        _ => {}
     }
 }
 

@@ -2,23 +2,37 @@
 //!
 //! The engine talks to the outside only through two traits, [`moneyworks::MoneyWorks`] and
 //! [`store::Store`]; everything between them is plain functions over owned data.
+//!
+//! Where things are:
+//! - the daemon: [`daemon`] (the loop and production wiring), [`cycle`] (one cycle's order),
+//!   [`engine`] (the `Engine` value, its state, the guard on `main`, its requests);
+//! - the work: [`pull`] (polling; its `stage` decides what a page changes),
+//!   [`writeback`] (the `changes` branch), [`scan`] (fingerprint scans), [`fullsync`];
+//! - the data: [`record`] (model, keys, paths, diffs), [`state`] (the marker),
+//!   [`config`], [`query`] (what is asked of MoneyWorks), [`commit_message`];
+//! - the edges: [`moneyworks`], [`store`], [`cache`], [`http`] (status page), [`events`],
+//!   [`xmltree`] and [`xmlwrite`] (reading and writing XML), [`retry`], [`mwtime`], [`error`].
 #![deny(missing_docs)]
 
+pub mod cache;
+pub mod commit_message;
 pub mod config;
+pub mod cycle;
 pub mod daemon;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fullsync;
-pub mod local;
+pub mod http;
 pub mod moneyworks;
 pub mod mwtime;
 pub mod pull;
+pub mod query;
 pub mod record;
 pub mod retry;
+pub mod scan;
 pub mod state;
-pub mod status;
 pub mod store;
-pub mod summary;
 pub mod writeback;
 pub mod xmltree;
+pub mod xmlwrite;

@@ -1,5 +1,6 @@
 //! The `mwsync` binary: parses the command line, loads and validates configuration, sets up
-//! logging, and maps errors to exit codes. Everything else lives in the engine library.
+//! logging, and maps errors to exit codes. It must hold no sync logic; everything else lives
+//! in the engine library.
 
 mod cli;
 

@@ -1,11 +1,12 @@
-//! MoneyWorks records as mwsync stores them: the record model, the canonical XML file form,
-//! key ↔ path mapping with sharding, and field-level diffs. Pure functions only; it must not
-//! do I/O or know about git or HTTP.
+//! MoneyWorks records as mwsync stores them: the record model, its canonical file form
+//! (written by `xmlwrite`, read by `xmltree`), key ↔ path mapping with sharding, and
+//! field-level diffs. Pure functions only; it must not do I/O or know about git or HTTP.
 
 use std::fmt;
 
 use crate::mwtime::MwTime;
-use crate::xmltree::{self, Element, escape_text};
+use crate::xmltree::{self, Element};
+use crate::xmlwrite::{self, XmlWriteError};
 
 /// How a table's records are keyed in the repository.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -144,6 +145,16 @@ pub enum RecordError {
         /// What was wrong.
         reason: String,
     },
+    /// A record holding something XML 1.0 cannot carry, so it has no file form.
+    #[error("{table} {key} cannot be written as XML: {detail}")]
+    Unwritable {
+        /// Table name.
+        table: String,
+        /// The record's key as shown (`ACME`, `#12`).
+        key: String,
+        /// The field and what is wrong with it.
+        detail: XmlWriteError,
+    },
     /// A repository path that is not `{table}/.../{key}.xml` for a known table.
     #[error("path `{path}` is not a record path: {reason}")]
     Path {
@@ -224,19 +235,19 @@ impl Record {
         Ok(record_path(self.table, &self.key()?))
     }
 
-    /// The canonical file form: fields in server order, two-space indentation, LF line ends,
-    /// UTF-8, a trailing newline. Equal records always give equal bytes.
-    pub fn to_canonical_xml(&self) -> String {
-        let mut out = String::with_capacity(64 + self.fields.len() * 48);
-        out.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-        out.push('<');
-        out.push_str(self.table.element);
-        out.push_str(">\n");
-        write_fields(&mut out, &self.fields, 1);
-        out.push_str("</");
-        out.push_str(self.table.element);
-        out.push_str(">\n");
-        out
+    /// The canonical file form (see [`xmlwrite::record_file`]): fields in server order,
+    /// two-space indentation, LF line ends, UTF-8, a trailing newline. Equal records always
+    /// give equal bytes. A value XML 1.0 cannot carry is refused, naming the record and field.
+    pub fn canonical_file(&self) -> Result<Vec<u8>, RecordError> {
+        xmlwrite::record_file(self.table.element, &self.fields).map_err(|detail| {
+            RecordError::Unwritable {
+                table: self.table.name.to_string(),
+                key: self
+                    .key()
+                    .map_or_else(|_| "(no key)".to_string(), |k| k.to_string()),
+                detail,
+            }
+        })
     }
 
     /// Parses a record file (or any single record element) of table `table`.
@@ -329,66 +340,6 @@ fn is_field_name(name: &str) -> bool {
         && name
             .bytes()
             .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'_')
-}
-
-fn write_fields(out: &mut String, fields: &[Field], depth: usize) {
-    for field in fields {
-        indent(out, depth);
-        match &field.value {
-            Value::Text(text) => {
-                out.push('<');
-                out.push_str(&field.name);
-                if field.system {
-                    out.push_str(" system=\"true\"");
-                }
-                if text.is_empty() {
-                    out.push_str("/>\n");
-                } else {
-                    out.push('>');
-                    escape_text(out, text);
-                    out.push_str("</");
-                    out.push_str(&field.name);
-                    out.push_str(">\n");
-                }
-            }
-            Value::Subfile(rows) => {
-                out.push_str("<subfile name=\"");
-                escape_text(out, &field.name);
-                out.push('"');
-                if field.system {
-                    out.push_str(" system=\"true\"");
-                }
-                if rows.is_empty() {
-                    out.push_str("/>\n");
-                    continue;
-                }
-                out.push_str(">\n");
-                let row_element = field.name.to_ascii_lowercase();
-                for row in rows {
-                    indent(out, depth + 1);
-                    out.push('<');
-                    out.push_str(&row_element);
-                    if row.system {
-                        out.push_str(" system=\"true\"");
-                    }
-                    out.push_str(">\n");
-                    write_fields(out, &row.fields, depth + 2);
-                    indent(out, depth + 1);
-                    out.push_str("</");
-                    out.push_str(&row_element);
-                    out.push_str(">\n");
-                }
-                indent(out, depth);
-                out.push_str("</subfile>\n");
-            }
-        }
-    }
-}
-
-fn indent(out: &mut String, depth: usize) {
-    for _ in 0..depth {
-        out.push_str("  ");
-    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -672,14 +623,14 @@ mod tests {
     #[test]
     fn canonical_form_is_a_fixed_point() {
         let rec = Record::from_xml(name_table(), SAMPLE).expect("valid record");
-        let canon = rec.to_canonical_xml();
+        let canon = String::from_utf8(rec.canonical_file().expect("writable")).expect("utf-8");
         assert!(canon.ends_with("</name>\n"));
         assert!(canon.contains("  <sequencenumber system=\"true\">12</sequencenumber>\n"));
         assert!(canon.contains("<address1>1 Road&#13;Town</address1>"));
         assert!(canon.contains("<phone/>"));
         let again = Record::from_xml(name_table(), &canon).expect("canonical parses");
         assert_eq!(again, rec);
-        assert_eq!(again.to_canonical_xml(), canon);
+        assert_eq!(again.canonical_file().expect("writable"), canon.as_bytes());
         assert_eq!(rec.seq(), Some(12));
         assert_eq!(rec.key(), Ok(RecordKey::Code("ACME".into())));
     }

@@ -95,6 +95,11 @@ impl SyncState {
     pub fn table(&self, table: &str) -> TableState {
         self.tables.get(table).cloned().unwrap_or_default()
     }
+
+    /// The state of `table` to change, created empty when absent.
+    pub fn table_mut(&mut self, table: &str) -> &mut TableState {
+        self.tables.entry(table.to_string()).or_default()
+    }
 }
 
 /// How the clock reading of this poll relates to what the state remembers.

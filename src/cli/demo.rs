@@ -1,12 +1,13 @@
 //! `mwsync demo`: the embedded default. Starts the fake MoneyWorks in-process with sample
 //! data and a local bare git repository, runs the daemon with a short interval, and edits a
-//! record now and then so incremental polls show in the log. Binary-only.
+//! record now and then so incremental polls show in the log. Binary-only: the engine library
+//! must not depend on the simulator.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use clap::Args;
-use mwsync::config::{LogFormat, Settings};
+use mwsync::config::{LogFormat, Secret, Settings};
 use mwsync::daemon::RunOptions;
 use mwsync_sim::fake::{ClockMode, Sim};
 use mwsync_sim::time::DateTime;
@@ -55,37 +56,16 @@ fn init_bare(path: &Path) -> Result<(), String> {
 /// Runs the demo; returns the exit code.
 pub async fn run(args: DemoArgs) -> u8 {
     super::init_logging(LogFormat::Human);
-    if let Err(e) = std::fs::create_dir_all(&args.dir) {
-        eprintln!("mwsync demo: cannot create {}: {e}", args.dir.display());
-        return super::EXIT_INVALID;
-    }
-    let dir = match std::fs::canonicalize(&args.dir) {
-        Ok(d) => d,
-        Err(e) => {
-            eprintln!("mwsync demo: cannot resolve {}: {e}", args.dir.display());
-            return super::EXIT_INVALID;
-        }
+    let dir = match prepare_dir(&args.dir) {
+        Ok(dir) => dir,
+        Err(code) => return code,
     };
     let remote = dir.join("books.git");
     if let Err(e) = init_bare(&remote) {
         eprintln!("mwsync demo: {e}");
         return super::EXIT_OTHER;
     }
-    let start = DateTime::parse("20260601090000").expect("a fixed valid start time");
-    let sim = match Sim::builder()
-        .seed(args.seed)
-        .names(25)
-        .accounts(15)
-        .products(12)
-        .jobs(5)
-        .transactions(80)
-        .document("Demo.moneyworks")
-        .login(DEMO_USER, DEMO_PASSWORD)
-        .clock(start)
-        .clock_mode(ClockMode::Real)
-        .try_start()
-        .await
-    {
+    let sim = match start_sim(args.seed).await {
         Ok(sim) => sim,
         Err(e) => {
             eprintln!("mwsync demo: cannot start the fake MoneyWorks: {e:#}");
@@ -93,11 +73,11 @@ pub async fn run(args: DemoArgs) -> u8 {
         }
     };
     let settings = Settings {
-        moneyworks_url: Some(sim.url().replacen(
+        moneyworks_url: Some(Secret::new(sim.url().replacen(
             "http://",
             &format!("http://{DEMO_USER}:{DEMO_PASSWORD}@"),
             1,
-        )),
+        ))),
         git_url: Some(remote.display().to_string()),
         cache_dir: Some(dir.join("cache")),
         status_addr: Some("127.0.0.1:0".into()),
@@ -119,14 +99,62 @@ pub async fn run(args: DemoArgs) -> u8 {
         remote.display()
     );
     println!("  stop with Ctrl-C; a MoneyWorks user edits a record every few seconds");
+    let editor = spawn_editor(&sim, Duration::from_secs(args.interval_secs.max(1)));
+    let code = super::run_daemon(
+        &cfg,
+        RunOptions {
+            once: false,
+            max_polls: args.polls,
+        },
+    )
+    .await;
+    editor.abort();
+    println!(
+        "mwsync demo stopped; the repository stays at {}",
+        remote.display()
+    );
+    code
+}
+
+/// Creates the demo directory and returns its absolute path, or the exit code.
+fn prepare_dir(dir: &Path) -> Result<PathBuf, u8> {
+    if let Err(e) = std::fs::create_dir_all(dir) {
+        eprintln!("mwsync demo: cannot create {}: {e}", dir.display());
+        return Err(super::EXIT_INVALID);
+    }
+    std::fs::canonicalize(dir).map_err(|e| {
+        eprintln!("mwsync demo: cannot resolve {}: {e}", dir.display());
+        super::EXIT_INVALID
+    })
+}
+
+/// The fake MoneyWorks with the demo's sample data, on the real clock.
+async fn start_sim(seed: u64) -> anyhow::Result<Sim> {
+    let start = DateTime::parse("20260601090000").expect("a fixed valid start time");
+    Sim::builder()
+        .seed(seed)
+        .names(25)
+        .accounts(15)
+        .products(12)
+        .jobs(5)
+        .transactions(80)
+        .document("Demo.moneyworks")
+        .login(DEMO_USER, DEMO_PASSWORD)
+        .clock(start)
+        .clock_mode(ClockMode::Real)
+        .try_start()
+        .await
+}
+
+/// A MoneyWorks user who changes a name's phone every one and a half intervals.
+fn spawn_editor(sim: &Sim, interval: Duration) -> tokio::task::JoinHandle<()> {
     let state = sim.state().clone();
     let names: Vec<String> = sim
         .records("Name")
         .iter()
         .filter_map(|r| r.text("code").map(str::to_string))
         .collect();
-    let interval = Duration::from_secs(args.interval_secs.max(1));
-    let editor = tokio::spawn(async move {
+    tokio::spawn(async move {
         let mut n: u64 = 0;
         loop {
             tokio::time::sleep(interval + interval / 2).await;
@@ -142,19 +170,5 @@ pub async fn run(args: DemoArgs) -> u8 {
                 Err(e) => tracing::warn!("demo: could not edit {code}: {e}"),
             }
         }
-    });
-    let code = super::run_daemon(
-        &cfg,
-        RunOptions {
-            once: false,
-            max_polls: args.polls,
-        },
-    )
-    .await;
-    editor.abort();
-    println!(
-        "mwsync demo stopped; the repository stays at {}",
-        remote.display()
-    );
-    code
+    })
 }

@@ -5,17 +5,16 @@
 #[cfg(feature = "demo")]
 mod demo;
 
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
-use clap::{Args, Parser, Subcommand};
-use mwsync::config::{ConfigError, DaemonConfig, FullSyncMode, GitAuthKind, LogFormat, Settings};
+use clap::{Parser, Subcommand};
+use mwsync::config::{DaemonArgs, DaemonConfig, FullSyncMode, LogFormat};
 use mwsync::daemon::{RunOptions, connect, run};
 use mwsync::engine::{Engine, EngineError};
 use mwsync::error::{Classify, ErrorClass};
 use mwsync::events::Events;
+use mwsync::http::StatusSnapshot;
 use mwsync::moneyworks::client::HttpMoneyWorks;
-use mwsync::status::StatusSnapshot;
 use mwsync::store::git::GitStore;
 use tokio_util::sync::CancellationToken;
 
@@ -46,12 +45,12 @@ enum Command {
         #[arg(long)]
         once: bool,
         #[command(flatten)]
-        conn: ConnArgs,
+        conn: DaemonArgs,
     },
     /// Accept the remote sync branch's current tip as mwsync's own, after a human checked it.
     Rebaseline {
         #[command(flatten)]
-        conn: ConnArgs,
+        conn: DaemonArgs,
     },
     /// Re-read every record and compare with the repository: `--check` only reports
     /// differences (exit 4 when there are any), otherwise they are committed.
@@ -63,146 +62,38 @@ enum Command {
         #[arg(long)]
         check: bool,
         #[command(flatten)]
-        conn: ConnArgs,
+        conn: DaemonArgs,
     },
     /// Run against an embedded fake MoneyWorks and a local bare git repository.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
 }
 
-/// Connection and initial repo settings shared by the subcommands.
-#[derive(Args, Debug, Default, Clone)]
-pub struct ConnArgs {
-    /// A TOML file with any of the settings below (lowest precedence).
-    #[arg(long, value_name = "FILE")]
-    config: Option<PathBuf>,
-    /// MoneyWorks document URL with credentials: https://user:pass@host:6710/REST/Acme.moneyworks
-    #[arg(long, value_name = "URL")]
-    moneyworks_url: Option<String>,
-    /// Datacentre folder login name, when the server needs one.
-    #[arg(long)]
-    moneyworks_folder: Option<String>,
-    /// Git remote (path, file://, http(s)://), branch after '#' (default main).
-    #[arg(long, value_name = "URL")]
-    git_url: Option<String>,
-    /// A file holding the git API key (prefer this or MWSYNC_GIT_API_KEY over flags).
-    #[arg(long, value_name = "FILE")]
-    git_api_key_file: Option<PathBuf>,
-    /// How the API key is sent: basic (as the password) or bearer.
-    #[arg(long, value_enum)]
-    git_auth: Option<AuthArg>,
-    /// User name sent with Basic auth.
-    #[arg(long)]
-    git_user: Option<String>,
-    /// The branch writers push changes to.
-    #[arg(long)]
-    changes_branch: Option<String>,
-    /// Directory for the bare local git cache.
-    #[arg(long, value_name = "DIR")]
-    cache_dir: Option<PathBuf>,
-    /// Serve GET /status and GET /events here, e.g. 127.0.0.1:8686.
-    #[arg(long, value_name = "ADDR")]
-    status_addr: Option<String>,
-    /// Log format: human or json.
-    #[arg(long, value_enum)]
-    log_format: Option<LogArg>,
-    /// Initial tables, comma-separated (used only until main has a config).
-    #[arg(long, value_delimiter = ',')]
-    tables: Option<Vec<String>>,
-    /// Initial records per page, 10-100.
-    #[arg(long)]
-    page_size: Option<u32>,
-    /// Initial seconds between polls.
-    #[arg(long)]
-    poll_interval_secs: Option<u64>,
-    /// Initial records per checkpoint commit.
-    #[arg(long)]
-    checkpoint_records: Option<u32>,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum AuthArg {
-    Basic,
-    Bearer,
-}
-
-#[derive(clap::ValueEnum, Clone, Copy, Debug)]
-enum LogArg {
-    Human,
-    Json,
-}
-
-impl ConnArgs {
-    fn settings(&self) -> Settings {
-        Settings {
-            moneyworks_url: self.moneyworks_url.clone(),
-            moneyworks_folder: self.moneyworks_folder.clone(),
-            git_url: self.git_url.clone(),
-            git_api_key_file: self.git_api_key_file.clone(),
-            git_auth: self.git_auth.map(|a| match a {
-                AuthArg::Basic => GitAuthKind::Basic,
-                AuthArg::Bearer => GitAuthKind::Bearer,
-            }),
-            git_user: self.git_user.clone(),
-            changes_branch: self.changes_branch.clone(),
-            cache_dir: self.cache_dir.clone(),
-            status_addr: self.status_addr.clone(),
-            log_format: self.log_format.map(|l| match l {
-                LogArg::Human => LogFormat::Human,
-                LogArg::Json => LogFormat::Json,
-            }),
-            tables: self.tables.clone(),
-            page_size: self.page_size,
-            poll_interval_secs: self.poll_interval_secs,
-            checkpoint_records: self.checkpoint_records,
-            ..Settings::default()
+/// Loads the daemon config and sets up logging, or reports the problem and gives the exit
+/// code.
+fn load_and_log(conn: &DaemonArgs) -> Result<DaemonConfig, u8> {
+    match conn.load(|p| std::fs::read_to_string(p)) {
+        Ok(cfg) => {
+            init_logging(cfg.log_format);
+            Ok(cfg)
+        }
+        Err(e) => {
+            eprintln!("mwsync: invalid configuration: {e}");
+            Err(EXIT_INVALID)
         }
     }
-
-    /// Loads the config and sets up logging, or reports the problem and gives the exit code.
-    fn load_and_log(&self) -> Result<DaemonConfig, u8> {
-        match self.load() {
-            Ok(cfg) => {
-                init_logging(cfg.log_format);
-                Ok(cfg)
-            }
-            Err(e) => {
-                eprintln!("mwsync: invalid configuration: {e}");
-                Err(EXIT_INVALID)
-            }
-        }
-    }
-
-    /// Loads the config and builds the production engine, or reports why not with the exit
-    /// code.
-    fn connect(&self) -> Result<(DaemonConfig, Engine<HttpMoneyWorks, GitStore>), u8> {
-        let cfg = self.load_and_log()?;
-        match connect(&cfg, Events::new()) {
-            Ok(engine) => Ok((cfg, engine)),
-            Err(e) => Err(report(&e)),
-        }
-    }
-
-    /// Flags, then environment, then the config file; validated before any network access.
-    fn load(&self) -> Result<DaemonConfig, ConfigError> {
-        let env = Settings::from_env(std::env::vars())?;
-        let file = match &self.config {
-            Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
-                    path: path.display().to_string(),
-                    detail: e.to_string(),
-                })?;
-                Settings::from_file_text(&text, &path.display().to_string())?
-            }
-            None => Settings::default(),
-        };
-        self.settings()
-            .layered(env)
-            .layered(file)
-            .validate(|p| std::fs::read_to_string(p))
-    }
 }
 
+/// Loads the config and builds the production engine, or reports why not with the exit code.
+fn connect_engine(
+    conn: &DaemonArgs,
+) -> Result<(DaemonConfig, Engine<HttpMoneyWorks, GitStore>), u8> {
+    let cfg = load_and_log(conn)?;
+    match connect(&cfg, Events::new()) {
+        Ok(engine) => Ok((cfg, engine)),
+        Err(e) => Err(report(&e)),
+    }
+}
 /// Sets up logging once: human sentences by default, JSON lines on request.
 pub fn init_logging(format: LogFormat) {
     let filter =
@@ -262,7 +153,7 @@ pub fn cancel_on_signals(token: CancellationToken) {
 pub async fn dispatch(cli: Cli) -> u8 {
     match cli.command {
         Command::Run { once, conn } => {
-            let cfg = match conn.load_and_log() {
+            let cfg = match load_and_log(&conn) {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
@@ -276,7 +167,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
             .await
         }
         Command::Rebaseline { conn } => {
-            let (cfg, mut engine) = match conn.connect() {
+            let (cfg, mut engine) = match connect_engine(&conn) {
                 Ok(pair) => pair,
                 Err(code) => return code,
             };
@@ -303,7 +194,7 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 eprintln!("mwsync: `sync` needs --full (add --check to only compare)");
                 return EXIT_INVALID;
             }
-            let (_, mut engine) = match conn.connect() {
+            let (_, mut engine) = match connect_engine(&conn) {
                 Ok(pair) => pair,
                 Err(code) => return code,
             };
@@ -337,7 +228,7 @@ pub async fn run_daemon(cfg: &DaemonConfig, options: RunOptions) -> u8 {
     cancel_on_signals(shutdown.clone());
     let status = Arc::new(Mutex::new(StatusSnapshot::default()));
     if let Some(addr) = cfg.status_addr {
-        match mwsync::status::serve(addr, status.clone(), events.clone(), shutdown.clone()).await {
+        match mwsync::http::serve(addr, status.clone(), events.clone(), shutdown.clone()).await {
             Ok(bound) => tracing::info!("status server on http://{bound}/status and /events"),
             Err(e) => {
                 eprintln!("mwsync: cannot serve status on {addr}: {e}");

@@ -1,14 +1,16 @@
-//! The production `MoneyWorks` implementation: reqwest (rustls) speaking the Datacentre REST
-//! API as `shared/MONEYWORKS.md` describes. It owns URL building, the two-realm Basic
-//! headers and turning HTTP outcomes into classified `MwError`s; it must not retry (see
-//! `crate::retry`) or decide what to fetch.
+//! The production `MoneyWorks` implementation: the Datacentre REST API as
+//! `shared/MONEYWORKS.md` describes it, over a [`Transport`] (reqwest in production). It owns
+//! URL building, the two-realm Basic headers, the request timeout and turning HTTP outcomes
+//! into classified `MwError`s; it must not retry (see `crate::retry`) or decide what to fetch.
 
 use std::time::Duration;
 
 use base64::Engine as _;
+use bytes::Bytes;
+use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 
+use super::transport::{ReqwestTransport, Transport};
 use super::xml::parse_export;
 use super::{Direction, ExportFormat, ExportPage, ExportQuery, MoneyWorks, MwError};
 use crate::config::{MoneyWorksEndpoint, encode_document};
@@ -24,30 +26,43 @@ const PARAM: &AsciiSet = &NON_ALPHANUMERIC
 /// The longest slice of a reply body quoted in an error.
 const SNIPPET: usize = 200;
 
-/// A MoneyWorks Datacentre reached over HTTP(S).
+/// The longest a connection may take to open, whatever the request timeout.
+const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// A MoneyWorks Datacentre reached over HTTP(S) through transport `T`.
 #[derive(Debug, Clone)]
-pub struct HttpMoneyWorks {
-    http: reqwest::Client,
+pub struct HttpMoneyWorks<T = ReqwestTransport> {
+    transport: T,
     base: String,
     origin: String,
     auth: Vec<HeaderValue>,
+    timeout: Duration,
 }
 
-impl HttpMoneyWorks {
-    /// A client for `endpoint`; every request is abandoned after `timeout`.
+impl HttpMoneyWorks<ReqwestTransport> {
+    /// A client for `endpoint` over reqwest; every request is abandoned after `timeout`.
     pub fn new(
         endpoint: &MoneyWorksEndpoint,
         timeout: Duration,
     ) -> Result<HttpMoneyWorks, MwError> {
-        let http = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(30)))
-            .user_agent(concat!("mwsync/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| MwError::Transport {
+        let transport = ReqwestTransport::new(timeout.min(MAX_CONNECT_TIMEOUT)).map_err(|e| {
+            MwError::Transport {
                 endpoint: endpoint.origin.clone(),
-                detail: e.to_string(),
-            })?;
+                detail: e.detail,
+            }
+        })?;
+        HttpMoneyWorks::with_transport(endpoint, timeout, transport)
+    }
+}
+
+impl<T: Transport> HttpMoneyWorks<T> {
+    /// A client for `endpoint` that sends through `transport`; every request is abandoned
+    /// after `timeout` (on `tokio::time`, so a paused clock governs it).
+    pub fn with_transport(
+        endpoint: &MoneyWorksEndpoint,
+        timeout: Duration,
+        transport: T,
+    ) -> Result<HttpMoneyWorks<T>, MwError> {
         let basic = |user: &str, realm: &str, password: &str| -> Result<HeaderValue, MwError> {
             let token = base64::engine::general_purpose::STANDARD
                 .encode(format!("{user}:{realm}:{password}"));
@@ -67,7 +82,7 @@ impl HttpMoneyWorks {
             auth.push(basic(folder, "Datacentre", password.expose())?);
         }
         Ok(HttpMoneyWorks {
-            http,
+            transport,
             base: format!(
                 "{}/REST/{}",
                 endpoint.origin,
@@ -75,6 +90,7 @@ impl HttpMoneyWorks {
             ),
             origin: endpoint.origin.clone(),
             auth,
+            timeout,
         })
     }
 
@@ -89,26 +105,38 @@ impl HttpMoneyWorks {
         url
     }
 
+    /// Sends one request with the credentials and returns the reply text or a classified
+    /// error.
     async fn send(
         &self,
         command: &str,
-        request: reqwest::RequestBuilder,
+        method: http::Method,
+        url: String,
+        body: Option<String>,
     ) -> Result<String, MwError> {
-        let mut request = request;
+        let transport_error = |detail: String| MwError::Transport {
+            endpoint: self.origin.clone(),
+            detail,
+        };
+        let mut request = http::Request::builder()
+            .method(method)
+            .uri(url)
+            .header(USER_AGENT, concat!("mwsync/", env!("CARGO_PKG_VERSION")));
         for value in &self.auth {
             request = request.header(AUTHORIZATION, value.clone());
         }
-        let transport = |e: reqwest::Error| MwError::Transport {
-            endpoint: self.origin.clone(),
-            detail: if e.is_timeout() {
-                "the request timed out".to_string()
-            } else {
-                e.without_url().to_string()
-            },
-        };
-        let response = request.send().await.map_err(transport)?;
-        let status = response.status().as_u16();
-        let body = response.text().await.map_err(transport)?;
+        if body.is_some() {
+            request = request.header(CONTENT_TYPE, "text/xml");
+        }
+        let request = request
+            .body(body.map_or_else(Bytes::new, Bytes::from))
+            .map_err(|e| transport_error(format!("cannot build the request: {e}")))?;
+        let reply = tokio::time::timeout(self.timeout, self.transport.send(request))
+            .await
+            .map_err(|_| transport_error("the request timed out".into()))?
+            .map_err(|e| transport_error(e.detail))?;
+        let status = reply.status().as_u16();
+        let body = String::from_utf8_lossy(reply.body()).into_owned();
         classify_reply(command, status, body)
     }
 
@@ -141,8 +169,8 @@ impl HttpMoneyWorks {
     async fn export_raw(&self, query: &ExportQuery) -> Result<String, MwError> {
         let params = Self::export_params(query);
         let borrowed: Vec<(&str, &str)> = params.iter().map(|(k, v)| (*k, v.as_str())).collect();
-        self.send("export", self.http.get(self.url("export", &borrowed)))
-            .await
+        let url = self.url("export", &borrowed);
+        self.send("export", http::Method::GET, url, None).await
     }
 }
 
@@ -186,7 +214,7 @@ fn snippet(body: &str, empty: &str) -> String {
     trimmed[..end].to_string()
 }
 
-impl MoneyWorks for HttpMoneyWorks {
+impl<T: Transport> MoneyWorks for HttpMoneyWorks<T> {
     async fn export(&self, query: &ExportQuery) -> Result<ExportPage, MwError> {
         debug_assert!(matches!(query.format, ExportFormat::Verbose));
         let body = self.export_raw(query).await?;
@@ -227,30 +255,199 @@ impl MoneyWorks for HttpMoneyWorks {
     }
 
     async fn import(&self, body: &str) -> Result<String, MwError> {
-        let request = self
-            .http
-            .post(self.url("import", &[("no_linger", "true")]))
-            .header(CONTENT_TYPE, "text/xml")
-            .body(body.to_string());
-        self.send("import", request).await
+        let url = self.url("import", &[("no_linger", "true")]);
+        self.send("import", http::Method::POST, url, Some(body.to_string()))
+            .await
     }
 
     async fn evaluate(&self, expr: &str) -> Result<String, MwError> {
-        let body = self
-            .send(
-                "evaluate",
-                self.http
-                    .get(self.url("evaluate", &[("expr", expr), ("no_linger", "true")])),
-            )
-            .await?;
+        let url = self.url("evaluate", &[("expr", expr), ("no_linger", "true")]);
+        let body = self.send("evaluate", http::Method::GET, url, None).await?;
         Ok(body.trim().to_string())
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::VecDeque;
+    use std::sync::Mutex;
+
     use super::*;
     use crate::config::Secret;
+    use crate::moneyworks::transport::{HttpReply, HttpRequest, TransportError};
+    use crate::record::table_info;
+
+    /// A transport that answers from a script, keeping every request it was given.
+    #[derive(Default)]
+    struct Scripted {
+        seen: Mutex<Vec<HttpRequest>>,
+        replies: Mutex<VecDeque<Result<(u16, String), TransportError>>>,
+    }
+
+    impl Scripted {
+        fn reply(self, status: u16, body: &str) -> Scripted {
+            self.replies
+                .lock()
+                .expect("test lock")
+                .push_back(Ok((status, body.to_string())));
+            self
+        }
+        fn fail(self, detail: &str) -> Scripted {
+            self.replies
+                .lock()
+                .expect("test lock")
+                .push_back(Err(TransportError {
+                    detail: detail.to_string(),
+                }));
+            self
+        }
+    }
+
+    impl Transport for Scripted {
+        async fn send(&self, request: HttpRequest) -> Result<HttpReply, TransportError> {
+            self.seen.lock().expect("test lock").push(request);
+            let next = self.replies.lock().expect("test lock").pop_front();
+            let (status, body) = next.expect("the script has a reply for every request")?;
+            Ok(http::Response::builder()
+                .status(status)
+                .body(Bytes::from(body))
+                .expect("a valid test reply"))
+        }
+    }
+
+    /// Never answers.
+    struct Silent;
+
+    impl Transport for Silent {
+        async fn send(&self, _: HttpRequest) -> Result<HttpReply, TransportError> {
+            std::future::pending().await
+        }
+    }
+
+    fn endpoint() -> MoneyWorksEndpoint {
+        MoneyWorksEndpoint {
+            origin: "http://h:6710".into(),
+            document: "Acme.moneyworks".into(),
+            user: "u".into(),
+            password: Secret::new("p"),
+            folder: Some(("f".into(), Secret::new("fp"))),
+        }
+    }
+
+    fn decoded_auth(request: &HttpRequest) -> Vec<String> {
+        request
+            .headers()
+            .get_all(AUTHORIZATION)
+            .iter()
+            .map(|v| {
+                let token = v
+                    .to_str()
+                    .expect("ASCII")
+                    .strip_prefix("Basic ")
+                    .expect("Basic");
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(token)
+                    .expect("base64");
+                String::from_utf8(bytes).expect("utf8")
+            })
+            .collect()
+    }
+
+    /// Every request carries the URL, both realms' credentials and the agent; an import
+    /// posts its body as XML; an evaluate reply is trimmed.
+    #[tokio::test]
+    async fn requests_carry_url_credentials_and_body() {
+        let script = Scripted::default().reply(200, "OK").reply(200, " 2 \n");
+        let mw = HttpMoneyWorks::with_transport(&endpoint(), Duration::from_secs(5), script)
+            .expect("client");
+        assert_eq!(mw.import("<import/>").await, Ok("OK".into()));
+        assert_eq!(mw.evaluate("1+1").await, Ok("2".into()));
+        let seen = mw.transport.seen.lock().expect("test lock");
+        let (import, evaluate) = (&seen[0], &seen[1]);
+        assert_eq!(import.method(), http::Method::POST);
+        assert_eq!(
+            import.uri(),
+            "http://h:6710/REST/Acme.moneyworks/import?no_linger=true"
+        );
+        assert_eq!(import.headers()[CONTENT_TYPE], "text/xml");
+        assert_eq!(import.body().as_ref(), b"<import/>");
+        assert_eq!(
+            decoded_auth(import),
+            vec!["u:Document:p".to_string(), "f:Datacentre:fp".to_string()]
+        );
+        assert!(import.headers()[AUTHORIZATION].is_sensitive());
+        assert!(
+            evaluate.headers()[USER_AGENT]
+                .to_str()
+                .expect("ASCII")
+                .starts_with("mwsync/")
+        );
+        assert_eq!(evaluate.method(), http::Method::GET);
+        assert_eq!(
+            evaluate.uri(),
+            "http://h:6710/REST/Acme.moneyworks/evaluate?expr=1%2B1&no_linger=true"
+        );
+    }
+
+    /// Export replies are parsed and checked against the query; failures keep their class.
+    #[tokio::test]
+    async fn replies_are_parsed_and_classified() {
+        let page = "<?xml version=\"1.0\"?><table name=\"Name\" count=\"1\" start=\"0\" found=\"3\"><name><sequencenumber system=\"true\">4</sequencenumber><code>A</code></name></table>";
+        let script = Scripted::default()
+            .reply(200, page)
+            .reply(200, &page.replace("start=\"0\"", "start=\"5\""))
+            .reply(
+                500,
+                "The server has reached its licensed concurrent users limit.",
+            )
+            .fail("connection refused");
+        let mw = HttpMoneyWorks::with_transport(&endpoint(), Duration::from_secs(5), script)
+            .expect("client");
+        let query = ExportQuery {
+            table: table_info("Name").expect("known"),
+            search: Some("code = `A B`".into()),
+            sort: None,
+            direction: Direction::Ascending,
+            start: 0,
+            limit: Some(10),
+            format: ExportFormat::Verbose,
+        };
+        let got = mw.export(&query).await.expect("a valid page");
+        assert_eq!((got.records.len(), got.found), (1, 3));
+        assert!(matches!(
+            mw.export(&query).await,
+            Err(MwError::InvalidReply { detail, .. }) if detail.contains("start=5")
+        ));
+        assert_eq!(mw.export(&query).await, Err(MwError::LicenceLimit));
+        assert_eq!(
+            mw.export(&query).await,
+            Err(MwError::Transport {
+                endpoint: "http://h:6710".into(),
+                detail: "connection refused".into()
+            })
+        );
+        let seen = mw.transport.seen.lock().expect("test lock");
+        assert_eq!(
+            seen[0].uri(),
+            "http://h:6710/REST/Acme.moneyworks/export?table=name&search=code%20%3D%20%60A%20B%60&start=0&limit=10&format=xml-verbose&no_linger=true"
+        );
+    }
+
+    /// A request that never answers is abandoned after the timeout, on tokio's clock.
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_server_times_out() {
+        let mw = HttpMoneyWorks::with_transport(&endpoint(), Duration::from_secs(60), Silent)
+            .expect("client");
+        let started = tokio::time::Instant::now();
+        assert_eq!(
+            mw.evaluate("1").await,
+            Err(MwError::Transport {
+                endpoint: "http://h:6710".into(),
+                detail: "the request timed out".into()
+            })
+        );
+        assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
 
     /// Parameter values are percent-encoded so the server sees them intact (spaces as %20).
     #[test]

@@ -1,8 +1,10 @@
 //! The seam between the engine and a MoneyWorks Datacentre: the `MoneyWorks` trait, the
 //! request and reply types it speaks, and its error classification. It must not hold any
-//! sync policy; the HTTP implementation lives in `client`, reply parsing in `xml`.
+//! sync policy; the HTTP implementation lives in `client` (over `transport`), reply parsing
+//! in `xml`.
 
 pub mod client;
+pub mod transport;
 pub mod xml;
 
 use std::future::Future;

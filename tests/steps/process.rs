@@ -110,6 +110,32 @@ async fn runs_with_page_size(w: &mut SyncWorld, n: u32) {
     w.process = Some(output(c).await);
 }
 
+#[when(
+    expr = "mwsync runs once with page size {word} as a flag, {word} in the environment and {word} in the config file"
+)]
+async fn runs_with_layered_page_size(w: &mut SyncWorld, flag: String, env: String, file: String) {
+    let dir = tempfile::tempdir().expect("a temp dir can be made because /tmp is writable");
+    let config = dir.path().join("mwsync.toml");
+    let mut text =
+        "git_url = \"/nonexistent/books.git\"\ncache_dir = \"/nonexistent/cache\"\n".to_string();
+    if file != "-" {
+        text.push_str(&format!("page_size = {file}\n"));
+    }
+    std::fs::write(&config, text).expect("write the config file");
+    let mut c = bin();
+    c.args(["run", "--once", "--config"]).arg(&config).env(
+        "MWSYNC_MONEYWORKS_URL",
+        "http://u:p@127.0.0.1:9/REST/Acme.moneyworks",
+    );
+    if flag != "-" {
+        c.args(["--page-size", &flag]);
+    }
+    if env != "-" {
+        c.env("MWSYNC_PAGE_SIZE", &env);
+    }
+    w.process = Some(output(c).await);
+}
+
 #[when("the mwsync binary runs once")]
 #[given("the mwsync binary has run once")]
 async fn runs_once_bare(w: &mut SyncWorld) {
@@ -558,6 +584,28 @@ fn no_wrong_password(w: &mut SyncWorld) {
     assert!(
         !out.contains(WRONG_PASSWORD) && !err.contains(WRONG_PASSWORD),
         "the password was echoed:\n{err}"
+    );
+}
+
+#[when(expr = "mwsync runs once with the git API key {string} as a flag")]
+async fn api_key_flag(w: &mut SyncWorld, key: String) {
+    let mut c = bin();
+    c.args(["run", "--once", "--git-api-key", &key])
+        .env(
+            "MWSYNC_MONEYWORKS_URL",
+            "http://u:p@127.0.0.1:9/REST/Acme.moneyworks",
+        )
+        .env("MWSYNC_GIT_URL", "/nonexistent/books.git")
+        .env("MWSYNC_CACHE_DIR", "/nonexistent/cache");
+    w.process = Some(output(c).await);
+}
+
+#[then(expr = "its output does not contain {string}")]
+fn output_lacks(w: &mut SyncWorld, text: String) {
+    let (_, out, err) = w.process.as_ref().expect("a process ran");
+    assert!(
+        !out.contains(&text) && !err.contains(&text),
+        "`{text}` was echoed:\n{err}"
     );
 }
 

@@ -102,6 +102,17 @@ async fn change_field(w: &mut SyncWorld, field: String, code: String, value: Str
     h.sim.upsert("Name", &code, &[(&field, &value)]);
 }
 
+#[when(
+    expr = "the {word} of name {string} is changed to hold control character {int} in MoneyWorks"
+)]
+async fn change_field_to_control(w: &mut SyncWorld, field: String, code: String, codepoint: u32) {
+    let h = w.h().await;
+    h.sim.advance(60);
+    let ch = char::from_u32(codepoint).expect("the scenario names a valid code point");
+    h.sim
+        .upsert("Name", &code, &[(&field, &format!("555{ch}0100"))]);
+}
+
 #[when(expr = "name {string} is renamed to {string} in MoneyWorks")]
 async fn rename(w: &mut SyncWorld, from: String, to: String) {
     let h = w.h().await;
@@ -288,10 +299,10 @@ async fn foreign_commit(w: &mut SyncWorld) {
 async fn status_server(w: &mut SyncWorld) {
     let h = w.h().await;
     let status = std::sync::Arc::new(std::sync::Mutex::new(
-        mwsync::status::StatusSnapshot::default(),
+        mwsync::http::StatusSnapshot::default(),
     ));
     let token = tokio_util::sync::CancellationToken::new();
-    let addr = mwsync::status::serve(
+    let addr = mwsync::http::serve(
         "127.0.0.1:0".parse().expect("addr"),
         status,
         h.events.clone(),

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use mwsync::cache::Cache;
 use mwsync::config::{MoneyWorksEndpoint, RepoConfigFile, Secret};
 use mwsync::engine::{Engine, EngineError, EngineSettings};
 use mwsync::events::{Event, Events};
-use mwsync::local::LocalState;
 use mwsync::moneyworks::client::HttpMoneyWorks;
 use mwsync::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use mwsync::mwtime::MwTime;
@@ -300,7 +300,7 @@ pub struct Harness {
     pub events: Events,
     pub seen: Arc<Mutex<Vec<Event>>>,
     pub hook: Arc<Mutex<Option<ExportHook>>>,
-    pub local: LocalState,
+    pub local: Cache,
     pub repo_config: RepoConfigFile,
     /// `main` tips observed after each step, to prove it only moves forward.
     pub tips: Vec<CommitId>,
@@ -352,7 +352,7 @@ impl Harness {
         let events = Events::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook = Arc::new(Mutex::new(None));
-        let local = LocalState::in_memory();
+        let local = Cache::in_memory();
         let engine = Self::engine(
             &sim,
             &repo,
@@ -383,7 +383,7 @@ impl Harness {
         repo: &Repo,
         events: &Events,
         hook: &Arc<Mutex<Option<ExportHook>>>,
-        local: LocalState,
+        local: Cache,
         repo_config: &RepoConfigFile,
         timeout: Duration,
     ) -> Engine<HookedMw, DynStore> {
@@ -426,7 +426,7 @@ impl Harness {
     /// the daemon's cache directory would (the last push).
     pub fn restart(&mut self) {
         let local = {
-            let mut l = LocalState::in_memory();
+            let mut l = Cache::in_memory();
             if let Some(t) = self.engine_local_last() {
                 l.set_last_pushed(t).expect("in-memory state cannot fail");
             }

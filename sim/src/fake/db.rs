@@ -12,7 +12,6 @@ use crate::error::{Classify, ErrorClass};
 use crate::record::Record;
 use crate::schema::{self, FieldKind, LMT, SEQ, TableSchema};
 use crate::time::DateTime;
-use crate::xml::is_xml_char;
 
 /// Why a direct edit or a load was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -263,12 +262,6 @@ pub fn set_field(record: &mut Record, name: &str, value: &str) -> Result<(), Str
         let stored = schema::normalize(&schema.fields[ix], value)?;
         record.set(ix, &stored);
         return Ok(());
-    }
-    if let Some(c) = value.chars().find(|c| !is_xml_char(*c)) {
-        return Err(format!(
-            "Invalid text in {name}: U+{:04X} is a control character XML 1.0 cannot carry",
-            u32::from(c)
-        ));
     }
     if record.set_extra(name, value) {
         return Ok(());

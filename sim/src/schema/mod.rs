@@ -14,7 +14,6 @@ mod tables;
 pub use tables::{ACCOUNT, JOB, NAME, PRODUCT, SERVED, TABLES, TRANSACTION};
 
 use crate::time::DateTime;
-use crate::xml::is_xml_char;
 
 /// Index of `sequencenumber` in every table's fields.
 pub const SEQ: usize = 0;
@@ -220,12 +219,6 @@ pub fn normalize(field: &FieldDef, text: &str) -> Result<String, String> {
     let name = field.name;
     match field.kind {
         FieldKind::Text { max_len } => {
-            if let Some(c) = text.chars().find(|c| !is_xml_char(*c)) {
-                return Err(format!(
-                    "Invalid text in {name}: U+{:04X} is a control character XML 1.0 cannot carry",
-                    u32::from(c)
-                ));
-            }
             let len = text.chars().count();
             if len > max_len {
                 return Err(format!(
@@ -375,12 +368,12 @@ mod tests {
         }
     }
 
-    /// Control characters XML 1.0 cannot carry are refused in text, naming the field.
+    /// Text keeps what a MoneyWorks user typed, control characters included: only the XML
+    /// reader, which every import passes, refuses what XML 1.0 cannot carry.
     #[test]
-    fn control_characters_are_refused() {
+    fn text_keeps_control_characters() {
         let phone = NAME.field("phone").expect("Name has phone");
-        let err = normalize(phone, "555\u{7}").expect_err("bell");
-        assert!(err.contains("phone") && err.contains("U+0007"), "{err}");
+        assert_eq!(normalize(phone, "555\u{7}").as_deref(), Ok("555\u{7}"));
         assert_eq!(normalize(phone, "1\r2\t3").as_deref(), Ok("1\r2\t3"));
     }
 

@@ -7,4 +7,4 @@ mod read;
 mod write;
 
 pub use read::{Element, XmlError, parse};
-pub use write::{Empty, Forbidden, Style, XmlWriter, escape_into, is_xml_char};
+pub use write::{Empty, Forbidden, Style, Unwritable, XmlWriter, escape_into, is_xml_char};

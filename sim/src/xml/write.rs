@@ -1,7 +1,8 @@
 //! The simulator's one XML writer: indentation by depth, the document declaration, the two
 //! ways an empty element is written, and escaping. Export replies, record files, the `list`
 //! reply, generated data and anonymized values are all written through it. Characters XML
-//! 1.0 cannot carry are refused, never written as character references.
+//! 1.0 cannot carry are refused in every style but the fake server's export replies, which
+//! write them as character references the way a MoneyWorks server holding one is guessed to.
 
 /// True for the characters XML 1.0 allows in a document (its `Char` production).
 pub fn is_xml_char(c: char) -> bool {
@@ -23,10 +24,24 @@ pub struct Forbidden {
     pub at: usize,
 }
 
+/// What a writer does with a character XML 1.0 cannot carry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unwritable {
+    /// Refuse it: the document would not be XML (record files, data files, anonymized values).
+    Refuse,
+    /// Write it as a character reference (`&#7;`), as the fake's export replies do to model a
+    /// server that holds such a character (a guess: MONEYWORKS.md §3 shows `&#13;` for CR).
+    Reference,
+}
+
 /// Appends `text` escaped for element content or a double-quoted attribute value: `& < > "`
 /// become entities, and tab, line feed and carriage return become character references so a
-/// value always stays on one line.
+/// value always stays on one line. Characters XML 1.0 cannot carry are refused.
 pub fn escape_into(out: &mut String, text: &str) -> Result<(), Forbidden> {
+    escape_with(out, text, Unwritable::Refuse)
+}
+
+fn escape_with(out: &mut String, text: &str, unwritable: Unwritable) -> Result<(), Forbidden> {
     for (at, ch) in text.chars().enumerate() {
         match ch {
             '&' => out.push_str("&amp;"),
@@ -37,6 +52,11 @@ pub fn escape_into(out: &mut String, text: &str) -> Result<(), Forbidden> {
             '\n' => out.push_str("&#10;"),
             '\r' => out.push_str("&#13;"),
             c if is_xml_char(c) => out.push(c),
+            c if unwritable == Unwritable::Reference => {
+                out.push_str("&#");
+                out.push_str(&u32::from(c).to_string());
+                out.push(';');
+            }
             c => return Err(Forbidden { ch: c, at }),
         }
     }
@@ -59,6 +79,8 @@ pub struct Style {
     pub declaration: &'static str,
     /// How empty leaves are written.
     pub empty: Empty,
+    /// What happens to characters XML 1.0 cannot carry.
+    pub unwritable: Unwritable,
 }
 
 impl Style {
@@ -66,11 +88,13 @@ impl Style {
     pub const EXPORT: Style = Style {
         declaration: "<?xml version=\"1.0\"?>",
         empty: Empty::Pair,
+        unwritable: Unwritable::Reference,
     };
     /// mwsync's record files: the UTF-8 declaration and `<x/>`.
     pub const RECORD_FILE: Style = Style {
         declaration: "<?xml version=\"1.0\" encoding=\"UTF-8\"?>",
         empty: Empty::SelfClosing,
+        unwritable: Unwritable::Refuse,
     };
 }
 
@@ -123,7 +147,7 @@ impl XmlWriter {
             self.out.push(' ');
             self.out.push_str(key);
             self.out.push_str("=\"");
-            escape_into(&mut self.out, value)?;
+            escape_with(&mut self.out, value, self.style.unwritable)?;
             self.out.push('"');
         }
         Ok(())
@@ -160,7 +184,7 @@ impl XmlWriter {
         self.indent();
         self.tag(name, attrs)?;
         self.out.push('>');
-        escape_into(&mut self.out, text)?;
+        escape_with(&mut self.out, text, self.style.unwritable)?;
         self.out.push_str("</");
         self.out.push_str(name);
         self.out.push_str(">\n");
@@ -209,6 +233,20 @@ mod tests {
             at: 3,
         };
         assert!(e.to_string().starts_with("U+001B at character 3"), "{e}");
+    }
+
+    /// Export replies reference what XML 1.0 cannot carry; record files refuse it.
+    #[test]
+    fn only_export_replies_reference_unwritable_characters() {
+        let mut w = XmlWriter::fragment(Style::EXPORT, 0);
+        w.leaf("phone", &[], "555\u{7}0100")
+            .expect("export style references it");
+        assert_eq!(w.finish(), "<phone>555&#7;0100</phone>\n");
+        let mut w = XmlWriter::fragment(Style::RECORD_FILE, 0);
+        assert_eq!(
+            w.leaf("phone", &[], "555\u{7}0100"),
+            Err(Forbidden { ch: '\u{7}', at: 3 })
+        );
     }
 
     /// Both styles lay out nested elements, empty leaves and attributes.

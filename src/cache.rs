@@ -8,11 +8,12 @@ use std::path::{Path, PathBuf};
 use crate::store::CommitId;
 
 /// The file name inside the cache directory.
-pub const LOCAL_FILE: &str = "mwsync-last-pushed";
+pub const PUSH_RECORD_FILE: &str = "mwsync-last-pushed";
 
-/// The last `main` commit this daemon pushed or adopted.
+/// The cache directory's own files: the record of the last `main` commit this daemon pushed
+/// or adopted, and the lock held while it runs.
 #[derive(Debug, Clone)]
-pub struct LocalState {
+pub struct Cache {
     path: Option<PathBuf>,
     last_pushed: Option<CommitId>,
     /// An exclusive lock on the cache directory, held while any clone of this state lives:
@@ -23,10 +24,10 @@ pub struct LocalState {
 /// The lock file inside the cache directory.
 pub const LOCK_FILE: &str = "mwsync.lock";
 
-impl LocalState {
+impl Cache {
     /// Locks `dir` (created when missing) and loads from it. A missing file means "nothing
     /// pushed yet". Fails when another process holds the lock.
-    pub fn load(dir: &Path) -> std::io::Result<LocalState> {
+    pub fn load(dir: &Path) -> std::io::Result<Cache> {
         std::fs::create_dir_all(dir)?;
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -43,7 +44,7 @@ impl LocalState {
             }
             Err(std::fs::TryLockError::Error(e)) => return Err(e),
         }
-        let path = dir.join(LOCAL_FILE);
+        let path = dir.join(PUSH_RECORD_FILE);
         let last_pushed = match std::fs::read_to_string(&path) {
             Ok(text) => {
                 let id = text.trim();
@@ -58,7 +59,7 @@ impl LocalState {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             Err(e) => return Err(e),
         };
-        Ok(LocalState {
+        Ok(Cache {
             path: Some(path),
             last_pushed,
             _lock: Some(std::sync::Arc::new(lock)),
@@ -66,8 +67,8 @@ impl LocalState {
     }
 
     /// A state that lives only in memory (tests).
-    pub fn in_memory() -> LocalState {
-        LocalState {
+    pub fn in_memory() -> Cache {
+        Cache {
             path: None,
             last_pushed: None,
             _lock: None,
@@ -100,14 +101,14 @@ mod tests {
     #[test]
     fn cache_directory_is_locked_and_remembers_the_push() {
         let dir = tempfile::tempdir().expect("temp dir");
-        let mut first = LocalState::load(dir.path()).expect("first load");
-        let err = LocalState::load(dir.path()).expect_err("locked");
+        let mut first = Cache::load(dir.path()).expect("first load");
+        let err = Cache::load(dir.path()).expect_err("locked");
         assert!(err.to_string().contains("another mwsync process"), "{err}");
         let id = CommitId("a".repeat(40));
         first.set_last_pushed(id.clone()).expect("write");
         drop(first);
         assert_eq!(
-            LocalState::load(dir.path()).expect("reload").last_pushed(),
+            Cache::load(dir.path()).expect("reload").last_pushed(),
             Some(&id)
         );
     }

@@ -1,0 +1,43 @@
+//! One daemon cycle: a poll, then every write waiting on `changes` (each after a fresh poll,
+//! so `main` is current), then the fingerprint scans that are due and a full sync the repo
+//! config requests. It owns that order and the cycle's rollback; it must not sleep or
+//! schedule (that is `daemon`).
+
+use crate::engine::{Engine, EngineError};
+use crate::moneyworks::MoneyWorks;
+use crate::pull::PollReport;
+use crate::store::Store;
+
+/// Most writes handled in one cycle, so a writer pushing without pause cannot starve scans.
+pub const MAX_WRITES_PER_CYCLE: usize = 16;
+
+impl<M: MoneyWorks, S: Store> Engine<M, S> {
+    /// One daemon cycle. A failed cycle rolls back what it staged.
+    pub async fn cycle(&mut self) -> Result<PollReport, EngineError> {
+        let result = self.cycle_inner().await;
+        if result.is_err() {
+            self.known.rollback();
+        }
+        result
+    }
+
+    async fn cycle_inner(&mut self) -> Result<PollReport, EngineError> {
+        let mut report = self.poll().await?;
+        // Writes come before scans: a writer's config change (say, a higher
+        // max_delete_percent after a mass-delete stop) must be able to take effect.
+        let mut handled = 0;
+        while let Some(tip) = self.pending_write()? {
+            self.handle_write(&tip).await?;
+            handled += 1;
+            report.add(&self.poll().await?);
+            if handled >= MAX_WRITES_PER_CYCLE {
+                break;
+            }
+        }
+        if let Some(clock) = self.known.last_clock {
+            self.fingerprint_scan_due(clock.time).await?;
+        }
+        self.full_sync_if_requested().await?;
+        Ok(report)
+    }
+}

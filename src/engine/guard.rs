@@ -1,0 +1,178 @@
+//! The guard on `main`: only mwsync moves it, always by compare-and-swap from the tip it last
+//! pushed, which the cache records. It owns fetching and checking the tip, loading config and
+//! state when `main` moved, committing on top of it, and `rebaseline`; it must not decide
+//! what a commit holds.
+
+use std::collections::BTreeMap;
+
+use super::{Engine, EngineError};
+use crate::commit_message::has_trailers;
+use crate::config::{REPO_CONFIG_PATH, RepoConfigFile};
+use crate::moneyworks::MoneyWorks;
+use crate::retry::retry;
+use crate::state::{STATE_PATH, SyncState};
+use crate::store::{CommitId, FileChange, NewCommit, Store, StoreError};
+
+impl<M: MoneyWorks, S: Store> Engine<M, S> {
+    /// Fetches, checks that `main` is where mwsync left it, and loads config and state from
+    /// it when it changed.
+    pub async fn refresh_main(&mut self) -> Result<(), EngineError> {
+        let policy = self.settings.retry;
+        let store = &mut self.store;
+        retry(&policy, &self.events, "git fetch", || {
+            std::future::ready(store.fetch())
+        })
+        .await
+        .map_err(EngineError::Store)?;
+        let tip = self
+            .store
+            .remote_tip(&self.settings.branch)
+            .map_err(EngineError::Store)?;
+        let expected = self.cache.last_pushed().cloned();
+        match (&expected, &tip) {
+            (None, None) => {}
+            (None, Some(t)) => {
+                tracing::warn!(commit = %t, "adopting the existing `{}` at {} (this cache has never pushed)", self.settings.branch, t.short());
+                self.record_push(t)?;
+            }
+            (Some(e), Some(t)) if e == t => {}
+            (Some(e), Some(t)) if self.is_own_successor(e, t) => {
+                tracing::warn!(
+                    "`{}` is one mwsync commit ahead of the cache ({}); a push finished just before a crash; adopting it",
+                    self.settings.branch,
+                    t.short()
+                );
+                self.record_push(t)?;
+            }
+            (Some(e), actual) => {
+                return Err(EngineError::MainMoved {
+                    branch: self.settings.branch.clone(),
+                    expected: e.to_string(),
+                    actual: actual
+                        .as_ref()
+                        .map_or("none".to_string(), ToString::to_string),
+                });
+            }
+        }
+        if tip != self.known.main {
+            self.load_main(tip)?;
+        }
+        Ok(())
+    }
+
+    fn is_own_successor(&self, expected: &CommitId, tip: &CommitId) -> bool {
+        self.store
+            .commit_info(tip)
+            .is_ok_and(|info| info.parents.first() == Some(expected) && has_trailers(&info.message))
+    }
+
+    fn record_push(&mut self, tip: &CommitId) -> Result<(), EngineError> {
+        self.cache
+            .set_last_pushed(tip.clone())
+            .map_err(|e| EngineError::Local(e.to_string()))
+    }
+
+    /// Reads config and state from `tip`.
+    fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
+        let (repo, state) = match &tip {
+            None => (None, SyncState::default()),
+            Some(tip_id) => {
+                let repo = match self.read_text(tip_id, REPO_CONFIG_PATH)? {
+                    Some(text) => Some(RepoConfigFile::parse(&text, REPO_CONFIG_PATH)?.validate()?),
+                    None => None,
+                };
+                let state = match self.read_text(tip_id, STATE_PATH)? {
+                    Some(text) => SyncState::parse(&text, STATE_PATH).map_err(|detail| {
+                        EngineError::Corrupt {
+                            path: STATE_PATH.into(),
+                            detail,
+                        }
+                    })?,
+                    None => SyncState::default(),
+                };
+                (repo, state)
+            }
+        };
+        self.known
+            .load(tip, repo, &self.settings.initial_repo, state);
+        Ok(())
+    }
+
+    /// Commits `changes` (plus the current state, and the config when `main` lacks it) on
+    /// top of `main` and pushes by compare-and-swap. Returns the new tip.
+    pub(crate) async fn commit_main(
+        &mut self,
+        mut changes: BTreeMap<String, FileChange>,
+        message: String,
+        extra_parent: Option<CommitId>,
+    ) -> Result<CommitId, EngineError> {
+        changes.insert(
+            STATE_PATH.to_string(),
+            FileChange::Put(self.known.state.to_toml().into_bytes()),
+        );
+        if self.known.config_unwritten {
+            // A writer's config change in the same commit wins over the initial one.
+            changes
+                .entry(REPO_CONFIG_PATH.to_string())
+                .or_insert_with(|| FileChange::Put(self.known.repo.file.to_toml().into_bytes()));
+        }
+        let mut parents: Vec<CommitId> = self.known.main.iter().cloned().collect();
+        parents.extend(extra_parent);
+        let new = self
+            .store
+            .commit(NewCommit {
+                parents,
+                changes,
+                message,
+            })
+            .map_err(EngineError::Store)?;
+        self.push_main(&new).await?;
+        self.known.committed();
+        Ok(new)
+    }
+
+    /// Pushes `new` to the sync branch by compare-and-swap from the known tip.
+    async fn push_main(&mut self, new: &CommitId) -> Result<(), EngineError> {
+        let policy = self.settings.retry;
+        let branch = self.settings.branch.clone();
+        let expected = self.known.main.clone();
+        let store = &mut self.store;
+        let pushed = retry(&policy, &self.events, "git push", || {
+            std::future::ready(store.push(&branch, expected.as_ref(), new))
+        })
+        .await;
+        match pushed {
+            Ok(()) => {}
+            // A retry after an unknown outcome can find its own earlier push already there.
+            Err(StoreError::BranchMoved { actual, .. }) if actual == new.0 => {}
+            Err(StoreError::BranchMoved {
+                expected, actual, ..
+            }) => {
+                return Err(EngineError::MainMoved {
+                    branch,
+                    expected,
+                    actual,
+                });
+            }
+            Err(e) => return Err(EngineError::Store(e)),
+        }
+        self.record_push(new)?;
+        self.known.pushed(new.clone());
+        Ok(())
+    }
+
+    /// Accepts the remote's current tip of the sync branch as mwsync's own (after a human
+    /// has checked it). Returns the adopted tip.
+    pub async fn rebaseline(&mut self) -> Result<Option<CommitId>, EngineError> {
+        self.store.fetch().map_err(EngineError::Store)?;
+        let tip = self
+            .store
+            .remote_tip(&self.settings.branch)
+            .map_err(EngineError::Store)?;
+        if let Some(t) = &tip {
+            self.record_push(t)?;
+        }
+        self.load_main(tip.clone())?;
+        Ok(tip)
+    }
+}

@@ -1,0 +1,208 @@
+//! The engine's requests: exports, imports and the clock read on MoneyWorks (retried by
+//! class where that is safe, and counted), and batched reads of files on `main`. It owns
+//! what a reply says about paging (`more`); it must not decide what to ask for (see
+//! `query`) or what an answer means for `main`.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use super::{Engine, EngineError};
+use crate::moneyworks::{ExportQuery, MoneyWorks, MwError};
+use crate::mwtime::MwTime;
+use crate::query;
+use crate::record::{KeyField, LMT_FIELD, Record, RecordKey, TableInfo, parse_record_path};
+use crate::retry::retry;
+use crate::store::{CommitId, Store};
+
+/// The sequence number and LastModifiedTime in a canonical record file, read without a full
+/// parse (scans touch every file of a table).
+pub fn quick_fingerprint(bytes: &[u8]) -> Option<(u64, String)> {
+    let text = std::str::from_utf8(bytes).ok()?;
+    let value = |field: &str| -> Option<String> {
+        let start = text.find(&format!("<{field}"))?;
+        let open_end = start + text[start..].find('>')?;
+        let close = open_end + text[open_end..].find('<')?;
+        Some(text[open_end + 1..close].to_string())
+    };
+    Some((
+        value("sequencenumber")?.trim().parse().ok()?,
+        value(LMT_FIELD).unwrap_or_default(),
+    ))
+}
+
+impl<M: MoneyWorks, S: Store> Engine<M, S> {
+    /// The text of `path` in `commit`, refusing bytes that are not UTF-8.
+    pub(crate) fn read_text(
+        &self,
+        commit: &CommitId,
+        path: &str,
+    ) -> Result<Option<String>, EngineError> {
+        match self
+            .store
+            .read_file(commit, path)
+            .map_err(EngineError::Store)?
+        {
+            None => Ok(None),
+            Some(bytes) => String::from_utf8(bytes)
+                .map(Some)
+                .map_err(|_| EngineError::Corrupt {
+                    path: path.to_string(),
+                    detail: "not UTF-8".into(),
+                }),
+        }
+    }
+
+    /// The bytes of every path in `paths` on `main` as last seen (absent: `None`), in one go.
+    pub(crate) fn read_main_files(
+        &self,
+        paths: &BTreeSet<String>,
+    ) -> Result<BTreeMap<String, Option<Vec<u8>>>, EngineError> {
+        let Some(main) = &self.known.main else {
+            return Ok(paths.iter().map(|p| (p.clone(), None)).collect());
+        };
+        paths
+            .iter()
+            .map(|p| {
+                let bytes = self.store.read_file(main, p).map_err(EngineError::Store)?;
+                Ok((p.clone(), bytes))
+            })
+            .collect()
+    }
+
+    /// Every record file of `table` on `main`: path → (sequence number, stamp).
+    pub(crate) fn main_fingerprints(
+        &self,
+        table: &'static TableInfo,
+    ) -> Result<BTreeMap<String, (u64, String)>, EngineError> {
+        let mut out = BTreeMap::new();
+        let Some(main) = &self.known.main else {
+            return Ok(out);
+        };
+        for path in self
+            .store
+            .list_files(main, table.element)
+            .map_err(EngineError::Store)?
+        {
+            if parse_record_path(&path).is_err() {
+                continue;
+            }
+            let bytes = self
+                .store
+                .read_file(main, &path)
+                .map_err(EngineError::Store)?
+                .unwrap_or_default();
+            let fp = quick_fingerprint(&bytes).ok_or_else(|| EngineError::Corrupt {
+                path: path.clone(),
+                detail: "no sequence number".into(),
+            })?;
+            out.insert(path, fp);
+        }
+        Ok(out)
+    }
+
+    /// Builds the sequence-number index of every code-keyed table among `tables` that has
+    /// none yet, from the files on `main`.
+    pub(crate) fn build_seq_index(
+        &mut self,
+        tables: impl IntoIterator<Item = &'static TableInfo>,
+    ) -> Result<(), EngineError> {
+        for table in tables {
+            if !matches!(table.key, KeyField::Code(_)) || self.known.seq_index.has(table) {
+                continue;
+            }
+            let index: HashMap<u64, String> = self
+                .main_fingerprints(table)?
+                .into_iter()
+                .map(|(path, (s, _))| (s, path))
+                .collect();
+            self.known.seq_index.insert(table, index);
+        }
+        Ok(())
+    }
+
+    /// Reads the server clock (one `evaluate`).
+    pub(crate) async fn read_clock(&mut self) -> Result<MwTime, EngineError> {
+        let policy = self.settings.retry;
+        let mw = &self.mw;
+        let now = retry(
+            &policy,
+            &self.events,
+            "reading the MoneyWorks clock",
+            || async {
+                let text = mw.evaluate(query::CLOCK_EXPRESSION).await?;
+                MwTime::parse(text.trim()).map_err(|e| MwError::InvalidReply {
+                    command: "evaluate".into(),
+                    detail: format!("the clock reading is unusable: {e}"),
+                })
+            },
+        )
+        .await?;
+        self.known.requests += 1;
+        Ok(now)
+    }
+
+    /// One export page (with retries). Returns the records and whether more match: the
+    /// page was full, or `found` says the server holds more than it sent (a server may cap
+    /// pages below the limit asked for).
+    pub(crate) async fn export(
+        &mut self,
+        query: &ExportQuery,
+    ) -> Result<(Vec<Record>, bool), EngineError> {
+        let policy = self.settings.retry;
+        let mw = &self.mw;
+        let what = format!("exporting {}", query.table.name);
+        let page = retry(&policy, &self.events, &what, || mw.export(query)).await?;
+        self.known.requests += 1;
+        let sent = page.records.len() as u64;
+        let more = !page.records.is_empty()
+            && (query.limit.is_some_and(|l| sent >= u64::from(l))
+                || page.found > page.start + sent);
+        Ok((page.records, more))
+    }
+
+    /// One export in a custom format (with retries), as text; `what` names it in retries.
+    pub(crate) async fn export_text(
+        &mut self,
+        query: &ExportQuery,
+        what: &str,
+    ) -> Result<String, EngineError> {
+        let policy = self.settings.retry;
+        let mw = &self.mw;
+        let text = retry(&policy, &self.events, what, || mw.export_text(query)).await?;
+        self.known.requests += 1;
+        Ok(text)
+    }
+
+    /// Posts one import body. Imports are not retried blindly: a lost reply may hide an
+    /// applied import, and verification and the already-applied check make a later repeat
+    /// safe.
+    pub(crate) async fn import(&mut self, body: &str) -> Result<String, EngineError> {
+        self.known.requests += 1;
+        Ok(self.mw.import(body).await?)
+    }
+
+    /// Re-reads one record by its key, or by sequence number in any table.
+    pub(crate) async fn reread(
+        &mut self,
+        table: &'static TableInfo,
+        key: &RecordKey,
+    ) -> Result<Option<Record>, EngineError> {
+        let (records, _) = self.export(&query::by_key(table, key)).await?;
+        Ok(records.into_iter().find(|r| match key {
+            // A sequence number names a record in any table, code-keyed or not.
+            RecordKey::Seq(n) => r.seq() == Some(*n),
+            RecordKey::Code(_) => r.key().as_ref() == Ok(key),
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The quick reader finds seq and stamp in canonical files.
+    #[test]
+    fn quick_fingerprint_reads_canonical_files() {
+        let xml = b"<name>\n  <sequencenumber system=\"true\">12</sequencenumber>\n  <lastmodifiedtime system=\"true\">20240101000000</lastmodifiedtime>\n</name>\n";
+        assert_eq!(quick_fingerprint(xml), Some((12, "20240101000000".into())));
+    }
+}

@@ -1,0 +1,208 @@
+//! The engine: one MoneyWorks, one git store, and what mwsync knows of `main`. This module
+//! owns the `Engine` value, its error type and its settings; `known` holds its mutable state,
+//! `guard` the rule that only mwsync moves `main` (loading config and state from it, and
+//! committing by compare-and-swap), and `io` the requests it makes, with retries and
+//! counting. Polling, write-back, scans and the cycle are in their own modules; the engine
+//! must not sleep or schedule (that is `daemon`).
+
+mod guard;
+mod io;
+mod known;
+
+pub(crate) use known::{ClockReading, Known, SeqIndex};
+
+use crate::cache::Cache;
+use crate::config::{ConfigError, RepoConfig};
+use crate::error::{Classify, ErrorClass};
+use crate::events::{Event, Events};
+use crate::moneyworks::{MoneyWorks, MwError};
+use crate::retry::RetryPolicy;
+use crate::state::SyncState;
+use crate::store::{CommitId, Store, StoreError};
+
+/// Anything that stops a poll or the daemon.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EngineError {
+    /// `main` is not where mwsync left it.
+    #[error(
+        "the `{branch}` branch on the git remote is at {actual}, but mwsync last pushed {expected}. Only mwsync may write `{branch}`. \
+         Find out who moved it; when `{branch}` is right again, run `mwsync rebaseline` to accept its current tip."
+    )]
+    MainMoved {
+        /// The sync branch.
+        branch: String,
+        /// What mwsync last pushed.
+        expected: String,
+        /// What the remote holds (`none` when the branch is gone).
+        actual: String,
+    },
+    /// MoneyWorks failed.
+    #[error(transparent)]
+    MoneyWorks(#[from] MwError),
+    /// Git failed.
+    #[error(transparent)]
+    Store(StoreError),
+    /// Configuration (daemon or on `main`) is invalid.
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    /// A file mwsync wrote on `main` is unreadable.
+    #[error("{path} on main is unreadable: {detail}")]
+    Corrupt {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// The local cache directory failed.
+    #[error("cannot write the local cache: {0}")]
+    Local(String),
+    /// A scan would delete more of a table than the repo config allows at once.
+    #[error(
+        "{vanished} of {total} {table} records are missing from MoneyWorks, more than max_delete_percent = {max_percent} allows at once. \
+         Nothing was deleted. If the deletions are real, raise max_delete_percent in .mwsync/config.toml (through the changes branch) and restart; \
+         if not, check the MoneyWorks server."
+    )]
+    MassDelete {
+        /// Table.
+        table: String,
+        /// Records that would go.
+        vanished: usize,
+        /// Records on main.
+        total: usize,
+        /// The configured limit.
+        max_percent: u32,
+    },
+    /// A full sync in check mode found differences.
+    #[error("full sync check found {count} differences between MoneyWorks and main:\n{report}")]
+    Drift {
+        /// How many records differ.
+        count: usize,
+        /// One block per record and field.
+        report: String,
+    },
+}
+
+impl Classify for EngineError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            EngineError::MainMoved { .. }
+            | EngineError::Corrupt { .. }
+            | EngineError::Local(_)
+            | EngineError::MassDelete { .. } => ErrorClass::Fatal,
+            EngineError::MoneyWorks(e) => e.class(),
+            EngineError::Store(e) => e.class(),
+            EngineError::Config(_) | EngineError::Drift { .. } => ErrorClass::Invalid,
+        }
+    }
+}
+
+/// Settings the engine needs beyond the repo config.
+#[derive(Debug, Clone)]
+pub struct EngineSettings {
+    /// The branch mwsync owns.
+    pub branch: String,
+    /// The branch writers push to.
+    pub changes_branch: String,
+    /// Repo config to write when `main` has none.
+    pub initial_repo: RepoConfig,
+    /// Retry policy for MoneyWorks and git transport.
+    pub retry: RetryPolicy,
+}
+
+/// The engine. Generic over its two seams so tests can use the simulator.
+pub struct Engine<M, S> {
+    mw: M,
+    /// The git store; shells read `main` through it.
+    pub(crate) store: S,
+    events: Events,
+    settings: EngineSettings,
+    cache: Cache,
+    /// Everything mwsync knows and may have advanced in memory.
+    pub(crate) known: Known,
+}
+
+impl<M: MoneyWorks, S: Store> Engine<M, S> {
+    /// An engine over `mw` and `store`, remembering pushes in `cache`.
+    pub fn new(
+        mw: M,
+        store: S,
+        cache: Cache,
+        settings: EngineSettings,
+        events: Events,
+    ) -> Engine<M, S> {
+        let known = Known::new(settings.initial_repo.clone());
+        Engine {
+            mw,
+            store,
+            events,
+            settings,
+            cache,
+            known,
+        }
+    }
+
+    /// The event bus.
+    pub fn events(&self) -> &Events {
+        &self.events
+    }
+
+    /// `main` as last seen.
+    pub fn main_tip(&self) -> Option<&CommitId> {
+        self.known.main.as_ref()
+    }
+
+    /// The sync state in force.
+    pub fn state(&self) -> &SyncState {
+        &self.known.state
+    }
+
+    /// The repo config in force.
+    pub fn repo_config(&self) -> &RepoConfig {
+        &self.known.repo
+    }
+
+    /// The settings the engine was built with.
+    pub(crate) fn settings(&self) -> &EngineSettings {
+        &self.settings
+    }
+
+    /// Publishes an event.
+    pub(crate) fn publish(&self, event: Event) {
+        self.events.publish(event);
+    }
+}
+
+/// Crash-test seam. When the environment variable `MWSYNC_TEST_PAUSE_AT` names `point`
+/// (`after-import`, or `after-checkpoint:N` for the N-th time), the process announces it on
+/// stderr and stops there for good, so a test can kill it at an exact step. Without the
+/// variable it does nothing.
+pub(crate) fn pause_point(point: &str) {
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static CHECKED: AtomicBool = AtomicBool::new(false);
+    static TARGET: Mutex<Option<(String, u64, u64)>> = Mutex::new(None);
+    let Ok(mut target) = TARGET.lock() else {
+        return;
+    };
+    if !CHECKED.swap(true, Ordering::SeqCst) {
+        *target = std::env::var("MWSYNC_TEST_PAUSE_AT")
+            .ok()
+            .map(|v| match v.split_once(':') {
+                Some((p, n)) => (p.to_string(), n.parse().unwrap_or(1), 0),
+                None => (v, 1, 0),
+            });
+    }
+    let Some((name, nth, seen)) = target.as_mut() else {
+        return;
+    };
+    if name != point {
+        return;
+    }
+    *seen += 1;
+    if *seen == *nth {
+        eprintln!("mwsync: paused at {point} (MWSYNC_TEST_PAUSE_AT)");
+        loop {
+            std::thread::sleep(std::time::Duration::from_secs(3600));
+        }
+    }
+}

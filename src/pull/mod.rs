@@ -1,0 +1,381 @@
+//! Pull: one poll of every tracked table, committed to `main` in checkpoints. The shell here
+//! owns the paging loop (modified-since pages with key-set restarts, and tie passes when a
+//! whole page shares one second), the checks that a reply is in the order asked for, and
+//! advancing the marker only past what is committed; what each record means for `main` is
+//! decided by the pure `stage`. It must not sleep or schedule; the daemon decides when to
+//! poll.
+
+pub(crate) mod stage;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use crate::commit_message::commit_message;
+use crate::engine::{ClockReading, Engine, EngineError};
+use crate::events::{ChangedField, Event};
+use crate::moneyworks::MoneyWorks;
+use crate::mwtime::MwTime;
+use crate::query;
+use crate::record::{Record, TableInfo};
+use crate::state::{ClockCheck, check_clock, checkpoint_marker, note_committed, query_start};
+use crate::store::Store;
+use stage::{Staged, invalid};
+
+/// What one poll did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PollReport {
+    /// Records committed.
+    pub records: u64,
+    /// MoneyWorks requests made (exports and the clock read).
+    pub requests: u64,
+    /// Commits pushed.
+    pub commits: u64,
+}
+
+impl PollReport {
+    /// Adds what a later poll of the same cycle did.
+    pub fn add(&mut self, later: &PollReport) {
+        self.records += later.records;
+        self.requests += later.requests;
+        self.commits += later.commits;
+    }
+}
+
+/// The clock as this poll found it, and what it knew before.
+#[derive(Debug, Clone, Copy)]
+struct PollClock {
+    now: MwTime,
+    /// The previous successful poll's reading.
+    last_reading: Option<MwTime>,
+    /// Monotonic seconds since that reading.
+    elapsed: Option<u64>,
+}
+
+impl<M: MoneyWorks, S: Store> Engine<M, S> {
+    /// One poll: refresh `main`, read the clock, pull every tracked table, commit in
+    /// checkpoints. An idle poll commits nothing. A failed poll rolls back what it staged,
+    /// and its clock reading is not kept, so it cannot shorten the next regression rescan.
+    pub async fn poll(&mut self) -> Result<PollReport, EngineError> {
+        let result = self.poll_inner().await;
+        if result.is_err() {
+            self.known.rollback();
+        }
+        result
+    }
+
+    async fn poll_inner(&mut self) -> Result<PollReport, EngineError> {
+        self.known.reset_counters();
+        self.refresh_main().await?;
+        let now = self.read_clock().await?;
+        let reading = ClockReading {
+            time: now,
+            at: tokio::time::Instant::now(),
+        };
+        let clock = PollClock {
+            now,
+            last_reading: self.known.last_clock.map(|c| c.time),
+            elapsed: self.known.last_clock.map(|c| c.at.elapsed().as_secs()),
+        };
+        let mut staged = Staged::default();
+        let mut records = 0u64;
+        for table in self.known.repo.tables.clone() {
+            records += self.pull_table(table, clock, &mut staged).await?;
+        }
+        if staged.len() > 0 {
+            records += staged.len() as u64;
+            self.checkpoint(&mut staged, "Pull").await?;
+        }
+        self.known.last_clock = Some(reading);
+        let report = PollReport {
+            records,
+            requests: self.known.requests,
+            commits: self.known.commits,
+        };
+        self.publish(Event::PollFinished {
+            records: report.records,
+            requests: report.requests,
+            commits: report.commits,
+            main: self.known.main.as_ref().map(ToString::to_string),
+        });
+        Ok(report)
+    }
+
+    /// Pulls one table. Returns the records committed by checkpoints inside it (records still
+    /// staged at the end are counted by the caller).
+    async fn pull_table(
+        &mut self,
+        table: &'static TableInfo,
+        clock: PollClock,
+        staged: &mut Staged,
+    ) -> Result<u64, EngineError> {
+        let start = self.start_table(table, clock);
+        let page_size = self.known.repo.file.page_size;
+        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
+        let mut committed = 0u64;
+        let mut cursor = query_start(start, self.known.repo.file.lookback_secs);
+        loop {
+            let (records, full) = self
+                .export(&query::modified_page(table, cursor, page_size))
+                .await?;
+            let bounds = modification_bounds(table, &records, cursor)?;
+            self.stage_page(records, staged)?;
+            let (true, Some((first, last))) = (full, bounds) else {
+                break;
+            };
+            if first == last {
+                // A whole page shares one second: read that second by sequence number.
+                self.tie_pass(table, last, staged).await?;
+                cursor = Some(last.add_secs(1));
+            } else {
+                cursor = Some(last);
+            }
+            if staged.len() >= checkpoint_size {
+                self.known.state.table_mut(table.name).marker =
+                    checkpoint_marker(cursor, clock.now);
+                committed += staged.len() as u64;
+                self.checkpoint(staged, "Pull").await?;
+            }
+        }
+        // A complete pass: everything modified before this poll's clock reading is read.
+        let st = self.known.state.table_mut(table.name);
+        st.marker = Some(clock.now);
+        if start.is_none() && st.fingerprint_time.is_none() {
+            // A first sync just read everything; the first scan is due one interval later.
+            st.fingerprint_time = Some(clock.now);
+        }
+        Ok(committed)
+    }
+
+    /// Notes the clock reading in `table`'s state, moving its marker back after a clock
+    /// regression, and returns the marker the pass starts from.
+    fn start_table(&mut self, table: &'static TableInfo, clock: PollClock) -> Option<MwTime> {
+        let mut tstate = self.known.state.table(table.name);
+        if let ClockCheck::Regressed {
+            previous,
+            now,
+            new_marker,
+            ..
+        } = check_clock(&tstate, clock.last_reading, clock.now, clock.elapsed)
+        {
+            self.publish(Event::ClockRegression {
+                table: table.name.to_string(),
+                previous: previous.to_string(),
+                now: now.to_string(),
+                rescan_from: new_marker.to_string(),
+            });
+            tstate.marker = Some(new_marker);
+        }
+        tstate.server_time = Some(clock.now);
+        let marker = tstate.marker;
+        self.known
+            .state
+            .tables
+            .insert(table.name.to_string(), tstate);
+        marker
+    }
+
+    /// Reads every record modified within second `t`, in sequence-number pages.
+    async fn tie_pass(
+        &mut self,
+        table: &'static TableInfo,
+        t: MwTime,
+        staged: &mut Staged,
+    ) -> Result<(), EngineError> {
+        let page_size = self.known.repo.file.page_size;
+        let mut after = 0u64;
+        loop {
+            let (records, full) = self
+                .export(&query::tie_page(table, t, after, page_size))
+                .await?;
+            let last_seq = last_seq_in_order(table, &records, after)?;
+            self.stage_page(records, staged)?;
+            match last_seq {
+                Some(s) if full => after = s,
+                _ => return Ok(()),
+            }
+        }
+    }
+
+    /// Stages records (of any tracked tables) on top of `staged`: builds the code-move index
+    /// they need, reads the current bytes of every path they touch in one go, and lets
+    /// [`stage::stage`] decide.
+    pub(crate) fn stage_page(
+        &mut self,
+        records: Vec<Record>,
+        staged: &mut Staged,
+    ) -> Result<(), EngineError> {
+        if records.is_empty() {
+            return Ok(());
+        }
+        self.build_seq_index(records.iter().map(|r| r.table))?;
+        let paths = stage::paths_to_read(&records, &self.known.seq_index);
+        let (in_staged, on_main): (BTreeSet<String>, BTreeSet<String>) =
+            paths.into_iter().partition(|p| staged.staged(p).is_some());
+        let mut current = self.read_main_files(&on_main)?;
+        for path in in_staged {
+            let bytes = staged.staged(&path).flatten().map(<[u8]>::to_vec);
+            current.insert(path, bytes);
+        }
+        let page = stage::stage(records, &current, &self.known.seq_index)?;
+        self.apply_staged(page, staged);
+        Ok(())
+    }
+
+    /// Adds `page` to `staged` and records its index updates.
+    pub(crate) fn apply_staged(&mut self, page: Staged, staged: &mut Staged) {
+        for (table, seq, path) in &page.index {
+            self.known.seq_index.note(table, *seq, path.clone());
+        }
+        staged.extend(page);
+    }
+
+    /// Commits and pushes what is staged, with the state as it stands, then publishes one
+    /// event per record.
+    pub(crate) async fn checkpoint(
+        &mut self,
+        staged: &mut Staged,
+        verb: &str,
+    ) -> Result<(), EngineError> {
+        let staged = std::mem::take(staged);
+        let mut by_table: BTreeMap<&str, Vec<(MwTime, u64)>> = BTreeMap::new();
+        for (t, time, seq) in &staged.times {
+            by_table.entry(t).or_default().push((*time, *seq));
+        }
+        for (t, times) in by_table {
+            note_committed(self.known.state.table_mut(t), times);
+        }
+        let message = commit_message(
+            verb,
+            &staged.notes,
+            &self.known.state,
+            &self.known.repo.hash(),
+            "",
+        );
+        let commit = self
+            .commit_main(staged.files, message.clone(), None)
+            .await?;
+        crate::engine::pause_point("after-checkpoint");
+        // The commit's summary, one line per record (the message caps how many it lists).
+        for line in message.lines().skip(2).take_while(|l| !l.is_empty()) {
+            tracing::info!(commit = %commit.short(), "{line}");
+        }
+        for note in staged.notes {
+            self.publish(Event::RecordChanged {
+                table: note.table.to_string(),
+                key: note.key,
+                action: note.action,
+                fields: note.fields.iter().map(ChangedField::from).collect(),
+                commit: commit.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+/// The first and last LastModifiedTime of a modified-since page, after checking that the
+/// page is in stamp order and starts at or after `cursor`.
+fn modification_bounds(
+    table: &TableInfo,
+    records: &[Record],
+    cursor: Option<MwTime>,
+) -> Result<Option<(MwTime, MwTime)>, EngineError> {
+    let times = records
+        .iter()
+        .map(|r| {
+            r.last_modified().ok_or_else(|| {
+                invalid(format!(
+                    "{} record #{} has no valid lastmodifiedtime",
+                    r.table.name,
+                    r.seq().unwrap_or(0)
+                ))
+            })
+        })
+        .collect::<Result<Vec<MwTime>, EngineError>>()?;
+    if times.windows(2).any(|w| w[0] > w[1]) {
+        return Err(invalid(format!(
+            "{} records are not in LastModifiedTime order",
+            table.name
+        )));
+    }
+    let (Some(first), Some(last)) = (times.first().copied(), times.last().copied()) else {
+        return Ok(None);
+    };
+    if let Some(c) = cursor
+        && first < c
+    {
+        // A server that ignored the search would make the paging loop forever.
+        return Err(invalid(format!(
+            "asked for {} records modified at or after {c} but got one from {first}",
+            table.name
+        )));
+    }
+    Ok(Some((first, last)))
+}
+
+/// The last sequence number of a tie-pass page, after checking that the page is in strictly
+/// rising sequence order after `after`.
+fn last_seq_in_order(
+    table: &TableInfo,
+    records: &[Record],
+    after: u64,
+) -> Result<Option<u64>, EngineError> {
+    let seqs: Vec<u64> = records.iter().filter_map(Record::seq).collect();
+    if seqs.windows(2).any(|w| w[0] >= w[1]) || seqs.first().is_some_and(|s| *s <= after) {
+        return Err(invalid(format!(
+            "{} records are not in SequenceNumber order",
+            table.name
+        )));
+    }
+    Ok(seqs.last().copied())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::record::table_info;
+
+    fn page(stamps: &[&str]) -> Vec<Record> {
+        let name = table_info("Name").expect("known");
+        stamps
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                Record::from_xml(
+                    name,
+                    &format!(
+                        "<name><sequencenumber>{}</sequencenumber><lastmodifiedtime>{s}</lastmodifiedtime><code>C{i}</code></name>",
+                        i + 1
+                    ),
+                )
+                .expect("valid")
+            })
+            .collect()
+    }
+
+    /// A page out of stamp order, or from before the cursor, is refused; a good page gives
+    /// its bounds.
+    #[test]
+    fn pages_must_follow_the_query() {
+        let name = table_info("Name").expect("known");
+        let t = |s| MwTime::parse(s).expect("valid");
+        let good = page(&["20240101000000", "20240101000005"]);
+        assert_eq!(
+            modification_bounds(name, &good, Some(t("20240101000000"))).expect("in order"),
+            Some((t("20240101000000"), t("20240101000005")))
+        );
+        let backwards = page(&["20240101000005", "20240101000000"]);
+        assert!(modification_bounds(name, &backwards, None).is_err());
+        let early = modification_bounds(name, &good, Some(t("20240101000001")))
+            .expect_err("before the cursor");
+        assert!(
+            early
+                .to_string()
+                .contains("but got one from 20240101000000"),
+            "{early}"
+        );
+        assert_eq!(
+            last_seq_in_order(name, &good, 0).expect("in order"),
+            Some(2)
+        );
+        assert!(last_seq_in_order(name, &good, 1).is_err());
+    }
+}
