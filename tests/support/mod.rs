@@ -3,6 +3,8 @@
 //! run after every scenario. Used by the integration binary and the cucumber runner.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,6 +16,7 @@ use mwsync::config::{MoneyWorksEndpoint, RepoConfigFile, Secret};
 use mwsync::engine::{Engine, EngineError, EngineSettings};
 use mwsync::events::{Event, Events};
 use mwsync::moneyworks::client::HttpMoneyWorks;
+use mwsync::moneyworks::transport::ReqwestTransport;
 use mwsync::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use mwsync::mwtime::MwTime;
 use mwsync::retry::RetryPolicy;
@@ -86,9 +89,26 @@ impl Store for DynStore {
 /// made so far.
 pub type ExportHook = Box<dyn FnMut(u64, u64) + Send>;
 
+/// The engine's own MoneyWorks client, over sockets or answered in-process.
+pub enum Client {
+    /// Real HTTP to the fake's socket.
+    Sockets(HttpMoneyWorks<ReqwestTransport>),
+    /// The fake's router called in-process (deterministic on a paused clock).
+    InProcess(HttpMoneyWorks<inproc::InProcess>),
+}
+
+macro_rules! client_call {
+    ($client:expr, $c:ident => $call:expr) => {
+        match $client {
+            Client::Sockets($c) => $call.await,
+            Client::InProcess($c) => $call.await,
+        }
+    };
+}
+
 /// The HTTP client with a hook, so a scenario can change MoneyWorks between two pages.
 pub struct HookedMw {
-    inner: HttpMoneyWorks,
+    inner: Client,
     exports: AtomicU64,
     imports: AtomicU64,
     hook: Arc<Mutex<Option<ExportHook>>>,
@@ -105,17 +125,17 @@ impl MoneyWorks for HookedMw {
         {
             hook(n, self.imports.load(Ordering::SeqCst));
         }
-        self.inner.export(query).await
+        client_call!(&self.inner, c => c.export(query))
     }
     async fn export_text(&self, query: &ExportQuery) -> Result<String, MwError> {
-        self.inner.export_text(query).await
+        client_call!(&self.inner, c => c.export_text(query))
     }
     async fn import(&self, body: &str) -> Result<String, MwError> {
         self.imports.fetch_add(1, Ordering::SeqCst);
-        self.inner.import(body).await
+        client_call!(&self.inner, c => c.import(body))
     }
     async fn evaluate(&self, expr: &str) -> Result<String, MwError> {
-        self.inner.evaluate(expr).await
+        client_call!(&self.inner, c => c.evaluate(expr))
     }
 }
 
@@ -306,6 +326,11 @@ pub struct Harness {
     pub tips: Vec<CommitId>,
     /// The MoneyWorks request timeout.
     pub timeout: Duration,
+    /// For an in-process world: the crash budget every daemon of this harness counts against.
+    pub budget: Option<Arc<inproc::Budget>>,
+    /// In-process worlds read events synchronously (no collector task whose scheduling
+    /// could reorder or drop them).
+    inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Event>>>,
 }
 
 /// A short retry policy: the same logic, without long waits in real time.
@@ -348,7 +373,37 @@ impl Harness {
         timeout: Duration,
     ) -> Harness {
         let sim = builder.start().await;
-        let repo = Repo::new(kind);
+        Self::assemble(sim, Repo::new(kind), repo_config, timeout, None)
+    }
+
+    /// A deterministic harness: the fake answers in-process (no sockets), `main` lives in
+    /// memory, and every MoneyWorks and git request counts against a crash budget. Run it
+    /// on a current-thread runtime with tokio's clock paused.
+    pub fn start_in_process(
+        builder: SimBuilder,
+        repo_config: RepoConfigFile,
+        timeout: Duration,
+    ) -> Harness {
+        let sim = builder
+            .start_in_process()
+            .expect("the simulation's generated document loads");
+        let budget = Arc::new(inproc::Budget::default());
+        Self::assemble(
+            sim,
+            Repo::new(StoreKind::Memory),
+            repo_config,
+            timeout,
+            Some(budget),
+        )
+    }
+
+    fn assemble(
+        sim: Sim,
+        repo: Repo,
+        repo_config: RepoConfigFile,
+        timeout: Duration,
+        budget: Option<Arc<inproc::Budget>>,
+    ) -> Harness {
         let events = Events::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook = Arc::new(Mutex::new(None));
@@ -361,7 +416,9 @@ impl Harness {
             local.clone(),
             &repo_config,
             timeout,
+            budget.as_ref(),
         );
+        let inbox = budget.as_ref().map(|_| Mutex::new(events.subscribe()));
         let h = Harness {
             sim,
             repo,
@@ -373,8 +430,12 @@ impl Harness {
             repo_config,
             tips: vec![],
             timeout,
+            inbox,
+            budget,
         };
-        h.collect_events();
+        if h.inbox.is_none() {
+            h.collect_events();
+        }
         h
     }
 
@@ -386,6 +447,7 @@ impl Harness {
         local: Cache,
         repo_config: &RepoConfigFile,
         timeout: Duration,
+        budget: Option<&Arc<inproc::Budget>>,
     ) -> Engine<HookedMw, DynStore> {
         let endpoint = MoneyWorksEndpoint::parse(
             &sim.url()
@@ -393,7 +455,20 @@ impl Harness {
             None,
         )
         .expect("the sim URL is a valid MoneyWorks URL");
-        let inner = HttpMoneyWorks::new(&endpoint, timeout).expect("client");
+        let inner = match budget {
+            None => Client::Sockets(HttpMoneyWorks::new(&endpoint, timeout).expect("client")),
+            Some(budget) => Client::InProcess(
+                HttpMoneyWorks::with_transport(
+                    &endpoint,
+                    timeout,
+                    inproc::InProcess {
+                        router: sim.router(),
+                        budget: budget.clone(),
+                    },
+                )
+                .expect("client"),
+            ),
+        };
         let mw = HookedMw {
             inner,
             exports: AtomicU64::new(0),
@@ -409,7 +484,14 @@ impl Harness {
                 .expect("the scenario's repo config is valid"),
             retry: quick_retry(),
         };
-        Engine::new(mw, repo.client(), local, settings, events.clone())
+        let store = match budget {
+            None => repo.client(),
+            Some(budget) => DynStore(Box::new(inproc::Counted {
+                inner: repo.client(),
+                budget: budget.clone(),
+            })),
+        };
+        Engine::new(mw, store, local, settings, events.clone())
     }
 
     fn collect_events(&self) {
@@ -440,6 +522,7 @@ impl Harness {
             local,
             &self.repo_config,
             self.timeout,
+            self.budget.as_ref(),
         );
     }
 
@@ -470,7 +553,20 @@ impl Harness {
 
     /// The events published so far.
     pub fn events(&self) -> Vec<Event> {
-        self.seen.lock().expect("event log lock").clone()
+        let mut seen = self.seen.lock().expect("event log lock");
+        if let Some(inbox) = &self.inbox {
+            let mut rx = inbox.lock().expect("inbox lock");
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => seen.push(e),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        panic!("the simulation lost {n} events; raise the bus capacity")
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        seen.clone()
     }
 
     /// The record files MoneyWorks' data should give, for the tracked tables, computed by
