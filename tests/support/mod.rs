@@ -312,6 +312,14 @@ fn git_client(dir: &tempfile::TempDir, remote: GitRemote) -> DynStore {
     ))
 }
 
+/// How a harness's daemons are configured: the repo config, the MoneyWorks request timeout,
+/// and the crash budget of an in-process world.
+struct Spec<'a> {
+    repo_config: &'a RepoConfigFile,
+    timeout: Duration,
+    budget: Option<&'a Arc<inproc::Budget>>,
+}
+
 /// The engine under test with everything it talks to.
 pub struct Harness {
     pub sim: Sim,
@@ -414,9 +422,11 @@ impl Harness {
             &events,
             &hook,
             local.clone(),
-            &repo_config,
-            timeout,
-            budget.as_ref(),
+            Spec {
+                repo_config: &repo_config,
+                timeout,
+                budget: budget.as_ref(),
+            },
         );
         let inbox = budget.as_ref().map(|_| Mutex::new(events.subscribe()));
         let h = Harness {
@@ -445,10 +455,13 @@ impl Harness {
         events: &Events,
         hook: &Arc<Mutex<Option<ExportHook>>>,
         local: Cache,
-        repo_config: &RepoConfigFile,
-        timeout: Duration,
-        budget: Option<&Arc<inproc::Budget>>,
+        spec: Spec<'_>,
     ) -> Engine<HookedMw, DynStore> {
+        let Spec {
+            repo_config,
+            timeout,
+            budget,
+        } = spec;
         let endpoint = MoneyWorksEndpoint::parse(
             &sim.url()
                 .replace("http://", &format!("http://{USER}:{PASSWORD}@")),
@@ -520,9 +533,11 @@ impl Harness {
             &self.events,
             &self.hook,
             local,
-            &self.repo_config,
-            self.timeout,
-            self.budget.as_ref(),
+            Spec {
+                repo_config: &self.repo_config,
+                timeout: self.timeout,
+                budget: self.budget.as_ref(),
+            },
         );
     }
 
