@@ -23,7 +23,7 @@ use mwsync::retry::RetryPolicy;
 use mwsync::state::SyncState;
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
 use mwsync::store::memory::MemoryRemote;
-use mwsync::store::{CommitId, CommitInfo, NewCommit, Store, StoreError};
+use mwsync::store::{CommitId, CommitInfo, NewCommit, Store};
 use mwsync_sim::fake::{Sim, SimBuilder};
 use mwsync_sim::layout::{self, RecordFile};
 use mwsync_sim::time::DateTime;
@@ -34,56 +34,7 @@ pub const PASSWORD: &str = "Pw-9f3c-never-in-logs";
 pub const USER: &str = "Admin";
 
 /// A `Store` chosen at run time.
-pub struct DynStore(pub Box<dyn Store>);
-
-impl Store for DynStore {
-    fn fetch(&mut self) -> Result<(), StoreError> {
-        self.0.fetch()
-    }
-    fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
-        self.0.remote_tip(branch)
-    }
-    fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.read_file(commit, path)
-    }
-    fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
-        self.0.list_files(commit, dir)
-    }
-    fn changed_paths(
-        &self,
-        from: Option<&CommitId>,
-        to: &CommitId,
-    ) -> Result<Vec<String>, StoreError> {
-        self.0.changed_paths(from, to)
-    }
-    fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError> {
-        self.0.commit(commit)
-    }
-    fn push(
-        &mut self,
-        branch: &str,
-        expected: Option<&CommitId>,
-        new: &CommitId,
-    ) -> Result<(), StoreError> {
-        self.0.push(branch, expected, new)
-    }
-    fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
-        self.0.merge_base(a, b)
-    }
-    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool, StoreError> {
-        self.0.is_ancestor(ancestor, descendant)
-    }
-    fn commit_info(&self, commit: &CommitId) -> Result<CommitInfo, StoreError> {
-        self.0.commit_info(commit)
-    }
-    fn commits_between(
-        &self,
-        base: Option<&CommitId>,
-        tip: &CommitId,
-    ) -> Result<Vec<CommitId>, StoreError> {
-        self.0.commits_between(base, tip)
-    }
-}
+pub type DynStore = Box<dyn Store>;
 
 /// A hook run before each export, given the exports (counting this one) and the imports
 /// made so far.
@@ -201,7 +152,7 @@ impl Repo {
     /// A new client of this repository (its own cache).
     pub fn client(&self) -> DynStore {
         match self {
-            Repo::Memory(r) => DynStore(Box::new(r.store())),
+            Repo::Memory(r) => Box::new(r.store()),
             Repo::Bare { dir, path } => {
                 let remote = GitRemote {
                     url: path.display().to_string(),
@@ -307,9 +258,7 @@ fn git_client(dir: &tempfile::TempDir, remote: GitRemote) -> DynStore {
         .tempdir_in(dir.path())
         .expect("cache dir");
     let cache_path = cache.keep();
-    DynStore(Box::new(
-        GitStore::open(&cache_path.join("repo.git"), remote).expect("the repository opens"),
-    ))
+    Box::new(GitStore::open(&cache_path.join("repo.git"), remote).expect("the repository opens"))
 }
 
 /// How a harness's daemons are configured: the repo config, the MoneyWorks request timeout,
@@ -499,10 +448,10 @@ impl Harness {
         };
         let store = match budget {
             None => repo.client(),
-            Some(budget) => DynStore(Box::new(inproc::Counted {
+            Some(budget) => Box::new(inproc::Counted {
                 inner: repo.client(),
                 budget: budget.clone(),
-            })),
+            }),
         };
         Engine::new(mw, store, local, settings, events.clone())
     }
