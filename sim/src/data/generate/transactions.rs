@@ -206,10 +206,8 @@ impl<'m> Transactions<'m> {
         set(f, "description", prose(rng, 2..8));
         set(f, "gross", money(gross));
         set(f, "taxamount", money(tax_sum));
-        set(f, "netamount", money(net_sum));
         set(f, "contra", contra(kind));
         set(f, "status", if plan.posted { "P" } else { "U" });
-        set(f, "currency", "");
         set(f, "exchangerate", qty(1));
         if plan.posted && matches!(kind, "DII" | "CII") && !plan.recent && rng.random_bool(0.9) {
             set(f, "amtpaid", money(gross));
