@@ -227,6 +227,15 @@ impl<'m> Transactions<'m> {
             set(f, "postedby", "ADM");
             set(f, "timeposted", plan.lmt.to_string());
         }
+        let period = rec.text("period").unwrap_or_default().to_string();
+        let rows = rows
+            .into_iter()
+            .map(|mut row| {
+                set_line(&mut row, "detail.transactiontype", &kind[..2]);
+                set_line(&mut row, "detail.period", period.clone());
+                row
+            })
+            .collect();
         rec.set_rows(rows);
         rec
     }

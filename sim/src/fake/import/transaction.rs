@@ -44,6 +44,8 @@ struct Fields {
     line_taxcode: usize,
     line_type: usize,
     line_period: usize,
+    line_debit: usize,
+    line_credit: usize,
 }
 
 static F: LazyLock<Fields> = LazyLock::new(|| {
@@ -81,6 +83,8 @@ static F: LazyLock<Fields> = LazyLock::new(|| {
         line_taxcode: line("detail.taxcode"),
         line_type: line("detail.transactiontype"),
         line_period: line("detail.period"),
+        line_debit: line("detail.debit"),
+        line_credit: line("detail.credit"),
     }
 });
 
@@ -279,6 +283,19 @@ impl Work<'_> {
         row.set(F.line_parent, &line.parent.to_string());
         row.set(F.line_type, &line.kind.chars().take(2).collect::<String>());
         row.set(F.line_period, line.period);
+        // The line's posting side, as the generator writes it: sales credit their account,
+        // everything else debits it.
+        let sale = ["DI", "CR", "SO", "QU"]
+            .iter()
+            .any(|p| line.kind.starts_with(p));
+        let (side, other) = if sale {
+            (F.line_credit, F.line_debit)
+        } else {
+            (F.line_debit, F.line_credit)
+        };
+        let net = row.get(F.line_net).to_string();
+        row.set(side, &net);
+        row.set(other, "0.00");
         if !input.given.contains("detail.sort") {
             row.set(F.line_sort, &position.to_string());
         }
