@@ -417,7 +417,7 @@ impl Record {
             match schema.index(&name) {
                 Some(ix) => given[ix] = Some(text),
                 None => extras.push(Extra {
-                    name: name.into(),
+                    name: name.as_ref().into(),
                     system: child.flag("system"),
                     text: text.into(),
                 }),
@@ -428,7 +428,7 @@ impl Record {
     }
 }
 
-fn leaf(el: &Element) -> Result<(String, &str), String> {
+fn leaf(el: &Element) -> Result<(std::borrow::Cow<'_, str>, &str), String> {
     if !el.children.is_empty() {
         return Err(format!("the field <{}> holds elements", el.name));
     }
@@ -440,7 +440,12 @@ fn leaf(el: &Element) -> Result<(String, &str), String> {
     if !valid {
         return Err(format!("<{}> is not a field name", el.name));
     }
-    Ok((el.name.to_ascii_lowercase(), &el.text))
+    let name = if el.name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(el.name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(el.name.as_str())
+    };
+    Ok((name, &el.text))
 }
 
 fn row_from_element(sub: &'static SubfileSchema, el: &Element) -> Result<Row, String> {
@@ -458,7 +463,7 @@ fn row_from_element(sub: &'static SubfileSchema, el: &Element) -> Result<Row, St
         match sub.index(&name) {
             Some(ix) => given[ix] = Some(text),
             None => extras.push(Extra {
-                name: name.into(),
+                name: name.as_ref().into(),
                 system: child.flag("system"),
                 text: text.into(),
             }),

@@ -159,6 +159,7 @@ fn stream_export<R: std::io::BufRead>(
     while let Some(el) = stream.next_child().map_err(|e| e.to_string())? {
         n += 1;
         let record = Record::from_element(schema, &el).map_err(|e| format!("record {n}: {e}"))?;
+        stream.recycle(el);
         each(schema.info.name, record).map_err(|e| format!("record {n}: {e}"))?;
     }
     if count != n.to_string() {

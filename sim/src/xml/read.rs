@@ -118,6 +118,8 @@ fn read_error(e: &quick_xml::Error, at: u64, len: u64) -> XmlError {
 #[derive(Default)]
 struct Tree {
     open: Vec<Element>,
+    /// Elements handed back after use, whose buffers new elements reuse.
+    pool: Vec<Element>,
 }
 
 impl Tree {
@@ -125,12 +127,29 @@ impl Tree {
         self.open.last().map(|e| e.name.as_str())
     }
 
+    fn fresh(&mut self, start: &BytesStart<'_>) -> Result<Element, String> {
+        element_into(start, self.pool.pop().unwrap_or_default())
+    }
+
+    /// Keeps `el` and its descendants for reuse.
+    fn recycle(&mut self, mut el: Element) {
+        for child in el.children.drain(..) {
+            self.recycle(child);
+        }
+        if self.pool.len() < 4096 {
+            self.pool.push(el);
+        }
+    }
+
     /// Takes one event; returns the outermost element it completes.
     fn feed(&mut self, event: Event<'_>) -> Result<Option<Element>, String> {
         match event {
-            Event::Start(start) => self.open.push(element(&start)?),
+            Event::Start(start) => {
+                let el = self.fresh(&start)?;
+                self.open.push(el);
+            }
             Event::Empty(start) => {
-                let el = element(&start)?;
+                let el = self.fresh(&start)?;
                 return Ok(self.attach(el));
             }
             Event::End(_) => {
@@ -223,6 +242,11 @@ impl<R: std::io::BufRead> ElementStream<R> {
     /// The root element, without its children.
     pub fn root(&self) -> &Element {
         &self.root
+    }
+
+    /// Hands a child back once it has been read, so the next ones reuse its buffers.
+    pub fn recycle(&mut self, child: Element) {
+        self.tree.recycle(child);
     }
 
     /// The next child of the root, or `None` once the root has ended (and nothing but
@@ -329,8 +353,17 @@ fn reference(r: &BytesRef<'_>) -> Result<char, String> {
 }
 
 fn element(start: &BytesStart<'_>) -> Result<Element, String> {
-    let name = start.name().as_ref().to_string();
-    let mut attrs = Vec::new();
+    element_into(start, Element::default())
+}
+
+/// Fills `el` (whose buffers may be reused) from a start tag.
+fn element_into(start: &BytesStart<'_>, mut el: Element) -> Result<Element, String> {
+    el.name.clear();
+    el.name.push_str(start.name().as_ref());
+    el.text.clear();
+    el.children.clear();
+    el.attrs.clear();
+    let mut attrs = std::mem::take(&mut el.attrs);
     for attr in start.attributes() {
         let attr = attr.map_err(|e| e.to_string())?;
         let key = attr.key.as_ref().to_string();
@@ -341,12 +374,8 @@ fn element(start: &BytesStart<'_>) -> Result<Element, String> {
         check_chars(&value)?;
         attrs.push((key, value));
     }
-    Ok(Element {
-        name,
-        attrs,
-        children: Vec::new(),
-        text: String::new(),
-    })
+    el.attrs = attrs;
+    Ok(el)
 }
 
 #[cfg(test)]
