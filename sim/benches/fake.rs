@@ -33,12 +33,12 @@ fn dir_bytes(dir: &Path) -> u64 {
 /// Runs `cmd`, waits with `wait4` and returns (seconds, peak RSS in KiB, stdout).
 fn run(mut cmd: Command) -> (f64, i64, String) {
     let started = Instant::now();
-    let child = cmd
+    let mut child = cmd
         .stdout(Stdio::piped())
         .spawn()
         .expect("the benchmark can start its child process");
     let pid = i32::try_from(child.id()).expect("a pid fits in i32");
-    let mut stdout = child.stdout.expect("piped stdout");
+    let mut stdout = child.stdout.take().expect("piped stdout");
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
         std::io::Read::read_to_string(&mut stdout, &mut out).expect("child output is text");
@@ -55,6 +55,8 @@ fn run(mut cmd: Command) -> (f64, i64, String) {
         libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
         "{cmd:?} failed with status {status}"
     );
+    // Reaped by wait4 above; dropping the handle does not wait again.
+    drop(child);
     (secs, usage.ru_maxrss, reader.join().expect("reader thread"))
 }
 
