@@ -139,7 +139,7 @@ mod tests {
         let xml = write_table(NAME.info, [&rec].into_iter(), 0, 1, Flavour::Verbose).expect("ok");
         assert!(xml.starts_with("<?xml version=\"1.0\"?>\n<table name=\"Name\" count=\"1\" start=\"0\" found=\"1\">\n  <name>\n    <sequencenumber system=\"true\">1</sequencenumber>\n"), "{xml}");
         assert!(
-            xml.contains("    <code>A&amp;B</code>\n    <name></name>\n"),
+            xml.contains("    <code>A&amp;B</code>\n    <colour>0</colour>\n"),
             "{xml}"
         );
         let terse = write_table(NAME.info, [&rec].into_iter(), 0, 1, Flavour::Terse).expect("ok");

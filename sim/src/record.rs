@@ -34,6 +34,21 @@ impl Values {
         }
     }
 
+    /// The values of `defs` taken from `given(ix)`, blank where it gives `None`, built in one
+    /// pass (setting values one by one would copy the buffer for each).
+    pub fn build<'a>(defs: &[FieldDef], mut given: impl FnMut(usize) -> Option<&'a str>) -> Values {
+        let mut text = String::new();
+        let mut ends = Vec::with_capacity(defs.len());
+        for (ix, def) in defs.iter().enumerate() {
+            text.push_str(given(ix).unwrap_or_else(|| schema::blank_value(def.kind)));
+            ends.push(offset(text.len()));
+        }
+        Values {
+            text: text.into_boxed_str(),
+            ends: ends.into_boxed_slice(),
+        }
+    }
+
     /// The number of values.
     pub fn len(&self) -> usize {
         self.ends.len()
@@ -92,6 +107,50 @@ impl fmt::Debug for Values {
     }
 }
 
+/// Values being assembled field by field (by the generator and the loaders), turned into
+/// packed [`Values`] once, at the end.
+#[derive(Debug, Clone)]
+pub struct Draft {
+    defs: &'static [FieldDef],
+    vals: Vec<Option<String>>,
+}
+
+impl Draft {
+    /// A draft of `defs` with every value blank.
+    pub fn new(defs: &'static [FieldDef]) -> Draft {
+        Draft {
+            defs,
+            vals: vec![None; defs.len()],
+        }
+    }
+
+    /// Sets value `ix` (already in its stored form).
+    pub fn set(&mut self, ix: usize, value: impl Into<String>) {
+        self.vals[ix] = Some(value.into());
+    }
+
+    /// Sets the value of the field called `name`; false when the list has no such field.
+    pub fn set_named(&mut self, name: &str, value: impl Into<String>) -> bool {
+        let ix = self.defs.iter().position(|d| d.name == name).or_else(|| {
+            self.defs
+                .iter()
+                .position(|d| d.name.eq_ignore_ascii_case(name))
+        });
+        match ix {
+            Some(ix) => {
+                self.set(ix, value);
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// The packed values.
+    pub fn finish(&self) -> Values {
+        Values::build(self.defs, |ix| self.vals[ix].as_deref())
+    }
+}
+
 /// A field the schema does not know, carried by loaded data and kept as text.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Extra {
@@ -119,6 +178,21 @@ impl Row {
             system: false,
             values: Values::blank(sub.fields),
             extras: Vec::new(),
+        }
+    }
+
+    /// A row of `sub` holding `values` (in the subfile's field order) and `extras`.
+    pub fn from_values(
+        sub: &SubfileSchema,
+        system: bool,
+        values: Values,
+        extras: Vec<Extra>,
+    ) -> Row {
+        debug_assert_eq!(values.len(), sub.fields.len());
+        Row {
+            system,
+            values,
+            extras,
         }
     }
 
@@ -189,6 +263,22 @@ impl Record {
             values: Values::blank(schema.fields),
             rows: Vec::new(),
             extras: Vec::new(),
+        }
+    }
+
+    /// A record of `schema` holding `values` (in schema order), `rows` and `extras`.
+    pub fn from_values(
+        schema: &'static TableSchema,
+        values: Values,
+        rows: Vec<Row>,
+        extras: Vec<Extra>,
+    ) -> Record {
+        debug_assert_eq!(values.len(), schema.fields.len());
+        Record {
+            schema,
+            values,
+            rows,
+            extras,
         }
     }
 
@@ -310,11 +400,13 @@ impl Record {
                 el.name, schema.info.element
             ));
         }
-        let mut record = Record::blank(schema);
+        let mut given: Vec<Option<&str>> = vec![None; schema.fields.len()];
+        let mut rows = Vec::new();
+        let mut extras = Vec::new();
         for child in &el.children {
             if child.name.eq_ignore_ascii_case("subfile") {
                 let sub = schema.subfile_named(child.attr("name"))?;
-                record.rows = child
+                rows = child
                     .children
                     .iter()
                     .map(|row| row_from_element(sub, row))
@@ -323,19 +415,20 @@ impl Record {
             }
             let (name, text) = leaf(child)?;
             match schema.index(&name) {
-                Some(ix) => record.set(ix, text),
-                None => record.extras.push(Extra {
-                    name: name.into(),
+                Some(ix) => given[ix] = Some(text),
+                None => extras.push(Extra {
+                    name: name.as_ref().into(),
                     system: child.flag("system"),
                     text: text.into(),
                 }),
             }
         }
-        Ok(record)
+        let values = Values::build(schema.fields, |ix| given[ix]);
+        Ok(Record::from_values(schema, values, rows, extras))
     }
 }
 
-fn leaf(el: &Element) -> Result<(String, &str), String> {
+fn leaf(el: &Element) -> Result<(std::borrow::Cow<'_, str>, &str), String> {
     if !el.children.is_empty() {
         return Err(format!("the field <{}> holds elements", el.name));
     }
@@ -347,7 +440,12 @@ fn leaf(el: &Element) -> Result<(String, &str), String> {
     if !valid {
         return Err(format!("<{}> is not a field name", el.name));
     }
-    Ok((el.name.to_ascii_lowercase(), &el.text))
+    let name = if el.name.bytes().any(|b| b.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(el.name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(el.name.as_str())
+    };
+    Ok((name, &el.text))
 }
 
 fn row_from_element(sub: &'static SubfileSchema, el: &Element) -> Result<Row, String> {
@@ -358,20 +456,21 @@ fn row_from_element(sub: &'static SubfileSchema, el: &Element) -> Result<Row, St
             sub.name, el.name
         ));
     }
-    let mut row = Row::blank(sub);
-    row.system = el.flag("system");
+    let mut given: Vec<Option<&str>> = vec![None; sub.fields.len()];
+    let mut extras = Vec::new();
     for child in &el.children {
         let (name, text) = leaf(child)?;
         match sub.index(&name) {
-            Some(ix) => row.set(ix, text),
-            None => row.extras.push(Extra {
-                name: name.into(),
+            Some(ix) => given[ix] = Some(text),
+            None => extras.push(Extra {
+                name: name.as_ref().into(),
                 system: child.flag("system"),
                 text: text.into(),
             }),
         }
     }
-    Ok(row)
+    let values = Values::build(sub.fields, |ix| given[ix]);
+    Ok(Row::from_values(sub, el.flag("system"), values, extras))
 }
 
 #[cfg(test)]

@@ -93,8 +93,17 @@ fn codes(ds: &Dataset, table: &str) -> BTreeSet<String> {
     ds.tables[table].iter().map(|r| text(r, "code")).collect()
 }
 
-/// Checks that every reference of every transaction, job and product resolves, and that
-/// every transaction's lines sum to its totals.
+/// The sequence numbers of `table`'s records.
+fn seqs(ds: &Dataset, table: &str) -> BTreeSet<String> {
+    ds.tables[table]
+        .iter()
+        .map(|r| text(r, "sequencenumber"))
+        .collect()
+}
+
+/// Checks that every reference of every record resolves (transactions, jobs, products, and
+/// the records that hang off names, products and jobs), and that every transaction's lines
+/// sum to its totals.
 fn assert_consistent(ds: &Dataset) {
     let (names, accounts, products, jobs) = (
         codes(ds, "Name"),
@@ -102,6 +111,34 @@ fn assert_consistent(ds: &Dataset) {
         codes(ds, "Product"),
         codes(ds, "Job"),
     );
+    let taxcodes: BTreeSet<String> = ds.tables["TaxRate"]
+        .iter()
+        .map(|r| text(r, "taxcode"))
+        .collect();
+    let (name_seqs, product_seqs, tx_seqs) = (
+        seqs(ds, "Name"),
+        seqs(ds, "Product"),
+        seqs(ds, "Transaction"),
+    );
+    for (table, field, within) in [
+        ("Contacts", "parentseq", &name_seqs),
+        ("Memo", "nameseq", &name_seqs),
+        ("Inventory", "productseq", &product_seqs),
+        ("Build", "productseq", &product_seqs),
+        ("Payments", "invoiceid", &tx_seqs),
+        ("Payments", "cashtrans", &tx_seqs),
+    ] {
+        for r in &ds.tables[table] {
+            let v = text(r, field);
+            assert!(within.contains(&v), "{table} {field} {v} resolves");
+        }
+    }
+    for r in &ds.tables["JobSheet"] {
+        assert!(jobs.contains(&text(r, "job")), "job sheet job");
+    }
+    for r in &ds.tables["Build"] {
+        assert!(products.contains(&text(r, "partcode")), "build part");
+    }
     for t in &ds.tables["Transaction"] {
         let seq = text(t, "sequencenumber");
         let nc = text(t, "namecode");
@@ -121,6 +158,8 @@ fn assert_consistent(ds: &Dataset) {
                 stock.is_empty() || products.contains(&stock),
                 "tx {seq}: {stock}"
             );
+            let code = row_text(row, "detail.taxcode");
+            assert!(taxcodes.contains(&code), "tx {seq}: tax code {code}");
             let job = row_text(row, "detail.jobcode");
             assert!(job.is_empty() || jobs.contains(&job), "tx {seq}: job {job}");
             let (n, x, g) = (
@@ -134,7 +173,10 @@ fn assert_consistent(ds: &Dataset) {
             gross += g;
         }
         assert_eq!(gross, cents(&text(t, "gross")), "tx {seq}: gross");
-        assert_eq!(net, cents(&text(t, "netamount")), "tx {seq}: net");
+        assert!(
+            net <= gross || tax < 0,
+            "tx {seq}: net {net} above gross {gross}"
+        );
         assert_eq!(tax, cents(&text(t, "taxamount")), "tx {seq}: tax");
     }
     for j in &ds.tables["Job"] {
@@ -243,6 +285,14 @@ fn generated_data_is_realistic_and_consistent() {
             .any(|r| !row_text(r, "detail.jobcode").is_empty())
     }));
     for sch in schema::all() {
+        let n = ds.tables[sch.info.name].len();
+        assert!(n > 0, "{} is generated", sch.info.name);
+        let want = match sch.info.name {
+            "TaxRate" => 3,
+            "General" => 6,
+            other => s.size(other),
+        };
+        assert_eq!(n, want, "{} size", sch.info.name);
         for r in &ds.tables[sch.info.name] {
             for f in sch.fields {
                 let v = r.text(f.name).expect("schema field present");

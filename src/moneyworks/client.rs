@@ -470,6 +470,27 @@ mod tests {
         );
     }
 
+    /// A space is always sent as `%20` and a plus as `%2B`, in search, format and expr
+    /// values alike, because MoneyWorks servers decode a bare `+` as a space.
+    #[test]
+    fn spaces_and_pluses_are_percent_encoded() {
+        let mw = HttpMoneyWorks::new(&endpoint(), Duration::from_secs(5)).expect("client builds");
+        let url = mw.url(
+            "export",
+            &[
+                ("search", "name = `A+B Ltd`"),
+                ("format", "[code] + [name]"),
+                ("expr", "1 + 2"),
+            ],
+        );
+        let query = url.split_once('?').expect("a query").1;
+        assert!(!query.contains('+') && !query.contains(' '), "{query}");
+        assert_eq!(
+            query,
+            "search=name%20%3D%20%60A%2BB%20Ltd%60&format=%5Bcode%5D%20%2B%20%5Bname%5D&expr=1%20%2B%202"
+        );
+    }
+
     /// Known failure bodies map to their classes; an `[ERROR]` reply is a rejection.
     #[test]
     fn classifies_real_failure_texts() {

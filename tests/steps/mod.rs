@@ -3,6 +3,7 @@
 pub mod converge;
 pub mod process;
 pub mod pull;
+pub mod tables;
 pub mod writeback;
 
 use std::fmt;

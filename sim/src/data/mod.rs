@@ -15,7 +15,6 @@ use std::path::{Path, PathBuf};
 use crate::error::{Classify, ErrorClass};
 use crate::record::Record;
 use crate::schema;
-use crate::xml::Element;
 
 pub use anonymize::{AnonOptions, AnonStats, anonymize_dir, copy_xml_dir};
 pub use generate::{GenSpec, generate, write_generated};
@@ -84,38 +83,60 @@ impl Classify for DataError {
 /// Reads every `*.xml` export document in `dir` (not recursive, in file-name order); records
 /// of a table spread over several files are concatenated in that order.
 pub fn load_dir(dir: &Path) -> Result<Dataset, DataError> {
+    let mut ds = Dataset::default();
+    stream_dir(dir, &mut |table, record| {
+        ds.tables.entry(table.to_string()).or_default().push(record);
+        Ok(())
+    })?;
+    Ok(ds)
+}
+
+/// Streams every record of the `*.xml` export documents in `dir` (not recursive, in
+/// file-name order) to `each`, one record at a time, so memory holds one record of the files
+/// however large they are. Returns the bytes read. An error from `each` is reported as the
+/// file being malformed.
+pub fn stream_dir(
+    dir: &Path,
+    each: &mut dyn FnMut(&'static str, Record) -> Result<(), String>,
+) -> Result<u64, DataError> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map_err(|e| DataError::io(dir, e))?
         .filter_map(|e| e.ok().map(|e| e.path()))
         .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "xml"))
         .collect();
     files.sort();
-    let mut ds = Dataset::default();
+    let mut bytes = 0;
     for path in files {
-        let text = std::fs::read_to_string(&path).map_err(|e| DataError::io(&path, e))?;
-        let malformed = |reason: String| DataError::Malformed {
+        let file = std::fs::File::open(&path).map_err(|e| DataError::io(&path, e))?;
+        bytes += file.metadata().map_err(|e| DataError::io(&path, e))?.len();
+        let input = std::io::BufReader::with_capacity(1 << 20, file);
+        stream_export(input, each).map_err(|reason| DataError::Malformed {
             path: path.clone(),
             reason,
-        };
-        let (name, records) = parse_export(&text).map_err(malformed)?;
-        ds.tables
-            .entry(name.to_string())
-            .or_default()
-            .extend(records);
+        })?;
     }
-    Ok(ds)
+    Ok(bytes)
 }
 
 /// The table (its internal name) and the records of an export document, each fitted to the
 /// schema as `Record::from_element` does.
 pub fn parse_export(text: &str) -> Result<(&'static str, Vec<Record>), String> {
-    let root = crate::xml::parse(text).map_err(|e| e.to_string())?;
-    read_export(&root)
+    let mut records = Vec::new();
+    let table = stream_export(text.as_bytes(), &mut |_, r| {
+        records.push(r);
+        Ok(())
+    })?;
+    Ok((table, records))
 }
 
-/// The table and records of an export document: a `<table name count start found>` root
-/// naming a served table, whose `count` equals the records it holds.
-fn read_export(root: &Element) -> Result<(&'static str, Vec<Record>), String> {
+/// Reads an export document, a `<table name count start found>` root naming a served table
+/// whose `count` equals the records it holds, handing each record to `each`.
+fn stream_export<R: std::io::BufRead>(
+    input: R,
+    each: &mut dyn FnMut(&'static str, Record) -> Result<(), String>,
+) -> Result<&'static str, String> {
+    let mut stream = crate::xml::ElementStream::new(input).map_err(|e| e.to_string())?;
+    let root = stream.root();
     if root.name != "table" {
         return Err(format!(
             "the root element is <{}>, expected <table>",
@@ -133,22 +154,20 @@ fn read_export(root: &Element) -> Result<(&'static str, Vec<Record>), String> {
             return Err(format!("<table {attr}=\"{raw}\"> is not a number"));
         }
     }
-    let count = root.attr("count").unwrap_or("0").trim();
-    if count != root.children.len().to_string() {
+    let count = root.attr("count").unwrap_or("0").trim().to_string();
+    let mut n = 0u64;
+    while let Some(el) = stream.next_child().map_err(|e| e.to_string())? {
+        n += 1;
+        let record = Record::from_element(schema, &el).map_err(|e| format!("record {n}: {e}"))?;
+        stream.recycle(el);
+        each(schema.info.name, record).map_err(|e| format!("record {n}: {e}"))?;
+    }
+    if count != n.to_string() {
         return Err(format!(
-            "count=\"{count}\" but the document holds {} records",
-            root.children.len()
+            "count=\"{count}\" but the document holds {n} records"
         ));
     }
-    let records = root
-        .children
-        .iter()
-        .enumerate()
-        .map(|(i, el)| {
-            Record::from_element(schema, el).map_err(|e| format!("record {}: {e}", i + 1))
-        })
-        .collect::<Result<_, _>>()?;
-    Ok((schema.info.name, records))
+    Ok(schema.info.name)
 }
 
 /// Writes one verbose export per table into `dir` (created if needed), named after the
@@ -198,12 +217,31 @@ pub struct GenerateArgs {
     /// Transactions (streamed to disk, so any number works).
     #[arg(long, default_value_t = 2000)]
     pub transactions: usize,
+    /// The size of any other table, as `TABLE=N` (repeatable), e.g. `--size Contacts=500`.
+    #[arg(long = "size", value_name = "TABLE=N", value_parser = parse_size)]
+    pub sizes: Vec<(String, usize)>,
     /// Latest modification time, YYYYMMDDHHMMSS; history spreads over the years before it.
     #[arg(long, default_value = "20260630120000")]
     pub end: crate::time::DateTime,
     /// Output directory [default: fixtures-local/generated-SEED at the work tree's top].
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+/// Reads a `TABLE=N` table size, naming the table by its internal name (any case).
+pub fn parse_size(text: &str) -> Result<(String, usize), String> {
+    let (table, n) = text
+        .split_once('=')
+        .ok_or_else(|| format!("`{text}` is not TABLE=N"))?;
+    let info = schema::table_info(table.trim()).ok_or_else(|| {
+        let known: Vec<&str> = schema::TABLES.iter().map(|t| t.name).collect();
+        format!("`{table}` is not a table (known: {})", known.join(", "))
+    })?;
+    let n = n
+        .trim()
+        .parse::<usize>()
+        .map_err(|_| format!("`{n}` in `{text}` is not a whole number"))?;
+    Ok((info.name.to_string(), n))
 }
 
 /// Runs `mwsim generate`.
@@ -219,6 +257,7 @@ pub fn generate_cmd(args: GenerateArgs) -> anyhow::Result<()> {
         products: args.products,
         jobs: args.jobs,
         transactions: args.transactions,
+        sizes: args.sizes.into_iter().collect(),
         end: args.end,
     };
     let bytes = write_generated(&spec, &out)?;

@@ -33,6 +33,9 @@ pub struct ServeArgs {
     /// Generated Transactions.
     #[arg(long, default_value_t = 60)]
     pub transactions: usize,
+    /// The generated size of any other table, as `TABLE=N` (repeatable).
+    #[arg(long = "size", value_name = "TABLE=N", value_parser = crate::data::parse_size)]
+    pub sizes: Vec<(String, usize)>,
     /// Document path clients must name.
     #[arg(long, default_value = "Acme.moneyworks")]
     pub document: String,
@@ -76,6 +79,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .products(args.products)
         .jobs(args.jobs)
         .transactions(args.transactions)
+        .sizes(args.sizes.iter().cloned())
         .document(&args.document)
         .login(&args.user, &args.password)
         .clock(args.clock_start)

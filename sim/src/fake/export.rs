@@ -1,6 +1,7 @@
 //! The `export` command: picks a table's records by `search`, orders them by `sort` and
 //! `direction` (sequence order when unsorted, and for ties), pages them with `start` and
-//! `limit`, and writes them as XML (terse or verbose), a custom `[field]` template, or the
+//! `limit` (all three through `select`, which serves index-shaped searches from indexes),
+//! and writes them as XML (terse or verbose), a custom `[field]` template, or the
 //! default tab-separated text. It must not change records; errors are returned as the text
 //! that follows `[ERROR] `.
 
@@ -8,8 +9,9 @@ use std::collections::BTreeMap;
 
 use crate::time::DateTime;
 
-use super::db::{Db, RecordEnv};
-use super::search::{self, Expr, Template, Val};
+use super::db::{Db, Doc, RecordEnv};
+use super::search::{self, Expr, Template};
+use super::select::{Query, select};
 use crate::export_xml::{Flavour, write_table};
 use crate::record::{FieldView, Record};
 use crate::schema::TableSchema;
@@ -88,35 +90,44 @@ pub fn export(
         .map_err(|_| format!("Unknown table: {table_name}"))?;
     let schema = data.schema;
     let req = Request::parse(params, schema)?;
-    let picked = pick(data.records.values(), &req, now)?;
-    let found = picked.len() as u64;
-    let first = usize::try_from(req.start)
-        .unwrap_or(usize::MAX)
-        .min(picked.len());
-    let last = match req.limit {
-        Some(l) => first.saturating_add(usize::try_from(l).unwrap_or(usize::MAX)),
-        None => picked.len(),
-    }
-    .min(picked.len());
-    let page = &picked[first..last];
+    let doc = Doc { db, now };
+    let query = Query {
+        search: req.search,
+        sort: req.sort,
+        descending: req.descending,
+    };
+    let start = usize::try_from(req.start).unwrap_or(usize::MAX);
+    let limit = req.limit.map(|l| usize::try_from(l).unwrap_or(usize::MAX));
+    let page = select(data, &query, start, limit, &doc)?;
     let xml = |flavour| {
-        write_table(schema.info, page.iter().copied(), req.start, found, flavour)
-            .map_err(|e| e.to_string())
+        write_table(
+            schema.info,
+            page.records.iter().copied(),
+            req.start,
+            page.found,
+            flavour,
+        )
+        .map_err(|e| e.to_string())
     };
     let body = match (req.format, &req.template) {
         ("xml" | "xml-terse", _) => xml(Flavour::Terse)?,
         ("xml-verbose", _) => xml(Flavour::Verbose)?,
         (_, Some(template)) => {
-            let mut out = String::with_capacity(page.len() * 32);
-            for record in page {
+            let mut out = String::with_capacity(page.records.len() * 32);
+            for record in &page.records {
+                let env = RecordEnv {
+                    record,
+                    now,
+                    doc: Some(&doc),
+                };
                 let line = template
-                    .render(&RecordEnv { record, now })
+                    .render(&env)
                     .map_err(|e| format!("Bad format: {e}"))?;
                 out.push_str(&line);
             }
             out
         }
-        _ => tab_separated(page),
+        _ => tab_separated(&page.records),
     };
     let content_type = if matches!(req.format, "xml" | "xml-terse" | "xml-verbose") {
         "text/xml"
@@ -124,48 +135,6 @@ pub fn export(
         "text/plain"
     };
     Ok(ExportReply { content_type, body })
-}
-
-/// The records matching the search, in the requested order (sequence order when unsorted,
-/// and for ties).
-fn pick<'r>(
-    records: impl Iterator<Item = &'r Record>,
-    req: &Request<'_>,
-    now: DateTime,
-) -> Result<Vec<&'r Record>, String> {
-    let mut picked: Vec<&Record> = Vec::new();
-    for record in records {
-        let keep = match &req.search {
-            Some(expr) => expr
-                .matches(&RecordEnv { record, now })
-                .map_err(|e| format!("Bad search expression: {e}"))?,
-            None => true,
-        };
-        if keep {
-            picked.push(record);
-        }
-    }
-    if let Some(sort) = &req.sort {
-        let mut keyed: Vec<(Val, &Record)> = Vec::with_capacity(picked.len());
-        for record in picked {
-            let key = sort
-                .eval(&RecordEnv { record, now })
-                .map_err(|e| format!("Bad sort expression: {e}"))?;
-            keyed.push((key, record));
-        }
-        keyed.sort_by(|(a, _), (b, _)| {
-            let order = search::sort_cmp(a, b);
-            if req.descending {
-                order.reverse()
-            } else {
-                order
-            }
-        });
-        picked = keyed.into_iter().map(|(_, r)| r).collect();
-    } else if req.descending {
-        picked.reverse();
-    }
-    Ok(picked)
 }
 
 fn number_param(params: &BTreeMap<String, String>, name: &str) -> Result<Option<u64>, String> {

@@ -18,7 +18,7 @@ use base64::Engine as _;
 use percent_encoding::percent_decode_str;
 use serde::Deserialize;
 
-use super::db::ClockEnv;
+use super::db::{Doc, DocEnv};
 use super::{FaultKind, State, export, import, search};
 use crate::xml::{Style, XmlWriter};
 
@@ -143,14 +143,21 @@ fn finish(state: &State, reply: Reply) -> Response {
     response
 }
 
-/// Splits `a=b&c=d` into decoded pairs (names lowercased). `+` stays a plus sign.
+/// Splits `a=b&c=d` into decoded pairs (names lowercased), the way an HTML form is decoded:
+/// `+` is a space and `%2B` a plus sign, in the path form and the query form alike.
 fn parse_params(raw: &str, out: &mut BTreeMap<String, String>) {
     for pair in raw.split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        out.insert(decode(name).to_ascii_lowercase(), decode(value));
+        out.insert(decode_param(name).to_ascii_lowercase(), decode_param(value));
     }
 }
 
+/// A parameter name or value: `+` is a space, then percent-decoding.
+fn decode_param(s: &str) -> String {
+    decode(&s.replace('+', " "))
+}
+
+/// Percent-decoding only (`+` stays a plus), as for the document path and credentials.
 fn decode(s: &str) -> String {
     percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
@@ -202,7 +209,7 @@ fn log_in(state: &State, doc_raw: &str, headers: &HeaderMap) -> Result<(), Reply
         }
         None => doc_raw,
     };
-    if decode(doc_enc) != state.config.document {
+    if !state.names_document(&decode(doc_enc)) {
         return Err(Reply::status(
             state.config.auth_fail_status,
             NO_DOCUMENT_TEXT,
@@ -273,7 +280,9 @@ fn document_command(
             let Some(expr) = params.get("expr") else {
                 return Reply::error("Missing parameter: evaluate needs expr=");
             };
-            match search::parse(expr, &search::NoFields).and_then(|e| e.eval(&ClockEnv(now))) {
+            let db = state.db();
+            let env = DocEnv(Doc { db: &db, now });
+            match search::parse(expr, &search::NoFields).and_then(|e| e.eval(&env)) {
                 Ok(v) => Reply::text(search::display(&v)),
                 Err(e) => Reply::error(e),
             }

@@ -9,7 +9,9 @@ pub mod db;
 pub mod export;
 pub mod http;
 pub mod import;
+pub mod index;
 pub mod search;
+pub mod select;
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -182,6 +184,23 @@ impl State {
         format!("MoneyWorks_Datacentre/{v} REST/{v}{login}")
     }
 
+    /// True when a decoded document path names the document: `--document` itself, or, with a
+    /// folder login, the folder and the document joined by `/` (`Folder/Acme.moneyworks`, as
+    /// clients that log in to a folder address it).
+    pub fn names_document(&self, path: &str) -> bool {
+        let document = &self.config.document;
+        if path == document {
+            return true;
+        }
+        match &self.config.folder {
+            Some((folder, _)) => path
+                .strip_prefix(folder.as_str())
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest == document),
+            None => false,
+        }
+    }
+
     fn document_login_ok(&self, c: &http::Credential) -> bool {
         c.realm != Some(http::Realm::Datacentre)
             && c.user.eq_ignore_ascii_case(&self.config.user)
@@ -213,7 +232,7 @@ impl State {
     pub fn try_record(&self, table: &str, key: &str) -> Result<Option<Record>, SimError> {
         let db = self.db();
         let data = db.table(table)?;
-        Ok(data.find(key).map(|seq| data.records[&seq].clone()))
+        Ok(data.find(key).and_then(|seq| data.get(seq)).cloned())
     }
 
     /// Posts the unposted transaction with sequence number `seq` (status `P`, `timeposted`
@@ -227,7 +246,7 @@ impl State {
         let Some(seq) = data.find(seq) else {
             return false;
         };
-        let mut record = data.records[&seq].clone();
+        let mut record = data.get(seq).expect("find returns stored numbers").clone();
         let field = |name: &str| {
             data.schema
                 .index(name)
@@ -299,6 +318,16 @@ impl SimBuilder {
         self.spec.transactions = n;
         self
     }
+    /// Generated records of `table` (an internal name such as `Contacts`).
+    pub fn size(mut self, table: &str, n: usize) -> Self {
+        self.spec.sizes.insert(table.to_string(), n);
+        self
+    }
+    /// Generated sizes of several tables.
+    pub fn sizes(mut self, sizes: impl IntoIterator<Item = (String, usize)>) -> Self {
+        self.spec.sizes.extend(sizes);
+        self
+    }
     /// Serve exactly these records instead of generated ones.
     pub fn dataset(mut self, ds: Dataset) -> Self {
         self.source = Source::Dataset(ds);
@@ -354,12 +383,17 @@ impl SimBuilder {
     /// Builds the server state without listening.
     pub fn build_state(self) -> anyhow::Result<(State, SocketAddr)> {
         let start = self.spec.end;
-        let ds = match self.source {
-            Source::Generate => data::generate(&self.spec),
-            Source::Dataset(ds) => ds,
-            Source::Dir(dir) => data::load_dir(&dir)?,
+        let db = match self.source {
+            Source::Generate => Db::load(&data::generate(&self.spec), start)?,
+            Source::Dataset(ds) => Db::load(&ds, start)?,
+            Source::Dir(dir) => {
+                let mut loader = db::Loader::new(start);
+                data::stream_dir(&dir, &mut |table, record| {
+                    loader.add(table, record).map_err(|e| e.to_string())
+                })?;
+                loader.finish()
+            }
         };
-        let db = Db::load(&ds, start)?;
         Ok((
             State::new(self.config, db, Clock::new(self.clock_mode, start)),
             self.addr,
@@ -513,7 +547,7 @@ impl Sim {
     pub fn records(&self, table: &str) -> Vec<Record> {
         let db = self.state.db();
         db.table(table)
-            .map(|t| t.records.values().cloned().collect())
+            .map(|t| t.records().to_vec())
             .unwrap_or_default()
     }
 

@@ -11,7 +11,13 @@
 
 mod tables;
 
-pub use tables::{ACCOUNT, JOB, NAME, PRODUCT, SERVED, TABLES, TRANSACTION};
+pub use tables::{
+    ACCOUNT, AUTOSPLIT, BUILD, CONTACTS, DEPARTMENT, GENERAL, INVENTORY, JOB, JOBSHEET, LOGIN,
+    MEMO, NAME, PAYMENTS, PRODUCT, SERVED, TABLES, TAXRATE, TRANSACTION, USER, USER2,
+};
+
+use std::collections::HashMap;
+use std::sync::OnceLock;
 
 use crate::time::DateTime;
 
@@ -66,6 +72,9 @@ pub enum FieldKind {
     },
     /// A whole number, written without separators (`0` when blank).
     Integer,
+    /// A small whole number (a colour index); stored like [`FieldKind::Integer`], reported as
+    /// `SHORT` by `GetDatabaseFieldSize`.
+    Short,
     /// A fixed-point number written with exactly `places` decimals (`1.5` → `1.500000`).
     Decimal {
         /// Decimal places kept.
@@ -177,10 +186,34 @@ impl TableSchema {
     }
 }
 
-fn index_in(fields: &[FieldDef], name: &str) -> Option<usize> {
-    fields
-        .iter()
-        .position(|f| f.name.eq_ignore_ascii_case(name))
+/// Field indexes by lowercase name, one map per field list of every served table and
+/// subfile, built once: resolving a name costs a hash look-up, not a search of the list.
+static NAME_MAPS: OnceLock<HashMap<usize, HashMap<&'static str, usize>>> = OnceLock::new();
+
+fn index_in(fields: &'static [FieldDef], name: &str) -> Option<usize> {
+    let maps = NAME_MAPS.get_or_init(|| {
+        let mut maps = HashMap::new();
+        for s in SERVED.iter() {
+            let lists = std::iter::once(s.fields).chain(s.subfile.as_ref().map(|sub| sub.fields));
+            for list in lists {
+                let map = list.iter().enumerate().map(|(i, f)| (f.name, i)).collect();
+                maps.insert(list.as_ptr() as usize, map);
+            }
+        }
+        maps
+    });
+    let Some(map) = maps.get(&(fields.as_ptr() as usize)) else {
+        return fields
+            .iter()
+            .position(|f| f.name.eq_ignore_ascii_case(name));
+    };
+    if let Some(ix) = map.get(name) {
+        return Some(*ix);
+    }
+    if name.bytes().any(|b| b.is_ascii_uppercase()) {
+        return map.get(name.to_ascii_lowercase().as_str()).copied();
+    }
+    None
 }
 
 /// Every table the fake serves, in catalogue order.
@@ -206,7 +239,7 @@ pub fn blank_value(kind: FieldKind) -> &'static str {
     const ZEROS: [&str; 7] = ["0", "0.0", "0.00", "0.000", "0.0000", "0.00000", "0.000000"];
     match kind {
         FieldKind::Text { .. } | FieldKind::Date | FieldKind::DateTime => "",
-        FieldKind::Integer | FieldKind::Boolean => "0",
+        FieldKind::Integer | FieldKind::Short | FieldKind::Boolean => "0",
         FieldKind::Decimal { places } => ZEROS
             .get(usize::from(places))
             .expect("schema decimals have at most 6 places"),
@@ -227,7 +260,7 @@ pub fn normalize(field: &FieldDef, text: &str) -> Result<String, String> {
             }
             Ok(text.to_string())
         }
-        FieldKind::Integer => {
+        FieldKind::Integer | FieldKind::Short => {
             let trimmed = text.trim();
             if trimmed.is_empty() {
                 return Ok("0".to_string());
@@ -420,6 +453,7 @@ mod tests {
         }
         assert!(schema_by_name("transaction").is_some_and(|s| s.subfile.is_some()));
         assert!(schema_by_name("ledger").is_none());
+        assert_eq!(all().len(), TABLES.len(), "every catalogue table is served");
         assert_eq!(TABLES.len(), 18);
         assert_eq!(
             table_by_element("taxrate").map(|t| t.key),

@@ -6,5 +6,5 @@
 mod read;
 mod write;
 
-pub use read::{Element, XmlError, parse};
+pub use read::{Element, ElementStream, XmlError, parse};
 pub use write::{Empty, Forbidden, Style, Unwritable, XmlWriter, escape_into, is_xml_char};

@@ -65,59 +65,34 @@ impl Classify for XmlError {
 /// child elements.
 pub fn parse(input: &str) -> Result<Element, XmlError> {
     let mut reader = Reader::from_str(input);
-    let mut open: Vec<Element> = Vec::new();
+    let mut tree = Tree::default();
     let mut root: Option<Element> = None;
     loop {
-        let event = reader.read_event().map_err(|e| {
-            let ended = reader.buffer_position() >= input.len() as u64;
-            let hint = if ended { " (the input ends early)" } else { "" };
-            XmlError {
-                offset: reader.buffer_position(),
-                reason: format!("{e}{hint}"),
-            }
-        })?;
+        let event = reader
+            .read_event()
+            .map_err(|e| read_error(&e, reader.buffer_position(), input.len() as u64))?;
         let fail = |reason: String| XmlError {
             offset: reader.buffer_position(),
             reason,
         };
-        match event {
-            Event::Start(start) | Event::Empty(start) if root.is_some() => {
-                return Err(fail(format!(
-                    "<{}> after the root element",
-                    start.name().as_ref()
-                )));
-            }
-            Event::Start(start) => open.push(element(&start).map_err(fail)?),
-            Event::Empty(start) => {
-                let el = element(&start).map_err(fail)?;
-                attach(&mut open, &mut root, el);
-            }
-            Event::End(_) => {
-                let mut el = open
-                    .pop()
-                    .ok_or_else(|| fail("an end tag without a start".into()))?;
-                if !el.children.is_empty() {
-                    if !el.text.trim().is_empty() {
-                        return Err(fail(format!("<{}> mixes text and elements", el.name)));
-                    }
-                    el.text.clear();
-                }
-                attach(&mut open, &mut root, el);
-            }
-            Event::Text(t) => add_text(&mut open, &t.xml10_content()).map_err(fail)?,
-            Event::CData(c) => add_text(&mut open, &c.xml10_content()).map_err(fail)?,
-            Event::GeneralRef(r) => {
-                let ch = reference(&r).map_err(fail)?;
-                add_text(&mut open, ch.encode_utf8(&mut [0; 4])).map_err(fail)?;
-            }
-            Event::Eof => break,
-            Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        if let Event::Eof = event {
+            break;
+        }
+        if root.is_some() && matches!(event, Event::Start(_) | Event::Empty(_)) {
+            let name = match &event {
+                Event::Start(s) | Event::Empty(s) => s.name().as_ref().to_string(),
+                _ => String::new(),
+            };
+            return Err(fail(format!("<{name}> after the root element")));
+        }
+        if let Some(done) = tree.feed(event).map_err(fail)? {
+            root = Some(done);
         }
     }
-    if let Some(el) = open.last() {
+    if let Some(name) = tree.open_name() {
         return Err(XmlError {
             offset: input.len() as u64,
-            reason: format!("the input ends inside <{}> (truncated?)", el.name),
+            reason: format!("the input ends inside <{name}> (truncated?)"),
         });
     }
     root.ok_or_else(|| XmlError {
@@ -126,10 +101,219 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
     })
 }
 
-fn attach(open: &mut [Element], root: &mut Option<Element>, el: Element) {
-    match open.last_mut() {
-        Some(parent) => parent.children.push(el),
-        None => *root = Some(el),
+fn read_error(e: &quick_xml::Error, at: u64, len: u64) -> XmlError {
+    let hint = if at >= len {
+        " (the input ends early)"
+    } else {
+        ""
+    };
+    XmlError {
+        offset: at,
+        reason: format!("{e}{hint}"),
+    }
+}
+
+/// Elements being built from reader events; an element is done when its end tag is read
+/// and no element is open around it.
+#[derive(Default)]
+struct Tree {
+    open: Vec<Element>,
+    /// Elements handed back after use, whose buffers new elements reuse.
+    pool: Vec<Element>,
+}
+
+impl Tree {
+    fn open_name(&self) -> Option<&str> {
+        self.open.last().map(|e| e.name.as_str())
+    }
+
+    fn fresh(&mut self, start: &BytesStart<'_>) -> Result<Element, String> {
+        element_into(start, self.pool.pop().unwrap_or_default())
+    }
+
+    /// Keeps `el` and its descendants for reuse.
+    fn recycle(&mut self, mut el: Element) {
+        for child in el.children.drain(..) {
+            self.recycle(child);
+        }
+        if self.pool.len() < 4096 {
+            self.pool.push(el);
+        }
+    }
+
+    /// Takes one event; returns the outermost element it completes.
+    fn feed(&mut self, event: Event<'_>) -> Result<Option<Element>, String> {
+        match event {
+            Event::Start(start) => {
+                let el = self.fresh(&start)?;
+                self.open.push(el);
+            }
+            Event::Empty(start) => {
+                let el = self.fresh(&start)?;
+                return Ok(self.attach(el));
+            }
+            Event::End(_) => {
+                let mut el = self
+                    .open
+                    .pop()
+                    .ok_or_else(|| "an end tag without a start".to_string())?;
+                if !el.children.is_empty() {
+                    if !el.text.trim().is_empty() {
+                        return Err(format!("<{}> mixes text and elements", el.name));
+                    }
+                    el.text.clear();
+                }
+                return Ok(self.attach(el));
+            }
+            Event::Text(t) => add_text(&mut self.open, &t.xml10_content())?,
+            Event::CData(c) => add_text(&mut self.open, &c.xml10_content())?,
+            Event::GeneralRef(r) => {
+                let ch = reference(&r)?;
+                add_text(&mut self.open, ch.encode_utf8(&mut [0; 4]))?;
+            }
+            Event::Eof | Event::Decl(_) | Event::PI(_) | Event::Comment(_) | Event::DocType(_) => {}
+        }
+        Ok(None)
+    }
+
+    fn attach(&mut self, el: Element) -> Option<Element> {
+        match self.open.last_mut() {
+            Some(parent) => {
+                parent.children.push(el);
+                None
+            }
+            None => Some(el),
+        }
+    }
+}
+
+/// Reads a document one child of the root at a time, so a file of any size is read in
+/// memory bounded by its largest record. The same rules as [`parse`] apply.
+pub struct ElementStream<R: std::io::BufRead> {
+    reader: Reader<R>,
+    buf: Vec<u8>,
+    root: Element,
+    tree: Tree,
+    done: bool,
+}
+
+impl<R: std::io::BufRead> ElementStream<R> {
+    /// Reads up to the root's start tag.
+    pub fn new(input: R) -> Result<ElementStream<R>, XmlError> {
+        let mut reader = Reader::from_reader(input);
+        let mut buf = Vec::with_capacity(1 << 16);
+        loop {
+            buf.clear();
+            let at = reader.buffer_position();
+            let event = reader
+                .read_event_into(&mut buf)
+                .map_err(|e| read_error(&e, at, u64::MAX))?;
+            let fail = |reason: String| XmlError { offset: at, reason };
+            let empty = matches!(event, Event::Empty(_));
+            match event {
+                Event::Start(start) | Event::Empty(start) => {
+                    let root = element(&start).map_err(fail)?;
+                    return Ok(ElementStream {
+                        reader,
+                        buf,
+                        root,
+                        tree: Tree::default(),
+                        done: empty,
+                    });
+                }
+                Event::Eof => return Err(fail("there is no root element".into())),
+                Event::Text(t) if t.xml10_content().trim().is_empty() => {}
+                Event::Decl(_)
+                | Event::PI(_)
+                | Event::Comment(_)
+                | Event::DocType(_)
+                | Event::Text(_) => {
+                    if let Event::Text(_) = event {
+                        return Err(fail("text outside the root element".into()));
+                    }
+                }
+                Event::End(_) | Event::CData(_) | Event::GeneralRef(_) => {
+                    return Err(fail("text or an end tag before the root element".into()));
+                }
+            }
+        }
+    }
+
+    /// The root element, without its children.
+    pub fn root(&self) -> &Element {
+        &self.root
+    }
+
+    /// Hands a child back once it has been read, so the next ones reuse its buffers.
+    pub fn recycle(&mut self, child: Element) {
+        self.tree.recycle(child);
+    }
+
+    /// The next child of the root, or `None` once the root has ended (and nothing but
+    /// whitespace, comments and processing instructions follows it).
+    pub fn next_child(&mut self) -> Result<Option<Element>, XmlError> {
+        while !self.done {
+            self.buf.clear();
+            let at = self.reader.buffer_position();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| read_error(&e, at, u64::MAX))?;
+            let fail = |reason: String| XmlError { offset: at, reason };
+            match event {
+                Event::Eof => {
+                    let name = self.tree.open_name().unwrap_or(&self.root.name);
+                    return Err(fail(format!("the input ends inside <{name}> (truncated?)")));
+                }
+                Event::End(_) if self.tree.open.is_empty() => {
+                    self.done = true;
+                    self.finish()?;
+                }
+                Event::Text(t) if self.tree.open.is_empty() => {
+                    if !t.xml10_content().trim().is_empty() {
+                        return Err(fail(format!(
+                            "<{}> mixes text and elements",
+                            self.root.name
+                        )));
+                    }
+                }
+                Event::CData(_) | Event::GeneralRef(_) if self.tree.open.is_empty() => {
+                    return Err(fail(format!(
+                        "<{}> mixes text and elements",
+                        self.root.name
+                    )));
+                }
+                other => {
+                    if let Some(child) = self.tree.feed(other).map_err(fail)? {
+                        return Ok(Some(child));
+                    }
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// Checks that only whitespace, comments and processing instructions follow the root.
+    fn finish(&mut self) -> Result<(), XmlError> {
+        loop {
+            self.buf.clear();
+            let at = self.reader.buffer_position();
+            let event = self
+                .reader
+                .read_event_into(&mut self.buf)
+                .map_err(|e| read_error(&e, at, u64::MAX))?;
+            match event {
+                Event::Eof => return Ok(()),
+                Event::Text(t) if t.xml10_content().trim().is_empty() => {}
+                Event::PI(_) | Event::Comment(_) => {}
+                _ => {
+                    return Err(XmlError {
+                        offset: at,
+                        reason: "content after the root element".into(),
+                    });
+                }
+            }
+        }
     }
 }
 
@@ -169,8 +353,17 @@ fn reference(r: &BytesRef<'_>) -> Result<char, String> {
 }
 
 fn element(start: &BytesStart<'_>) -> Result<Element, String> {
-    let name = start.name().as_ref().to_string();
-    let mut attrs = Vec::new();
+    element_into(start, Element::default())
+}
+
+/// Fills `el` (whose buffers may be reused) from a start tag.
+fn element_into(start: &BytesStart<'_>, mut el: Element) -> Result<Element, String> {
+    el.name.clear();
+    el.name.push_str(start.name().as_ref());
+    el.text.clear();
+    el.children.clear();
+    el.attrs.clear();
+    let mut attrs = std::mem::take(&mut el.attrs);
     for attr in start.attributes() {
         let attr = attr.map_err(|e| e.to_string())?;
         let key = attr.key.as_ref().to_string();
@@ -181,12 +374,8 @@ fn element(start: &BytesStart<'_>) -> Result<Element, String> {
         check_chars(&value)?;
         attrs.push((key, value));
     }
-    Ok(Element {
-        name,
-        attrs,
-        children: Vec::new(),
-        text: String::new(),
-    })
+    el.attrs = attrs;
+    Ok(el)
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! by the value rules (with optional date shifting and amount scaling that keeps transactions
 //! balanced) and every other event copied unchanged. It must not walk directories.
 
+use std::borrow::Cow;
 use std::io::Write;
 
 use quick_xml::Writer;
-use quick_xml::events::{BytesText, Event};
+use quick_xml::events::Event;
 use rand::Rng as _;
 
 use super::super::keyed::{Keyed, pick};
@@ -27,12 +28,12 @@ pub(super) struct Anonymizer {
     scale_millis: i128,
 }
 /// One leaf field of a buffered record.
-struct Leaf {
-    name: String,
+struct Leaf<'a> {
+    name: Cow<'a, str>,
     row: Option<u32>,
     start: usize,
     end: usize,
-    value: String,
+    value: Cow<'a, str>,
 }
 impl Anonymizer {
     pub(super) fn new(opts: &AnonOptions) -> Anonymizer {
@@ -183,11 +184,15 @@ impl Anonymizer {
         if p < 0 { -q } else { q }
     }
 
-    /// Rewrites one buffered record (`events[0]` is its start tag) to `w`.
+    /// Rewrites one buffered record to `w`: `raw` holds its bytes, `events` its events
+    /// (`events[0]` is its start tag) and `spans` where each event lies in `raw`. The bytes
+    /// are copied as they are but for the text of replaced leaves.
     pub(super) fn record<W: Write>(
         &mut self,
         table: &str,
-        events: &[Event<'static>],
+        raw: &[u8],
+        events: &[Event<'_>],
+        spans: &[(usize, usize)],
         w: &mut Writer<W>,
     ) -> Result<(), String> {
         let leaves = leaves(events)?;
@@ -198,36 +203,29 @@ impl Anonymizer {
         if self.opts.scale_amounts && table == "transaction" {
             self.balance(&leaves, &mut new);
         }
-        let mut i = 0;
-        let mut next = leaves
-            .iter()
-            .zip(&new)
-            .filter(|(l, n)| n.as_deref().is_some_and(|n| n != l.value));
-        let mut pending = next.next();
-        while i < events.len() {
-            if let Some((leaf, Some(text))) = pending
-                && leaf.start == i
-            {
-                let mut escaped = String::with_capacity(text.len() + 8);
-                escape_into(&mut escaped, text).map_err(|e| {
-                    format!("the replacement of <{}> cannot be written: {e}", leaf.name)
-                })?;
-                write(w, events[i].borrow())?;
-                write(w, Event::Text(BytesText::from_escaped(escaped)))?;
-                write(w, events[leaf.end].borrow())?;
-                i = leaf.end + 1;
-                pending = next.next();
+        let mut copied = 0;
+        let out = w.get_mut();
+        let io = |e: std::io::Error| e.to_string();
+        for (leaf, text) in leaves.iter().zip(&new) {
+            let Some(text) = text.as_deref().filter(|t| *t != leaf.value) else {
                 continue;
-            }
-            write(w, events[i].borrow())?;
-            i += 1;
+            };
+            let mut escaped = String::with_capacity(text.len() + 8);
+            escape_into(&mut escaped, text).map_err(|e| {
+                format!("the replacement of <{}> cannot be written: {e}", leaf.name)
+            })?;
+            let (text_start, text_end) = (spans[leaf.start].1, spans[leaf.end].0);
+            out.write_all(&raw[copied..text_start]).map_err(io)?;
+            out.write_all(escaped.as_bytes()).map_err(io)?;
+            copied = text_end;
         }
+        out.write_all(&raw[copied..]).map_err(io)?;
         Ok(())
     }
 
     /// Recomputes a transaction's totals from its scaled lines wherever the original totals
     /// equalled the sum of the original lines, so scaled transactions stay balanced.
-    fn balance(&self, leaves: &[Leaf], new: &mut [Option<String>]) {
+    fn balance(&self, leaves: &[Leaf<'_>], new: &mut [Option<String>]) {
         let find = |row: Option<u32>, name: &str| {
             leaves
                 .iter()
@@ -343,10 +341,10 @@ pub(super) fn write<W: Write>(w: &mut Writer<W>, e: Event<'_>) -> Result<(), Str
 }
 
 /// The leaf fields of a buffered record, with their decoded text.
-fn leaves(events: &[Event<'static>]) -> Result<Vec<Leaf>, String> {
-    let mut out = Vec::new();
+fn leaves<'a>(events: &'a [Event<'a>]) -> Result<Vec<Leaf<'a>>, String> {
+    let mut out = Vec::with_capacity(events.len() / 2);
     // (name, event index, has child elements)
-    let mut stack: Vec<(String, usize, bool)> = Vec::new();
+    let mut stack: Vec<(Cow<'a, str>, usize, bool)> = Vec::new();
     let mut row: Option<u32> = None;
     let mut rows = 0u32;
     for (i, e) in events.iter().enumerate() {
@@ -359,7 +357,13 @@ fn leaves(events: &[Event<'static>]) -> Result<Vec<Leaf>, String> {
                         row = Some(rows);
                     }
                 }
-                stack.push((s.name().as_ref().to_ascii_lowercase(), i, false));
+                let name: &'a str = s.name().into_inner();
+                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
+                    Cow::Owned(name.to_ascii_lowercase())
+                } else {
+                    Cow::Borrowed(name)
+                };
+                stack.push((name, i, false));
             }
             Event::Empty(_) => {
                 if let Some(parent) = stack.last_mut() {
@@ -370,15 +374,25 @@ fn leaves(events: &[Event<'static>]) -> Result<Vec<Leaf>, String> {
                 let (name, start, has_children) =
                     stack.pop().ok_or("unbalanced end tag in a record")?;
                 if !stack.is_empty() && !has_children && name != "subfile" {
-                    let mut value = String::new();
-                    for inner in &events[start + 1..i] {
-                        match inner {
-                            Event::Text(t) => value.push_str(&t.xml10_content()),
-                            Event::CData(c) => value.push_str(&c.clone().into_inner()),
-                            Event::GeneralRef(r) => value.push(resolve(r)?),
-                            _ => {}
+                    let value = match &events[start + 1..i] {
+                        [] => Cow::Borrowed(""),
+                        [Event::Text(t)] => match t.xml10_content() {
+                            Cow::Borrowed(b) => Cow::Borrowed(b),
+                            Cow::Owned(o) => Cow::Owned(o),
+                        },
+                        inners => {
+                            let mut value = String::new();
+                            for inner in inners {
+                                match inner {
+                                    Event::Text(t) => value.push_str(&t.xml10_content()),
+                                    Event::CData(c) => value.push_str(&c.clone().into_inner()),
+                                    Event::GeneralRef(r) => value.push(resolve(r)?),
+                                    _ => {}
+                                }
+                            }
+                            Cow::Owned(value)
                         }
-                    }
+                    };
                     out.push(Leaf {
                         name,
                         row,

@@ -18,7 +18,8 @@ use crate::schema::format_scaled;
 /// (code, company, contact) of a customer or supplier.
 pub(super) type Parties = Vec<(String, String, String)>;
 
-/// Master data kept while transactions are made: the codes they may reference.
+/// Master data kept while transactions are made: the codes they may reference. `tables`
+/// holds every table but Transaction and Payments, which are streamed.
 pub(crate) struct Masters {
     /// Account, Name, Product and Job records, keyed by table name.
     pub tables: BTreeMap<String, Vec<Record>>,
@@ -84,14 +85,18 @@ pub(crate) fn masters(spec: &GenSpec) -> Masters {
     tables.insert("Name".to_string(), names);
     tables.insert("Product".to_string(), products);
     tables.insert("Job".to_string(), jobs);
-    Masters {
+    let mut m = Masters {
         tables,
         customers,
         suppliers,
         products: product_refs,
         jobs: job_refs,
         expense_accounts,
+    };
+    for (name, records) in super::others::others(spec, &m) {
+        m.tables.insert(name.to_string(), records);
     }
+    m
 }
 
 /// Customers and suppliers: their records, and the (code, company, contact) of each kind.
@@ -137,7 +142,11 @@ fn names(rng: &mut Rng, spec: &GenSpec) -> (Vec<Record>, Parties, Parties) {
             ),
         );
         set(f, "bankaccountnumber", bank_account(rng));
-        set(f, "bankaccountname", company.clone());
+        set(
+            f,
+            "accountname",
+            company.chars().take(21).collect::<String>().trim_end(),
+        );
         set(f, "recaccount", if cust > 0 { AR } else { "" });
         set(f, "payaccount", if supp > 0 { AP } else { "" });
         set(f, "colour", rng.random_range(0..8).to_string());
@@ -161,13 +170,13 @@ fn addresses_and_contacts(f: &mut Record, rng: &mut Rng, company: &str, first: &
     set(f, "address1", street(rng));
     set(f, "address2", pick(rng, TOWNS));
     set(f, "address3", "");
+    set(f, "address4", "New Zealand");
     set(
         f,
         "postcode",
         format!("{:04}", rng.random_range(100..10_000)),
     );
     set(f, "state", pick(rng, STATES));
-    set(f, "country", "New Zealand");
     if rng.random_bool(0.3) {
         set(f, "delivery1", street(rng));
         set(f, "delivery2", pick(rng, TOWNS));

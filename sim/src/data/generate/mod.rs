@@ -4,8 +4,10 @@
 //! table's export document, and all randomness comes from the spec's seed.
 
 mod masters;
+mod others;
 mod transactions;
 
+use std::collections::BTreeMap;
 use std::io::Write;
 
 use rand::Rng as _;
@@ -36,8 +38,40 @@ pub struct GenSpec {
     pub jobs: usize,
     /// Transactions.
     pub transactions: usize,
+    /// Sizes of the other tables by internal name (`Contacts`, `Payments`, …); a table not
+    /// named gets its default size (see [`GenSpec::size`]).
+    pub sizes: BTreeMap<String, usize>,
     /// Modification times are spread over years ending here.
     pub end: DateTime,
+}
+
+impl GenSpec {
+    /// How many records of `table` (an internal name) to make: the named size, else a
+    /// default that follows the master data (a contact per Name, a stock record per Product,
+    /// a payment per four transactions, …). TaxRate always holds its three codes and General
+    /// its fixed categories, whatever is asked.
+    pub fn size(&self, table: &str) -> usize {
+        if let Some(n) = self.sizes.get(table) {
+            return *n;
+        }
+        match table {
+            "Name" => self.names,
+            "Account" => self.accounts,
+            "Product" => self.products,
+            "Job" => self.jobs,
+            "Transaction" => self.transactions,
+            "Contacts" => self.names,
+            "Inventory" => self.products,
+            "Memo" => self.names / 2,
+            "JobSheet" => self.jobs * 3,
+            "Build" => self.products / 5,
+            "Payments" => self.transactions / 4,
+            "Department" => 4,
+            "Login" => 3,
+            "AutoSplit" | "User" | "User2" => 3,
+            _ => 0,
+        }
+    }
 }
 
 impl Default for GenSpec {
@@ -49,6 +83,7 @@ impl Default for GenSpec {
             products: 15,
             jobs: 5,
             transactions: 60,
+            sizes: BTreeMap::new(),
             end: DateTime::new(2026, 6, 30, 12, 0, 0)
                 .expect("2026-06-30 12:00:00 is a valid time because every part is in range"),
         }
@@ -62,8 +97,7 @@ const DAY: i64 = 86_400;
 const MIN_ACCOUNTS: usize = 10;
 
 fn table(name: &str) -> &'static TableSchema {
-    schema::schema_by_name(name)
-        .expect("the simulator schema serves Account, Name, Product, Job and Transaction")
+    schema::schema_by_name(name).expect("the simulator schema serves every catalogue table")
 }
 
 /// The chart template: code, type, description, system flag. The first entries are the
@@ -261,16 +295,11 @@ fn fresh(t: &'static TableSchema, seq: usize, lmt: DateTime) -> Record {
 pub fn generate(spec: &GenSpec) -> Dataset {
     let m = masters(spec);
     let transactions: Vec<Record> = Transactions::new(&m, spec).collect();
+    let payments: Vec<Record> = others::Payments::new(spec).collect();
     let mut tables = m.tables.clone();
     tables.insert("Transaction".to_string(), transactions);
+    tables.insert("Payments".to_string(), payments);
     Dataset { tables }
-}
-
-/// The lines of one record as `write_table` writes them inside its `<table>`.
-fn record_body(record: &Record) -> Result<String, Unwritable> {
-    let mut w = XmlWriter::fragment(Style::EXPORT, 1);
-    write_record(&mut w, record, Flavour::Verbose)?;
-    Ok(w.finish())
 }
 
 fn unwritable(path: &std::path::Path, e: Unwritable) -> DataError {
@@ -280,8 +309,51 @@ fn unwritable(path: &std::path::Path, e: Unwritable) -> DataError {
     }
 }
 
+/// Writes one table's export document of `count` records made by `records`, one record at a
+/// time; returns the bytes written.
+fn stream_table(
+    dir: &std::path::Path,
+    info: &crate::schema::TableInfo,
+    count: usize,
+    records: impl Iterator<Item = Record>,
+) -> Result<u64, DataError> {
+    let path = dir.join(format!("{}.xml", info.element));
+    let file = std::fs::File::create(&path).map_err(|e| DataError::io(&path, e))?;
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
+    let mut bytes = 0u64;
+    let n = count.to_string();
+    let mut head = XmlWriter::new(Style::EXPORT, 128);
+    let attrs = [
+        ("name", info.name),
+        ("count", &n),
+        ("start", "0"),
+        ("found", &n),
+    ];
+    head.open("table", &attrs)
+        .expect("table names and numbers are plain ASCII");
+    let mut tail = XmlWriter::fragment(Style::EXPORT, 1);
+    tail.close("table");
+    let mut write = |s: &str| -> Result<(), DataError> {
+        bytes += s.len() as u64;
+        out.write_all(s.as_bytes())
+            .map_err(|e| DataError::io(&path, e))
+    };
+    write(&head.finish())?;
+    let mut body = XmlWriter::fragment(Style::EXPORT, 1);
+    for (i, record) in records.enumerate() {
+        write_record(&mut body, &record, Flavour::Verbose).map_err(|e| unwritable(&path, e))?;
+        if i % 64 == 63 {
+            write(&std::mem::replace(&mut body, XmlWriter::fragment(Style::EXPORT, 1)).finish())?;
+        }
+    }
+    write(&body.finish())?;
+    write(&tail.finish())?;
+    out.flush().map_err(|e| DataError::io(&path, e))?;
+    Ok(bytes)
+}
+
 /// Writes a generated dataset to `dir` (one verbose export per table), streaming the
-/// transactions so memory stays bounded by the master data. The bytes equal those of
+/// transactions and payments so memory stays bounded by the master data. The bytes equal those of
 /// `write_dir(&generate(spec), dir)`.
 pub fn write_generated(spec: &GenSpec, dir: &std::path::Path) -> Result<u64, DataError> {
     std::fs::create_dir_all(dir).map_err(|e| DataError::io(dir, e))?;
@@ -301,32 +373,17 @@ pub fn write_generated(spec: &GenSpec, dir: &std::path::Path) -> Result<u64, Dat
         std::fs::write(&path, &doc).map_err(|e| DataError::io(&path, e))?;
         bytes += doc.len() as u64;
     }
-    let info = schema::TRANSACTION.info;
-    let path = dir.join(format!("{}.xml", info.element));
-    let file = std::fs::File::create(&path).map_err(|e| DataError::io(&path, e))?;
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, file);
-    let n = spec.transactions.to_string();
-    let mut head = XmlWriter::new(Style::EXPORT, 128);
-    let attrs = [
-        ("name", info.name),
-        ("count", &n),
-        ("start", "0"),
-        ("found", &n),
-    ];
-    head.open("table", &attrs)
-        .expect("table names and numbers are plain ASCII");
-    let mut tail = XmlWriter::fragment(Style::EXPORT, 1);
-    tail.close("table");
-    let mut write = |s: &str| -> Result<(), DataError> {
-        bytes += s.len() as u64;
-        out.write_all(s.as_bytes())
-            .map_err(|e| DataError::io(&path, e))
-    };
-    write(&head.finish())?;
-    for record in Transactions::new(&m, spec) {
-        write(&record_body(&record).map_err(|e| unwritable(&path, e))?)?;
-    }
-    write(&tail.finish())?;
-    out.flush().map_err(|e| DataError::io(&path, e))?;
+    bytes += stream_table(
+        dir,
+        schema::TRANSACTION.info,
+        spec.transactions,
+        Transactions::new(&m, spec),
+    )?;
+    bytes += stream_table(
+        dir,
+        schema::PAYMENTS.info,
+        spec.size("Payments"),
+        others::Payments::new(spec),
+    )?;
     Ok(bytes)
 }

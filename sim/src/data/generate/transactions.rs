@@ -206,10 +206,8 @@ impl<'m> Transactions<'m> {
         set(f, "description", prose(rng, 2..8));
         set(f, "gross", money(gross));
         set(f, "taxamount", money(tax_sum));
-        set(f, "netamount", money(net_sum));
         set(f, "contra", contra(kind));
         set(f, "status", if plan.posted { "P" } else { "U" });
-        set(f, "currency", "");
         set(f, "exchangerate", qty(1));
         if plan.posted && matches!(kind, "DII" | "CII") && !plan.recent && rng.random_bool(0.9) {
             set(f, "amtpaid", money(gross));
@@ -229,6 +227,15 @@ impl<'m> Transactions<'m> {
             set(f, "postedby", "ADM");
             set(f, "timeposted", plan.lmt.to_string());
         }
+        let period = rec.text("period").unwrap_or_default().to_string();
+        let rows = rows
+            .into_iter()
+            .map(|mut row| {
+                set_line(&mut row, "detail.transactiontype", &kind[..2]);
+                set_line(&mut row, "detail.period", period.clone());
+                row
+            })
+            .collect();
         rec.set_rows(rows);
         rec
     }

@@ -1,13 +1,13 @@
-//! The `import` command: reads `<table>` or `<import>` XML, matches records (Names, Products,
-//! Jobs and Accounts on `code`, Transactions on `seqnum`), creates or updates them with
-//! normalised values, works out `work-it-out` fields, evaluates `calculated` ones, and hands
-//! transactions to `transaction` for their own rules. An import is all or nothing: on any
-//! error nothing is stored. It must not know HTTP; errors are returned as the text that
-//! follows `[ERROR] `.
+//! The `import` command: reads `<table>` or `<import>` XML, matches records (code-keyed
+//! tables on their code, `taxcode` or `initials`; the others on `seqnum`), creates or updates
+//! them with normalised values, works out `work-it-out` fields, evaluates `calculated` ones,
+//! and hands transactions to `transaction` for their own rules. An import is all or nothing:
+//! on any error what it stored is undone from its journal. It must not know HTTP; errors are
+//! returned as the text that follows `[ERROR] `.
 
 mod transaction;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use super::db::{Db, RecordEnv, TableData, set_field};
 use super::search;
@@ -30,47 +30,17 @@ pub fn import(
     let root = xml::parse(body).map_err(|e| format!("Malformed XML: {e}"))?;
     let tables = table_elements(&root)?;
     let mut work = Work {
+        start_detail_seq: db.next_detail_seq,
         db,
-        staged: BTreeMap::new(),
-        next_detail_seq: db.next_detail_seq,
+        undo: Vec::new(),
         now,
     };
-    let (mut created, mut updated) = (0u64, 0u64);
-    let mut last_seq = None;
-    let mut return_seq = url_return_seq;
-    for table_el in tables {
-        let name = table_el
-            .attr("name")
-            .ok_or("Malformed import: a <table> has no name attribute")?;
-        let schema = schema::schema_by_name(name).ok_or(format!("Unknown table: {name}"))?;
-        let opts = TableOpts::of(table_el)?;
-        return_seq |= table_el.flag("return_seq");
-        for (index, record_el) in table_el.children.iter().enumerate() {
-            let at = format!("{} record {}", schema.info.name, index + 1);
-            let (seq, was_new) = work
-                .import_record(schema, &opts, record_el)
-                .map_err(|e| format!("{at}: {e}"))?;
-            if was_new {
-                created += 1;
-            } else {
-                updated += 1;
-            }
-            last_seq = Some(seq);
+    match work.run(&tables, url_return_seq) {
+        Ok(reply) => Ok(reply),
+        Err(e) => {
+            work.rollback();
+            Err(e)
         }
-    }
-    let Work {
-        staged,
-        next_detail_seq,
-        ..
-    } = work;
-    for (_, data) in staged {
-        db.install(data);
-    }
-    db.next_detail_seq = next_detail_seq;
-    if return_seq {
-        Ok(last_seq.unwrap_or(0).to_string())
-    } else {
-        Ok(format!("created {created}; updated {updated}"))
     }
 }
 
@@ -135,22 +105,99 @@ struct Asked {
     rows: Option<Vec<RowInput>>,
 }
 
-/// An import in progress: tables it touched are copied, changed, and installed at the end.
+/// An import in progress. Every record it stores is journalled with what it replaced, so a
+/// failed import puts the document back exactly as it was, at a cost in proportion to what
+/// the import touched, not to the size of the tables.
 struct Work<'a> {
-    db: &'a Db,
-    staged: BTreeMap<&'static str, TableData>,
-    next_detail_seq: u64,
+    db: &'a mut Db,
+    undo: Vec<Undo>,
+    start_detail_seq: u64,
     now: DateTime,
 }
 
+/// What one stored record replaced.
+struct Undo {
+    table: &'static str,
+    seq: u64,
+    old: Option<Record>,
+    next_seq: u64,
+}
+
 impl Work<'_> {
-    fn table(&mut self, schema: &'static TableSchema) -> &mut TableData {
-        let db = self.db;
-        self.staged.entry(schema.info.name).or_insert_with(|| {
-            db.table(schema.info.name)
-                .expect("every schema table is in the document")
-                .clone()
+    fn run(&mut self, tables: &[&Element], url_return_seq: bool) -> Result<String, String> {
+        let (mut created, mut updated) = (0u64, 0u64);
+        let mut last_seq = None;
+        let mut return_seq = url_return_seq;
+        for table_el in tables {
+            let name = table_el
+                .attr("name")
+                .ok_or("Malformed import: a <table> has no name attribute")?;
+            let schema = schema::schema_by_name(name).ok_or(format!("Unknown table: {name}"))?;
+            let opts = TableOpts::of(table_el)?;
+            return_seq |= table_el.flag("return_seq");
+            for (index, record_el) in table_el.children.iter().enumerate() {
+                let at = format!("{} record {}", schema.info.name, index + 1);
+                let (seq, was_new) = self
+                    .import_record(schema, &opts, record_el)
+                    .map_err(|e| format!("{at}: {e}"))?;
+                if was_new {
+                    created += 1;
+                } else {
+                    updated += 1;
+                }
+                last_seq = Some(seq);
+            }
+        }
+        Ok(if return_seq {
+            last_seq.unwrap_or(0).to_string()
+        } else {
+            format!("created {created}; updated {updated}")
         })
+    }
+
+    fn table(&self, schema: &'static TableSchema) -> &TableData {
+        self.db
+            .table(schema.info.name)
+            .expect("every schema table is in the document")
+    }
+
+    /// Stores `record`, journalling what it replaces.
+    fn put(&mut self, schema: &'static TableSchema, record: Record) {
+        let data = self
+            .db
+            .table_mut(schema.info.name)
+            .expect("every schema table is in the document");
+        let next_seq = data.next_seq();
+        let seq = record
+            .seq()
+            .expect("imported records have their number set");
+        let old = data.put(record);
+        self.undo.push(Undo {
+            table: schema.info.name,
+            seq,
+            old,
+            next_seq,
+        });
+    }
+
+    /// Puts back everything this import stored.
+    fn rollback(&mut self) {
+        while let Some(u) = self.undo.pop() {
+            let data = self
+                .db
+                .table_mut(u.table)
+                .expect("journalled tables are in the document");
+            match u.old {
+                Some(old) => {
+                    data.put(old);
+                }
+                None => {
+                    data.remove(u.seq);
+                }
+            }
+            data.restore_next_seq(u.next_seq);
+        }
+        self.db.next_detail_seq = self.start_detail_seq;
     }
 
     fn import_record(
@@ -168,7 +215,11 @@ impl Work<'_> {
         let existing = self.existing(schema, opts, el)?;
         let (mut record, seq) = match existing {
             Some(seq) => {
-                let record = self.table(schema).records[&seq].clone();
+                let record = self
+                    .table(schema)
+                    .get(seq)
+                    .expect("existing returns stored numbers")
+                    .clone();
                 if schema.info.name == "Transaction" && transaction::is_posted(&record) {
                     return Err(format!("Transaction {seq} is posted and cannot be changed"));
                 }
@@ -176,7 +227,7 @@ impl Work<'_> {
             }
             None => {
                 let mut record = Record::blank(schema);
-                let seq = self.table(schema).next_seq;
+                let seq = self.table(schema).next_seq();
                 record.set(SEQ, &seq.to_string());
                 (record, seq)
             }
@@ -189,7 +240,7 @@ impl Work<'_> {
             return Err(format!("cannot work out {field} in {}", schema.info.name));
         }
         record.set(LMT, &self.now.to_string());
-        self.table(schema).put(record);
+        self.put(schema, record);
         Ok((seq, is_new))
     }
 
@@ -227,7 +278,7 @@ impl Work<'_> {
             .trim()
             .parse::<u64>()
             .map_err(|_| format!("seqnum `{s}` is not a sequence number"))?;
-        if !data.records.contains_key(&seq) {
+        if data.get(seq).is_none() {
             return Err(format!(
                 "there is no {} with sequence number {seq}",
                 schema.info.name
@@ -267,6 +318,7 @@ impl Work<'_> {
                 let env = RecordEnv {
                     record,
                     now: self.now,
+                    doc: None,
                 };
                 let value = expr.eval(&env).map_err(|e| format!("{name}: {e}"))?;
                 set_field(record, &name, &search::display(&value))?;

@@ -33,13 +33,19 @@ struct Fields {
     namecode: usize,
     gross: usize,
     taxamount: usize,
-    netamount: usize,
+    contra: usize,
     line_seq: usize,
     line_parent: usize,
     line_sort: usize,
     line_net: usize,
     line_tax: usize,
     line_gross: usize,
+    line_account: usize,
+    line_taxcode: usize,
+    line_type: usize,
+    line_period: usize,
+    line_debit: usize,
+    line_credit: usize,
 }
 
 static F: LazyLock<Fields> = LazyLock::new(|| {
@@ -66,13 +72,19 @@ static F: LazyLock<Fields> = LazyLock::new(|| {
         namecode: tx("namecode"),
         gross: tx("gross"),
         taxamount: tx("taxamount"),
-        netamount: tx("netamount"),
+        contra: tx("contra"),
         line_seq: line("detail.sequencenumber"),
         line_parent: line("detail.parentseq"),
         line_sort: line("detail.sort"),
         line_net: line("detail.net"),
         line_tax: line("detail.tax"),
         line_gross: line("detail.gross"),
+        line_account: line("detail.account"),
+        line_taxcode: line("detail.taxcode"),
+        line_type: line("detail.transactiontype"),
+        line_period: line("detail.period"),
+        line_debit: line("detail.debit"),
+        line_credit: line("detail.credit"),
     }
 });
 
@@ -167,10 +179,16 @@ impl Work<'_> {
             let seq = record
                 .seq()
                 .expect("an imported record has its sequence number set");
+            let line = Line {
+                parent: seq,
+                kind: &kind,
+                date,
+                period: record.get(F.period),
+            };
             let built = rows
                 .into_iter()
                 .enumerate()
-                .map(|(i, input)| self.build_row(input, seq, i))
+                .map(|(i, input)| self.build_row(input, &line, i))
                 .collect::<Result<_, _>>()?;
             record.set_rows(built);
         }
@@ -192,8 +210,8 @@ impl Work<'_> {
                     let ourref = F.ourref;
                     let next = self
                         .table(&TRANSACTION)
-                        .records
-                        .values()
+                        .records()
+                        .iter()
                         .filter_map(|r| r.get(ourref).trim().parse::<u64>().ok())
                         .max()
                         .unwrap_or(0)
@@ -201,7 +219,11 @@ impl Work<'_> {
                     record.set(ourref, &next.to_string());
                 }
                 "duedate" => record.set(F.duedate, &date.add_secs(30 * 86_400).date_text()),
-                "period" | "gross" | "taxamount" | "netamount" => {}
+                "contra" => {
+                    let contra = self.contra_for(record.get(F.kind), record.get(F.namecode))?;
+                    record.set(F.contra, &contra);
+                }
+                "period" | "gross" | "taxamount" => {}
                 other => return Err(format!("cannot work out {other} in Transaction")),
             }
         }
@@ -227,59 +249,207 @@ impl Work<'_> {
             return Err(format!("Invalid name code `{namecode}`"));
         }
         let mut name = Record::blank(names);
-        name.set(SEQ, &data.next_seq.to_string());
+        name.set(SEQ, &data.next_seq().to_string());
         super::set_field(&mut name, "code", namecode)?;
         super::set_field(&mut name, "name", namecode)?;
         name.set(LMT, &now.to_string());
-        data.put(name);
+        self.put(names, name);
         Ok(())
     }
 
-    /// A stored Detail line from an input row: worked-out amounts, its own sequence number,
-    /// its parent and, unless given, its position as the sort order.
-    fn build_row(&mut self, input: RowInput, parent: u64, position: usize) -> Result<Row, String> {
+    /// A stored Detail line from an input row: worked-out tax code and amounts, its own
+    /// sequence number, its parent, the type and period it shares with its transaction and,
+    /// unless given, its position as the sort order.
+    fn build_row(
+        &mut self,
+        input: RowInput,
+        line: &Line<'_>,
+        position: usize,
+    ) -> Result<Row, String> {
         let mut row = input.row;
-        work_out_row(&mut row, &input.woo)?;
-        row.set(F.line_seq, &self.next_detail_seq.to_string());
-        self.next_detail_seq += 1;
-        row.set(F.line_parent, &parent.to_string());
+        let woo = &input.woo;
+        if woo.contains("detail.taxcode") {
+            let code = self.account_taxcode(row.get(F.line_account))?;
+            row.set(F.line_taxcode, &code);
+        }
+        let rate = if woo.contains("detail.tax") {
+            Some(self.tax_rate(row.get(F.line_taxcode), line.date)?)
+        } else {
+            None
+        };
+        work_out_row(&mut row, woo, rate)?;
+        row.set(F.line_seq, &self.db.next_detail_seq.to_string());
+        self.db.next_detail_seq += 1;
+        row.set(F.line_parent, &line.parent.to_string());
+        row.set(F.line_type, &line.kind.chars().take(2).collect::<String>());
+        row.set(F.line_period, line.period);
+        // The line's posting side, as the generator writes it: sales credit their account,
+        // everything else debits it.
+        let sale = ["DI", "CR", "SO", "QU"]
+            .iter()
+            .any(|p| line.kind.starts_with(p));
+        let (side, other) = if sale {
+            (F.line_credit, F.line_debit)
+        } else {
+            (F.line_debit, F.line_credit)
+        };
+        let net = row.get(F.line_net).to_string();
+        row.set(side, &net);
+        row.set(other, "0.00");
         if !input.given.contains("detail.sort") {
             row.set(F.line_sort, &position.to_string());
         }
         Ok(row)
     }
+
+    /// The default tax code of the account a line names: the code as given, or (for an
+    /// `account-department` code) the part before the last `-`.
+    fn account_taxcode(&self, account: &str) -> Result<String, String> {
+        let accounts = self.table(&schema::ACCOUNT);
+        let taxcode = schema::ACCOUNT
+            .index("taxcode")
+            .expect("the Account schema has taxcode");
+        let seq = accounts.find(account).or_else(|| {
+            let (code, _dept) = account.rsplit_once('-')?;
+            accounts.find(code)
+        });
+        let record = seq.and_then(|s| accounts.get(s)).ok_or_else(|| {
+            format!("cannot work out detail.taxcode: there is no account `{account}`")
+        })?;
+        Ok(record.get(taxcode).to_string())
+    }
+
+    /// The rate of tax code `code` on `date`, scaled by 10^6 (`15.000000` is 15_000_000): the
+    /// TaxRate record's `rate1` before its changeover `date`, `rate2` on or after it (and
+    /// when it has no changeover date). A blank code has no tax.
+    fn tax_rate(&self, code: &str, date: DateTime) -> Result<i128, String> {
+        if code.trim().is_empty() {
+            return Ok(0);
+        }
+        let rates = self.table(&schema::TAXRATE);
+        let field = |name: &str| {
+            schema::TAXRATE
+                .index(name)
+                .expect("the TaxRate schema has date, rate1 and rate2")
+        };
+        let record = rates.find(code).and_then(|s| rates.get(s)).ok_or_else(|| {
+            format!("cannot work out detail.tax: there is no TaxRate record for tax code `{code}`")
+        })?;
+        let changeover = DateTime::parse_date(record.get(field("date")).trim()).ok();
+        let rate = match changeover {
+            Some(change) if date < change => record.get(field("rate1")),
+            _ => record.get(field("rate2")),
+        };
+        Ok(parse_scaled(rate.trim(), 6).unwrap_or(0))
+    }
+
+    /// The contra account of a new transaction: the Name's receivables or payables account
+    /// for invoices, orders and quotes (the Account with system type `AR` or `AP` when the
+    /// Name has none), and the first bank account (`BK`) for cash transactions.
+    fn contra_for(&self, kind: &str, namecode: &str) -> Result<String, String> {
+        let sale = ["DI", "SO", "QU"].iter().any(|p| kind.starts_with(p));
+        let purchase = ["CI", "PO"].iter().any(|p| kind.starts_with(p));
+        let system = if sale {
+            "AR"
+        } else if purchase {
+            "AP"
+        } else if kind.starts_with("CP") || kind.starts_with("CR") {
+            "BK"
+        } else {
+            return Err(format!("cannot work out contra for a {kind} transaction"));
+        };
+        if sale || purchase {
+            let names = self.table(&schema::NAME);
+            let field = if sale { "recaccount" } else { "payaccount" };
+            let ix = schema::NAME
+                .index(field)
+                .expect("the Name schema has recaccount and payaccount");
+            if let Some(code) = names
+                .find(namecode)
+                .and_then(|s| names.get(s))
+                .map(|r| r.get(ix))
+                .filter(|c| !c.trim().is_empty())
+            {
+                return Ok(code.to_string());
+            }
+        }
+        let accounts = self.table(&schema::ACCOUNT);
+        let (sys_ix, code_ix) = (
+            schema::ACCOUNT
+                .index("system")
+                .expect("the Account schema has system"),
+            schema::ACCOUNT.code.expect("accounts are keyed by code"),
+        );
+        accounts
+            .records()
+            .iter()
+            .find(|r| r.get(sys_ix).trim() == system)
+            .map(|r| r.get(code_ix).to_string())
+            .ok_or_else(|| format!("cannot work out contra: no account has system type {system}"))
+    }
+}
+
+/// What the lines of one transaction share.
+struct Line<'k> {
+    parent: u64,
+    kind: &'k str,
+    date: DateTime,
+    period: &'k str,
 }
 
 fn money(text: &str) -> i128 {
     parse_scaled(text, 2).unwrap_or(0)
 }
 
-/// Fills a line's net, tax and gross from the other two: asked-for `work-it-out` fields, and a
-/// zero gross (or net) beside a non-zero net (or gross).
-fn work_out_row(row: &mut Row, woo: &BTreeSet<&'static str>) -> Result<(), String> {
+/// Fills a line's net, tax and gross: with `rate` (the tax code's rate scaled by 10^6, when
+/// `detail.tax` is to be worked out) the tax from the net, or from the gross when no net is
+/// given; then the gross from net and tax (asked for, or a zero gross beside a non-zero net)
+/// or the net from gross and tax. Without a rate, an asked-for tax is gross minus net.
+fn work_out_row(
+    row: &mut Row,
+    woo: &BTreeSet<&'static str>,
+    rate: Option<i128>,
+) -> Result<(), String> {
     let (net_ix, tax_ix, gross_ix) = (F.line_net, F.line_tax, F.line_gross);
-    let (net, tax, gross) = (
+    let (net, mut tax, gross) = (
         money(row.get(net_ix)),
         money(row.get(tax_ix)),
         money(row.get(gross_ix)),
     );
+    if let Some(rate) = rate {
+        tax = if net != 0 {
+            div_round(net * rate, 100_000_000)
+        } else {
+            div_round(gross * rate, 100_000_000 + rate)
+        };
+        row.set(tax_ix, &format_scaled(tax, 2));
+    }
     if woo.contains("detail.gross") || (gross == 0 && net != 0) {
         row.set(gross_ix, &format_scaled(net + tax, 2));
     } else if woo.contains("detail.net") || (net == 0 && gross != 0) {
         row.set(net_ix, &format_scaled(gross - tax, 2));
-    } else if woo.contains("detail.tax") {
+    } else if woo.contains("detail.tax") && rate.is_none() {
         row.set(tax_ix, &format_scaled(gross - net, 2));
     }
-    match woo
-        .iter()
-        .find(|f| !matches!(**f, "detail.gross" | "detail.net" | "detail.tax"))
-    {
+    match woo.iter().find(|f| {
+        !matches!(
+            **f,
+            "detail.gross" | "detail.net" | "detail.tax" | "detail.taxcode"
+        )
+    }) {
         Some(field) => Err(format!("cannot work out {field} in a Detail line")),
         None => Ok(()),
     }
 }
 
-/// Sets the tax and net totals from the lines (and the gross, when asked or new) and refuses
+/// `n / d` rounded half away from zero (`d` > 0).
+fn div_round(n: i128, d: i128) -> i128 {
+    let q = n.abs() * 2 + d;
+    let r = q / (2 * d);
+    if n < 0 { -r } else { r }
+}
+
+/// Sets the tax total from the lines (and the gross, when asked or new) and refuses
 /// lines that do not sum to the gross within the tolerance.
 fn check_totals(
     record: &mut Record,
@@ -291,12 +461,11 @@ fn check_totals(
         return Err("Transaction has no detail lines".to_string());
     }
     let sum = |ix: usize| -> i128 { record.rows().iter().map(|r| money(r.get(ix))).sum() };
-    let (gross, tax, net) = (sum(F.line_gross), sum(F.line_tax), sum(F.line_net));
+    let (gross, tax) = (sum(F.line_gross), sum(F.line_tax));
     if asked.woo.contains("gross") || (!asked.given.contains("gross") && is_new) {
         record.set(F.gross, &format_scaled(gross, 2));
     }
     record.set(F.taxamount, &format_scaled(tax, 2));
-    record.set(F.netamount, &format_scaled(net, 2));
     let stated = money(record.get(F.gross));
     if (stated - gross).abs() > opts.tolerance {
         return Err(format!(

@@ -18,6 +18,7 @@ pub(super) enum V<'a> {
     Num(f64),
     Text(Cow<'a, str>),
     Dt(DateTime),
+    Date(DateTime),
     Bool(bool),
 }
 
@@ -27,6 +28,7 @@ impl<'a> V<'a> {
             Val::Num(n) => V::Num(*n),
             Val::Text(t) => V::Text(Cow::Borrowed(t)),
             Val::DateTime(d) => V::Dt(*d),
+            Val::Date(d) => V::Date(*d),
             Val::Bool(b) => V::Bool(*b),
         }
     }
@@ -36,6 +38,7 @@ impl<'a> V<'a> {
             Val::Num(n) => V::Num(n),
             Val::Text(t) => V::Text(Cow::Owned(t)),
             Val::DateTime(d) => V::Dt(d),
+            Val::Date(d) => V::Date(d),
             Val::Bool(b) => V::Bool(b),
         }
     }
@@ -45,6 +48,7 @@ impl<'a> V<'a> {
             V::Num(n) => Val::Num(n),
             V::Text(t) => Val::Text(t.into_owned()),
             V::Dt(d) => Val::DateTime(d),
+            V::Date(d) => Val::Date(d),
             V::Bool(b) => Val::Bool(b),
         }
     }
@@ -54,7 +58,7 @@ pub(super) fn as_num(v: &V) -> Option<f64> {
     match v {
         V::Num(n) => Some(*n),
         V::Bool(b) => Some(if *b { 1.0 } else { 0.0 }),
-        V::Text(_) | V::Dt(_) => None,
+        V::Text(_) | V::Dt(_) | V::Date(_) => None,
     }
 }
 
@@ -68,6 +72,7 @@ pub(super) fn describe(v: &V) -> String {
         V::Num(_) => format!("the number {}", to_text(v)),
         V::Text(t) => format!("the text `{t}`"),
         V::Dt(d) => format!("the date-time {d}"),
+        V::Date(d) => format!("the date {}", d.date_text()),
         V::Bool(b) => format!("the condition {b}"),
     }
 }
@@ -79,6 +84,7 @@ pub(super) fn write_v(out: &mut String, v: &V) {
         V::Dt(d) => {
             let _ = write!(out, "{d}");
         }
+        V::Date(d) => out.push_str(&d.date_text()),
         V::Bool(b) => out.push(if *b { '1' } else { '0' }),
     }
 }
@@ -243,9 +249,19 @@ fn arith<'a>(op: BinOp, x: V<'a>, y: V<'a>) -> Result<V<'a>, String> {
             Some(days) => Ok(V::Dt(add_days(*t, days))),
             None => Err(bad(&x, &y)),
         },
-        (BinOp::Sub, V::Dt(a), V::Dt(b)) => Ok(V::Num((a.secs() - b.secs()) as f64 / SECS_PER_DAY)),
+        (BinOp::Add, V::Date(t), other) | (BinOp::Add, other, V::Date(t)) => match as_num(other) {
+            Some(days) => Ok(V::Date(add_days(*t, days.trunc()))),
+            None => Err(bad(&x, &y)),
+        },
+        (BinOp::Sub, V::Dt(a) | V::Date(a), V::Dt(b) | V::Date(b)) => {
+            Ok(V::Num((a.secs() - b.secs()) as f64 / SECS_PER_DAY))
+        }
         (BinOp::Sub, V::Dt(t), other) => match as_num(other) {
             Some(days) => Ok(V::Dt(add_days(*t, -days))),
+            None => Err(bad(&x, &y)),
+        },
+        (BinOp::Sub, V::Date(t), other) => match as_num(other) {
+            Some(days) => Ok(V::Date(add_days(*t, -days.trunc()))),
             None => Err(bad(&x, &y)),
         },
         (BinOp::Mul, V::Text(t), other) => match as_num(other) {
@@ -291,10 +307,10 @@ pub(super) fn comparable_date(text: &str) -> Result<Option<DateTime>, String> {
 
 fn compare(op: BinOp, x: &V, y: &V) -> Result<bool, String> {
     let ord = match (x, y) {
-        (V::Dt(a), V::Dt(b)) => a.cmp(b),
-        (V::Dt(a), V::Text(t)) => Some(*a).cmp(&comparable_date(t)?),
-        (V::Text(t), V::Dt(b)) => comparable_date(t)?.cmp(&Some(*b)),
-        (V::Dt(_), _) | (_, V::Dt(_)) => {
+        (V::Dt(a) | V::Date(a), V::Dt(b) | V::Date(b)) => a.cmp(b),
+        (V::Dt(a) | V::Date(a), V::Text(t)) => Some(*a).cmp(&comparable_date(t)?),
+        (V::Text(t), V::Dt(b) | V::Date(b)) => comparable_date(t)?.cmp(&Some(*b)),
+        (V::Dt(_) | V::Date(_), _) | (_, V::Dt(_) | V::Date(_)) => {
             return Err(format!(
                 "cannot compare {} with {}",
                 describe(x),
@@ -338,6 +354,11 @@ fn ordering_holds(op: BinOp, ord: Ordering) -> bool {
 
 fn fold_char(c: char) -> char {
     c.to_lowercase().next().unwrap_or(c)
+}
+
+/// `text` folded as comparisons fold it.
+pub(super) fn fold(text: &str) -> String {
+    text.chars().map(fold_char).collect()
 }
 
 pub(super) fn cmp_ci(a: &str, b: &str) -> Ordering {

@@ -82,8 +82,12 @@ pub(super) fn call<'a>(
     };
     match f {
         Func::Time => Ok(V::Dt(env.now())),
-        Func::Today => Ok(V::Dt(env.now().midnight())),
+        Func::Today => Ok(V::Date(env.now().midnight())),
         Func::TextToDate | Func::DateToText => date_function(f, &args),
+        Func::GetDatabaseFiles
+        | Func::GetDatabaseFields
+        | Func::GetDatabaseFieldSize
+        | Func::Find => database_function(f, &args),
         _ => text_function(f, &args),
     }
 }
@@ -98,7 +102,7 @@ fn date_function<'a>(f: Func, args: &Args<'a, '_>) -> Result<V<'a>, SearchError>
         return Ok(V::Dt(text_to_date(&t, fmt).map_err(|m| args.fail(m))?));
     }
     let d = match args.value(0)? {
-        V::Dt(d) => d,
+        V::Dt(d) | V::Date(d) => d,
         V::Text(t) => digits_to_time(t.trim()).ok_or_else(|| {
             args.fail(format!("`{t}` is not a date (YYYYMMDD or YYYYMMDDHHMMSS)"))
         })?,
@@ -157,10 +161,64 @@ fn text_function<'a>(f: Func, args: &Args<'a, '_>) -> Result<V<'a>, SearchError>
                 )
             }
         }
-        Func::Time | Func::Today | Func::TextToDate | Func::DateToText => {
-            return Err(args.fail("is a date function, not a text function".into()));
-        }
+        _ => return Err(args.fail("is not a text function".into())),
     })
+}
+
+/// The functions that read the document through the environment's [`Database`].
+fn database_function<'a>(f: Func, args: &Args<'a, '_>) -> Result<V<'a>, SearchError> {
+    let db = args.env.database().ok_or_else(|| {
+        args.fail("has no document to read here (it works in evaluate, search and format)".into())
+    })?;
+    let owned = |s: String| V::Text(Cow::Owned(s));
+    let value = match f {
+        Func::GetDatabaseFiles => owned(db.files().join("\n")),
+        Func::GetDatabaseFields => owned(
+            db.fields(&args.text(0)?)
+                .map_err(|m| args.fail(m))?
+                .join("\n"),
+        ),
+        Func::GetDatabaseFieldSize => V::owned(
+            db.field_size(&args.text(0)?, &args.text(1)?)
+                .map_err(|m| args.fail(m))?,
+        ),
+        _ => {
+            let target = args.text(0)?;
+            let search = args.text(1)?;
+            let (file, expr) = match target.split_once('.') {
+                Some((file, expr)) => (file.to_string(), Some(expr.to_string())),
+                None => (target.clone(), None),
+            };
+            let limit = match args.optional(2)? {
+                Some(v) => match as_num(&v) {
+                    Some(n) if n >= 0.0 => n.floor() as usize,
+                    _ => {
+                        return Err(
+                            args.fail(format!("the limit must be a number, got {}", describe(&v)))
+                        );
+                    }
+                },
+                None => 1,
+            };
+            let delim = match args.optional(3)? {
+                Some(v) => to_text(&v).into_owned(),
+                None => ",".to_string(),
+            };
+            let sort = args.optional(4)?.map(|v| to_text(&v).into_owned());
+            let found = db
+                .find(
+                    &file,
+                    expr.as_deref(),
+                    &search,
+                    limit,
+                    &delim,
+                    sort.as_deref(),
+                )
+                .map_err(|m| args.fail(m))?;
+            V::owned(found)
+        }
+    };
+    Ok(value)
 }
 
 fn format_code(v: &V) -> Result<i64, String> {

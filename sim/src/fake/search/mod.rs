@@ -40,9 +40,18 @@
 //!   text; `/` divides numbers, and division by zero is an error.
 //! - **Functions** (case-insensitive): `TextToDate(text[, format])`,
 //!   `DateToText(date[, format])` (format required: a `DateForm…` constant or a strftime text
-//!   using `%Y %y %m %d %H %M %S %%`), `Time()`, `Today()`, `Left(text, n)`,
-//!   `Right(text, n)`, `Mid(text, start, n)` (1-based), `Upper`, `Lower`, `Len`, `Trim`,
-//!   `TextToNum`. Any other function is refused by name.
+//!   using `%Y %y %m %d %H %M %S %%`), `Time()` (a date-time), `Today()` (a date, printed
+//!   `YYYYMMDD`), `Left(text, n)`, `Right(text, n)`, `Mid(text, start, n)` (1-based),
+//!   `Upper`, `Lower`, `Len`, `Trim`, `TextToNum`, and the document functions
+//!   `GetDatabaseFiles()`, `GetDatabaseFields(file)`, `GetDatabaseFieldSize(file, field)` and
+//!   `Find(file.expr, search[, limit[, delim[, sort]]])` / `Find(file, search)`, which ask the
+//!   [`Database`] the environment offers. Any other function is refused by name.
+//! - **Dates and date-times.** Date fields and `Today()` are dates, date-time fields, `Time()`
+//!   and `TextToDate` date-times; both compare and compute alike (a date is midnight), but a
+//!   date prints as `YYYYMMDD` and a date-time as `YYYYMMDDHHMMSS`.
+//! - **Subfile fields** (`detail.tax` in a Transaction expression) are refused when the
+//!   expression is parsed, naming the field: an expression is evaluated once per record, and
+//!   the simulator does not guess which line a record-level expression means.
 //! - **Constant folding.** Sub-expressions without fields or clock reads are computed once by
 //!   [`parse`], so a bad constant such as `TextToDate("x", DateFormYYYYMMDD)` fails the parse
 //!   and records are compared with a ready value.
@@ -69,8 +78,10 @@ pub enum Val {
     Num(f64),
     /// Text.
     Text(String),
-    /// A date-time; a date is a date-time at midnight.
+    /// A date-time.
     DateTime(DateTime),
+    /// A date (held as its midnight); it prints as `YYYYMMDD`.
+    Date(DateTime),
     /// The result of a comparison or logical operator (true behaves as 1).
     Bool(bool),
 }
@@ -94,6 +105,33 @@ pub trait Scope {
     fn table(&self) -> Option<&str> {
         None
     }
+    /// The subfile whose field `name` is (`Detail` for `detail.tax`), when it is one; such a
+    /// name is refused when the expression is parsed.
+    fn subfile_of(&self, _name: &str) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The document as the schema and search functions see it.
+pub trait Database {
+    /// The internal file (table) names, in the server's order.
+    fn files(&self) -> Vec<String>;
+    /// The field names of `file` in server order, or why there are none.
+    fn fields(&self, file: &str) -> Result<Vec<String>, String>;
+    /// The `GetDatabaseFieldSize` answer: a text field's length, or its type's name.
+    fn field_size(&self, file: &str, field: &str) -> Result<Val, String>;
+    /// `Find`: the values of `expr` for the first `limit` records of `file` matching `search`
+    /// in `sort` order (sequence order when `None`; descending when it ends with `-`), joined
+    /// by `delim`; with `expr` `None`, the count of matching records.
+    fn find(
+        &self,
+        file: &str,
+        expr: Option<&str>,
+        search: &str,
+        limit: usize,
+        delim: &str,
+        sort: Option<&str>,
+    ) -> Result<Val, String>;
 }
 
 /// A scope without fields, for `evaluate`.
@@ -115,6 +153,15 @@ pub trait Env {
     }
     /// The server's current time.
     fn now(&self) -> DateTime;
+    /// The stored text in slot `index`, which a format prints for a bare field (so numbers keep
+    /// the decimals they are stored with).
+    fn stored(&self, _index: usize) -> Option<&str> {
+        None
+    }
+    /// The document, for the functions that read it.
+    fn database(&self) -> Option<&dyn Database> {
+        None
+    }
 }
 
 /// An error with the byte position in the source text.
@@ -185,10 +232,62 @@ impl Expr {
     pub fn source(&self) -> &str {
         &self.src
     }
+
+    /// The parts of the expression's top-level `and` chain, each read as a comparison of a
+    /// field with a constant where it is one, so a caller can serve that part from an index.
+    pub fn conjuncts(&self) -> Vec<Conjunct> {
+        let mut out = Vec::new();
+        parser::conjuncts(&self.root, &mut out);
+        out
+    }
+
+    /// The field slot when the whole expression is one bare field (`LastModifiedTime`).
+    pub fn bare_field(&self) -> Option<usize> {
+        parser::bare_field(&self.root)
+    }
+}
+
+/// A comparison operator of a [`Conjunct`], with the field on the left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cmp {
+    /// `=` (text: case-insensitive, `@` wildcards).
+    Eq,
+    /// `==` (text: case-insensitive, no wildcards).
+    EqExact,
+    /// `<`.
+    Lt,
+    /// `<=`.
+    Le,
+    /// `>`.
+    Gt,
+    /// `>=`.
+    Ge,
+}
+
+/// One part of a top-level `and` chain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Conjunct {
+    /// `field op constant` (or `constant op field`, turned round).
+    Compare {
+        /// The field's slot.
+        index: usize,
+        /// The operator, the field on its left.
+        op: Cmp,
+        /// The constant.
+        value: Val,
+    },
+    /// Anything else.
+    Other,
+}
+
+/// Text folded the way comparisons fold it, so an index keyed by it finds what `=` finds.
+pub fn fold(text: &str) -> String {
+    eval::fold(text)
 }
 
 /// How a value prints in templates and `evaluate` replies: numbers without trailing zeros
-/// (`2`, `7.5`), date-times as YYYYMMDDHHMMSS, booleans as 1/0, text as is.
+/// (`2`, `7.5`), date-times as YYYYMMDDHHMMSS, dates as YYYYMMDD, booleans as 1/0, text as
+/// is.
 pub fn display(val: &Val) -> String {
     let mut out = String::new();
     write_v(&mut out, &V::borrow(val));
@@ -202,12 +301,12 @@ pub fn sort_cmp(a: &Val, b: &Val) -> std::cmp::Ordering {
         match v {
             Val::Num(_) | Val::Bool(_) => 0,
             Val::Text(_) => 1,
-            Val::DateTime(_) => 2,
+            Val::DateTime(_) | Val::Date(_) => 2,
         }
     }
     match (a, b) {
         (Val::Text(x), Val::Text(y)) => cmp_ci(x, y).then_with(|| x.cmp(y)),
-        (Val::DateTime(x), Val::DateTime(y)) => x.cmp(y),
+        (Val::DateTime(x) | Val::Date(x), Val::DateTime(y) | Val::Date(y)) => x.cmp(y),
         _ => match (as_num(&V::borrow(a)), as_num(&V::borrow(b))) {
             (Some(x), Some(y)) => x.total_cmp(&y),
             _ => rank(a).cmp(&rank(b)),

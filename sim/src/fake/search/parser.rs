@@ -154,6 +154,10 @@ pub(super) enum Func {
     Len,
     Trim,
     TextToNum,
+    GetDatabaseFiles,
+    GetDatabaseFields,
+    GetDatabaseFieldSize,
+    Find,
 }
 
 /// Supported functions: name as the manual spells it, and the accepted argument counts.
@@ -170,7 +174,25 @@ pub(super) const FUNCS: &[(&str, Func, usize, usize)] = &[
     ("Len", Func::Len, 1, 1),
     ("Trim", Func::Trim, 1, 1),
     ("TextToNum", Func::TextToNum, 1, 1),
+    ("GetDatabaseFiles", Func::GetDatabaseFiles, 0, 0),
+    ("GetDatabaseFields", Func::GetDatabaseFields, 1, 1),
+    ("GetDatabaseFieldSize", Func::GetDatabaseFieldSize, 2, 2),
+    ("Find", Func::Find, 2, 5),
 ];
+
+/// Functions whose value depends on more than their arguments (the clock, the document),
+/// which are never folded into constants.
+fn reads_outside(f: Func) -> bool {
+    matches!(
+        f,
+        Func::Time
+            | Func::Today
+            | Func::GetDatabaseFiles
+            | Func::GetDatabaseFields
+            | Func::GetDatabaseFieldSize
+            | Func::Find
+    )
+}
 
 pub(super) fn func_name(f: Func) -> &'static str {
     FUNCS
@@ -267,9 +289,7 @@ impl Parser<'_> {
             Kind::Const(_) | Kind::Field(_) => false,
             Kind::Neg(a) | Kind::Not(a) => is_const(a),
             Kind::Bin(_, a, b) => is_const(a) && is_const(b),
-            Kind::Call(f, args) => {
-                !matches!(f, Func::Time | Func::Today) && args.iter().all(is_const)
-            }
+            Kind::Call(f, args) => !reads_outside(*f) && args.iter().all(is_const),
         };
         if !foldable {
             return Ok(node);
@@ -435,8 +455,21 @@ impl Parser<'_> {
         if full.ends_with('.') || full.contains("..") {
             return Err(self.err(t.pos, format!("`{written}` is not a valid field name")));
         }
+        let field = FieldRef::bind(written, full, self.scope);
+        if matches!(field.binding, Binding::Unbound { .. })
+            && let Some(sub) = self.scope.subfile_of(&field.full)
+        {
+            return Err(self.err(
+                t.pos,
+                format!(
+                    "`{written}` is a field of the {sub} subfile; an expression here is \
+                     evaluated once per record, so the simulator does not use subfile fields in \
+                     it (export xml-verbose to read the {sub} lines)"
+                ),
+            ));
+        }
         Ok(Node {
-            kind: Kind::Field(FieldRef::bind(written, full, self.scope)),
+            kind: Kind::Field(field),
             pos: t.pos,
             depth: 1,
         })
@@ -495,6 +528,67 @@ impl Parser<'_> {
         }
         let depth = 1 + args.iter().map(|a| a.depth).max().unwrap_or(0);
         self.node(Kind::Call(func, args), name.pos, depth)
+    }
+}
+
+/// Collects the parts of `n`'s top-level `and` chain, reading comparisons of a field with a
+/// constant.
+pub(super) fn conjuncts(n: &Node, out: &mut Vec<super::Conjunct>) {
+    use super::{Cmp, Conjunct};
+    match &n.kind {
+        Kind::Bin(BinOp::And, a, b) => {
+            conjuncts(a, out);
+            conjuncts(b, out);
+        }
+        Kind::Bin(op, a, b) => {
+            let flip = |op: BinOp| match op {
+                BinOp::Lt => BinOp::Gt,
+                BinOp::Gt => BinOp::Lt,
+                BinOp::Le => BinOp::Ge,
+                BinOp::Ge => BinOp::Le,
+                other => other,
+            };
+            let (slot, value, op) = match (&a.kind, &b.kind) {
+                (Kind::Field(f), Kind::Const(v)) => (&f.binding, v, *op),
+                (Kind::Const(v), Kind::Field(f)) if *op != BinOp::Eq => (&f.binding, v, flip(*op)),
+                _ => {
+                    out.push(Conjunct::Other);
+                    return;
+                }
+            };
+            let cmp = match op {
+                BinOp::Eq => Cmp::Eq,
+                BinOp::EqExact => Cmp::EqExact,
+                BinOp::Lt => Cmp::Lt,
+                BinOp::Le => Cmp::Le,
+                BinOp::Gt => Cmp::Gt,
+                BinOp::Ge => Cmp::Ge,
+                _ => {
+                    out.push(Conjunct::Other);
+                    return;
+                }
+            };
+            match slot {
+                Binding::Slot(slot) => out.push(Conjunct::Compare {
+                    index: slot.index,
+                    op: cmp,
+                    value: value.clone(),
+                }),
+                Binding::Unbound { .. } => out.push(Conjunct::Other),
+            }
+        }
+        _ => out.push(Conjunct::Other),
+    }
+}
+
+/// The slot of `n` when it is one bare, bound field.
+pub(super) fn bare_field(n: &Node) -> Option<usize> {
+    match &n.kind {
+        Kind::Field(FieldRef {
+            binding: Binding::Slot(slot),
+            ..
+        }) => Some(slot.index),
+        _ => None,
     }
 }
 

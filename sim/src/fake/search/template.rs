@@ -2,7 +2,7 @@
 //! `[expr]` parts, rendered once per record. It must not know records.
 
 use super::eval::{eval, write_v};
-use super::parser::{Node, parse_range};
+use super::parser::{Node, bare_field, parse_range};
 use super::{Env, Scope, SearchError, error};
 
 /// A parsed custom export format template.
@@ -107,13 +107,17 @@ fn find_close(src: &str, open: usize) -> Result<usize, SearchError> {
 }
 
 impl Template {
-    /// Renders the template for one record.
+    /// Renders the template for one record. A part that is one bare field prints the field's
+    /// stored text, so numbers keep the decimals they are stored with (`12.50`, `1.500000`).
     pub fn render(&self, env: &dyn Env) -> Result<String, SearchError> {
         let mut out = String::with_capacity(64);
         for part in &self.parts {
             match part {
                 Part::Lit(text) => out.push_str(text),
-                Part::Expr(node) => write_v(&mut out, &eval(node, env, &self.src)?),
+                Part::Expr(node) => match bare_field(node).and_then(|ix| env.stored(ix)) {
+                    Some(text) => out.push_str(text),
+                    None => write_v(&mut out, &eval(node, env, &self.src)?),
+                },
             }
         }
         Ok(out)

@@ -354,7 +354,7 @@ fn evaluate_formatting() {
         "20240315093007"
     );
     assert_eq!(show("Time()"), "20240315093007");
-    assert_eq!(show("Today()"), "20240315000000");
+    assert_eq!(show("Today()"), "20240315");
     assert_eq!(show("1 = 1"), "1");
     assert_eq!(show("`a` + `b`"), "ab");
 }
