@@ -100,14 +100,20 @@ pub async fn run(args: DemoArgs) -> u8 {
     );
     println!("  stop with Ctrl-C; a MoneyWorks user edits a record every few seconds");
     let editor = spawn_editor(&sim, Duration::from_secs(args.interval_secs.max(1)));
-    let code = super::run_daemon(
-        &cfg,
-        RunOptions {
-            once: false,
-            max_polls: args.polls,
-        },
-    )
-    .await;
+    let daemon = match super::Daemon::start(&cfg).await {
+        Ok(d) => d,
+        Err(code) => return code,
+    };
+    let code = daemon
+        .run(
+            &cfg,
+            RunOptions {
+                once: false,
+                max_polls: args.polls,
+                count_records: true,
+            },
+        )
+        .await;
     editor.abort();
     println!(
         "mwsync demo stopped; the repository stays at {}",

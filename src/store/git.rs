@@ -40,7 +40,8 @@ impl Default for AuthMode {
 /// The user name sent with the key in Basic mode unless configured otherwise.
 pub const DEFAULT_USER: &str = "mwsync";
 
-/// Name and email of the author and committer of every commit mwsync writes.
+/// Name and email of the author and committer of every commit mwsync writes, unless
+/// [`GitStore::set_author`] names another.
 pub const AUTHOR_NAME: &str = "mwsync";
 /// See [`AUTHOR_NAME`].
 pub const AUTHOR_EMAIL: &str = "mwsync@localhost";
@@ -83,6 +84,8 @@ pub struct GitStore {
     path: PathBuf,
     /// Transport through the `git` command line.
     cli: GitCli,
+    /// Name and email of the author and committer of new commits.
+    author: (String, String),
 }
 
 impl std::fmt::Debug for GitStore {
@@ -128,7 +131,13 @@ impl GitStore {
             repo,
             path: cache_dir.to_path_buf(),
             cli,
+            author: (AUTHOR_NAME.to_string(), AUTHOR_EMAIL.to_string()),
         })
+    }
+
+    /// Commits from now on are authored and committed by `name <email>`.
+    pub fn set_author(&mut self, name: &str, email: &str) {
+        self.author = (name.to_string(), email.to_string());
     }
 
     /// The cache repository's directory.
@@ -342,7 +351,7 @@ impl Store for GitStore {
         let tree = repo
             .find_tree(tree_id)
             .map_err(|e| local_err("cannot read the new tree", &e))?;
-        let sig = Signature::now(AUTHOR_NAME, AUTHOR_EMAIL)
+        let sig = Signature::now(&self.author.0, &self.author.1)
             .map_err(|e| local_err("cannot make a signature", &e))?;
         let refs: Vec<&git2::Commit<'_>> = parent_commits.iter().collect();
         let oid = repo

@@ -417,7 +417,7 @@ impl Harness {
         let seen = self.seen.clone();
         tokio::spawn(async move {
             while let Ok(e) = rx.recv().await {
-                seen.lock().expect("event log lock").push(e);
+                seen.lock().expect("event log lock").push(e.event.clone());
             }
         });
     }
