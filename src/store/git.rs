@@ -67,6 +67,76 @@ impl std::fmt::Debug for GitRemote {
     }
 }
 
+/// Lists the remote's branches (`git ls-remote`), for `mwsync doctor`: branch name → tip.
+/// `scratch` is an empty directory the probe may use as its own bare repository; the
+/// daemon's cache is never touched. Read-only on the remote.
+pub fn probe_branches(
+    remote: &GitRemote,
+    scratch: &Path,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let cli = scratch_cli(remote, scratch)?;
+    let url = cli.url().to_string();
+    let ran = cli.run(&["ls-remote", "--heads", &url])?;
+    if !ran.ok {
+        return Err(cli.failure("listing the branches of", &ran));
+    }
+    Ok(ran
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(id, r)| Some((r.strip_prefix("refs/heads/")?.to_string(), id.to_string())))
+        .collect())
+}
+
+/// Shows whether the credentials may push, for `mwsync doctor`: `git push --dry-run` of a
+/// commit made in `scratch` to a new branch `branch`, which nothing is ever sent to.
+/// Returns what git said.
+pub fn probe_push(remote: &GitRemote, scratch: &Path, branch: &str) -> Result<String, StoreError> {
+    let cli = scratch_cli(remote, scratch)?;
+    let identity = [
+        "-c",
+        "user.name=mwsync doctor",
+        "-c",
+        "user.email=mwsync@localhost",
+    ];
+    let tree = cli.run(&["mktree"])?;
+    let tree_id = tree.stdout.trim().to_string();
+    let mut args: Vec<&str> = identity.to_vec();
+    args.extend([
+        "commit-tree",
+        tree_id.as_str(),
+        "-m",
+        "mwsync doctor: dry-run probe",
+    ]);
+    let commit = cli.run(&args)?;
+    if !tree.ok || !commit.ok {
+        return Err(StoreError::Local {
+            detail: format!(
+                "cannot make the probe commit in {}: {}",
+                scratch.display(),
+                commit.stderr.trim()
+            ),
+        });
+    }
+    let refspec = format!("{}:refs/heads/{branch}", commit.stdout.trim());
+    let url = cli.url().to_string();
+    let ran = cli.run(&["push", "--dry-run", "--porcelain", &url, &refspec])?;
+    if ran.ok {
+        Ok(ran.stdout.trim().to_string())
+    } else {
+        Err(cli.failure("a dry-run push to", &ran))
+    }
+}
+
+fn scratch_cli(remote: &GitRemote, scratch: &Path) -> Result<GitCli, StoreError> {
+    if !scratch.join("HEAD").exists() {
+        Repository::init_bare(scratch).map_err(|e| StoreError::Local {
+            detail: format!("cannot create {}: {e}", scratch.display()),
+        })?;
+    }
+    Ok(GitCli::new(scratch, remote))
+}
+
 /// More packs than this in the cache triggers a geometric repack after a commit, so lookups
 /// stay fast without rewriting the whole repository each time.
 const MAX_PACKS: usize = 32;
