@@ -4,6 +4,7 @@ mod doctor;
 mod e2e;
 mod golden;
 mod interop;
+mod paths;
 mod simulation;
 mod store;
 mod support;
