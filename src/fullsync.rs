@@ -120,6 +120,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 break;
             }
         }
+        if let Some(p) = progress.as_mut() {
+            let end = p.finish(tokio::time::Instant::now());
+            self.publish(end);
+        }
         let vanished: Vec<(String, u64)> = main.into_iter().map(|(p, (s, _))| (p, s)).collect();
         found.differences += vanished.len();
         match mode {

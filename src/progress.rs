@@ -83,6 +83,15 @@ impl Tracker {
         (rate.round() as u64, Some(left.ceil() as u64))
     }
 
+    /// The pass read everything: done is the total (records added during the read raise
+    /// it). Returns the closing event.
+    pub fn finish(&mut self, now: Instant) -> Event {
+        self.total = self.total.max(self.done);
+        self.done = self.total;
+        self.last_event = Some(now);
+        self.event(now)
+    }
+
     /// The progress event as of `now`.
     pub fn event(&self, now: Instant) -> Event {
         let (per_sec, eta_secs) = self.rate(now);

@@ -6,5 +6,6 @@ mod golden;
 mod interop;
 mod paths;
 mod simulation;
+mod status;
 mod store;
 mod support;

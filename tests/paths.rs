@@ -13,7 +13,12 @@ fn examples() -> Vec<(String, String, String)> {
         .expect("docs/paths.md is readable");
     doc.lines()
         .filter_map(|l| {
-            let cells: Vec<&str> = l.trim().trim_matches('|').split('|').map(str::trim).collect();
+            let cells: Vec<&str> = l
+                .trim()
+                .trim_matches('|')
+                .split('|')
+                .map(str::trim)
+                .collect();
             match cells.as_slice() {
                 [table, key, path] if key.starts_with('`') && path.starts_with('`') => Some((
                     table.to_string(),
@@ -37,7 +42,11 @@ fn the_documented_examples_hold() {
             Ok(n) if table == "Transaction" => RecordKey::Seq(n),
             _ => RecordKey::Code(key.clone()),
         };
-        assert_eq!(path_of(&table, sim_key), path, "simulator layout of {table} {key}");
+        assert_eq!(
+            path_of(&table, sim_key),
+            path,
+            "simulator layout of {table} {key}"
+        );
         let out = Command::new(env!("CARGO_BIN_EXE_mwsync"))
             .args(["path", &table, &key])
             .output()
@@ -60,6 +69,9 @@ fn bad_tables_and_keys_are_refused() {
             .output()
             .expect("mwsync runs");
         assert_eq!(out.status.code(), Some(2), "{args:?}");
-        assert!(String::from_utf8_lossy(&out.stderr).contains(says), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(says),
+            "{args:?}"
+        );
     }
 }

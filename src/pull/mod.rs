@@ -151,17 +151,26 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 ));
             }
             let bounds = modification_bounds(table, &records, cursor)?;
-            let read = records.len() as u64;
+            // Records of the restart second may be re-reads of the last page's; progress
+            // counts only the newer ones (and is made whole when the pass completes).
+            let fresh = records
+                .iter()
+                .filter(|r| cursor.is_none_or(|c| r.last_modified().is_some_and(|t| t > c)))
+                .count() as u64;
+            let page_len = records.len() as u64;
             self.stage_page(records, staged)?;
             if let Some(p) = progress.as_mut() {
-                self.progress(p, read);
+                self.progress(p, fresh);
             }
             let (true, Some((first, last))) = (full, bounds) else {
                 break;
             };
             if first == last {
                 // A whole page shares one second: read that second by sequence number.
-                self.tie_pass(table, last, staged, &mut progress).await?;
+                let read = self.tie_pass(table, last, staged).await?;
+                if let Some(p) = progress.as_mut() {
+                    self.progress(p, read.saturating_sub(page_len));
+                }
                 cursor = Some(last.add_secs(1));
             } else {
                 cursor = Some(last);
@@ -172,6 +181,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 committed += staged.len() as u64;
                 self.checkpoint(staged, "Pull").await?;
             }
+        }
+        if let Some(p) = progress.as_mut() {
+            let end = p.finish(tokio::time::Instant::now());
+            self.publish(end);
         }
         // A complete pass: everything modified before this poll's clock reading is read.
         let st = self.known.state.table_mut(table.name);
@@ -217,29 +230,27 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         marker
     }
 
-    /// Reads every record modified within second `t`, in sequence-number pages.
+    /// Reads every record modified within second `t`, in sequence-number pages. Returns how
+    /// many it read.
     async fn tie_pass(
         &mut self,
         table: &'static TableInfo,
         t: MwTime,
         staged: &mut Staged,
-        progress: &mut Option<Tracker>,
-    ) -> Result<(), EngineError> {
+    ) -> Result<u64, EngineError> {
         let page_size = self.known.repo.file.page_size;
         let mut after = 0u64;
+        let mut read = 0u64;
         loop {
             let (records, full) = self
                 .export(&query::tie_page(table, t, after, page_size))
                 .await?;
             let last_seq = last_seq_in_order(table, &records, after)?;
-            let read = records.len() as u64;
+            read += records.len() as u64;
             self.stage_page(records, staged)?;
-            if let Some(p) = progress.as_mut() {
-                self.progress(p, read);
-            }
             match last_seq {
                 Some(s) if full => after = s,
-                _ => return Ok(()),
+                _ => return Ok(read),
             }
         }
     }
