@@ -1,5 +1,6 @@
 //! The one integration test binary: modules mirror `src/` and talk to the simulator.
 
+mod browser;
 mod doctor;
 mod e2e;
 mod golden;
