@@ -1,6 +1,7 @@
 //! The one integration test binary: modules mirror `src/` and talk to the simulator.
 
 mod browser;
+mod demo;
 mod doctor;
 mod e2e;
 mod golden;
