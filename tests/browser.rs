@@ -52,6 +52,31 @@ async fn wait_for_port(port: u16, what: &str) {
     }
 }
 
+/// Ends the Chromium processes of one test's profile directory when dropped, so a failed
+/// test leaves no browser behind (killing chromedriver does not end them). They are found
+/// by the profile's unique path in their command lines and ended by id.
+struct ChromiumOf(PathBuf);
+
+impl Drop for ChromiumOf {
+    fn drop(&mut self) {
+        let needle = format!("--user-data-dir={}", self.0.display());
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return;
+        };
+        for entry in procs.flatten() {
+            let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
+            let cmdline = std::fs::read(entry.path().join("cmdline")).unwrap_or_default();
+            if String::from_utf8_lossy(&cmdline).contains(&needle) {
+                let _ = Command::new("kill")
+                    .args(["-KILL", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
 async fn browser(profile: &Path) -> (Proc, Client) {
     assert!(
         Path::new(CHROMEDRIVER).exists() && Path::new(CHROMIUM).exists(),
@@ -185,7 +210,9 @@ async fn the_status_page_follows_mwsync_live() {
         port: free_port(),
     };
     let log = daemon.log.clone();
-    let (_driver, client) = browser(&dir.path().join("profile")).await;
+    let profile = dir.path().join("profile");
+    let _chromium = ChromiumOf(profile.clone());
+    let (_driver, client) = browser(&profile).await;
 
     // Slow each export a little, so the first sync lasts a few seconds.
     sim.fail_next(FaultKind::Delay(Duration::from_millis(25)), 130);
