@@ -167,6 +167,18 @@ pub mod names {
     pub const CHANGES: &str = "changes branch";
     /// The cache directory.
     pub const CACHE: &str = "cache directory";
+    /// The checks that ask MoneyWorks, in order (`exports` stands for one per table).
+    pub const MONEYWORKS: [&str; 7] = [
+        REACH,
+        VERSION,
+        DOCUMENT_LOGIN,
+        FOLDER_LOGIN,
+        "exports",
+        CLOCK,
+        TERSE,
+    ];
+    /// The checks that ask the git remote, in order.
+    pub const GIT_REMOTE: [&str; 4] = [GIT, BRANCH, PUSH, CHANGES];
     /// The one-record export of `table`.
     pub fn export(table: &str) -> String {
         format!("export {table}")
@@ -196,20 +208,8 @@ pub async fn run(loaded: Result<DaemonConfig, ConfigError>, options: &DoctorOpti
                 e.to_string(),
                 "correct the setting named (flag, MWSYNC_* variable or --config file); docs/configuration.md lists them all",
             );
-            for name in [
-                names::REACH,
-                names::VERSION,
-                names::DOCUMENT_LOGIN,
-                names::FOLDER_LOGIN,
-                "exports",
-                names::CLOCK,
-                names::TERSE,
-                names::GIT,
-                names::BRANCH,
-                names::PUSH,
-                names::CHANGES,
-                names::CACHE,
-            ] {
+            let all = names::MONEYWORKS.iter().chain(&names::GIT_REMOTE);
+            for name in all.chain([&names::CACHE]) {
                 report.skip(name, "needs a valid configuration");
             }
             return report;
@@ -341,16 +341,7 @@ async fn moneyworks_checks(cfg: &DaemonConfig, report: &mut Report) {
 }
 
 fn skip_moneyworks(report: &mut Report, from: usize) {
-    let all = [
-        names::REACH,
-        names::VERSION,
-        names::DOCUMENT_LOGIN,
-        names::FOLDER_LOGIN,
-        "exports",
-        names::CLOCK,
-        names::TERSE,
-    ];
-    for name in &all[from..] {
+    for name in &names::MONEYWORKS[from..] {
         report.skip(name, "needs MoneyWorks to answer");
     }
 }
@@ -633,7 +624,7 @@ fn git_checks(cfg: &DaemonConfig, report: &mut Report) {
         }
         Err(e) => {
             report.fail(names::GIT, e.to_string(), git_cause(&e));
-            for name in [names::BRANCH, names::PUSH, names::CHANGES] {
+            for name in &names::GIT_REMOTE[1..] {
                 report.skip(name, "needs the git remote");
             }
             return;

@@ -312,8 +312,8 @@ fn spawn_actors(sim: Sim, layout: Layout, interval: Duration) -> tokio::task::Jo
             tokio::time::sleep(interval + interval / 2).await;
             n += 1;
             let code = &names[(n as usize * 7) % names.len()];
-            if n % 2 == 0 {
-                let conflict = (n / 2) % 3 == 0;
+            if n.is_multiple_of(2) {
+                let conflict = (n / 2).is_multiple_of(3);
                 if let Err(e) = play_writer(&sim, &layout, code, n, conflict, interval).await {
                     tracing::warn!("demo: the writer gave up: {e}");
                 }

@@ -300,7 +300,8 @@ pub struct Daemon {
     pub events: Events,
     /// The status board (and metrics).
     pub board: Board,
-    /// Where the status server listens, if it does.
+    /// Where the status server listens, if it does (the demo prints it).
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub status_addr: Option<SocketAddr>,
     shutdown: CancellationToken,
 }

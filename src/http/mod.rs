@@ -200,37 +200,30 @@ pub struct Health {
 /// Liveness and readiness from the board (see `docs/status.md`).
 pub fn health(board: &Board) -> Health {
     let s = board.snapshot();
-    let last_error = s.errors.iter().find(|e| e.stage != "retry");
+    let last_error = s
+        .errors
+        .iter()
+        .find(|e| e.stage != "retry")
+        .map_or("see the log", |e| e.message.as_str());
+    let not = |live: bool, reason: String| Health {
+        live,
+        ready: false,
+        reason: Some(reason),
+    };
     match s.state {
-        DaemonState::Fatal => Health {
-            live: false,
-            ready: false,
-            reason: Some(format!(
-                "stopped for a human: {}",
-                last_error.map_or("see the log", |e| e.message.as_str())
-            )),
-        },
-        DaemonState::Stopped => Health {
-            live: false,
-            ready: false,
-            reason: Some("stopped".into()),
-        },
-        _ if s.last_cycle_ok == Some(false) => Health {
-            live: true,
-            ready: false,
-            reason: Some(format!(
-                "the last cycle failed and will be retried: {}",
-                last_error.map_or("see the log", |e| e.message.as_str())
-            )),
-        },
-        DaemonState::Starting => Health {
-            live: true,
-            ready: false,
-            reason: Some(match s.activity.kind {
+        DaemonState::Fatal => not(false, format!("stopped for a human: {last_error}")),
+        DaemonState::Stopped => not(false, "stopped".into()),
+        _ if s.last_cycle_ok == Some(false) => not(
+            true,
+            format!("the last cycle failed and will be retried: {last_error}"),
+        ),
+        DaemonState::Starting => not(
+            true,
+            match s.activity.kind {
                 crate::events::ActivityKind::FirstSync => "the first sync is running".into(),
                 _ => "no cycle has finished yet".into(),
-            }),
-        },
+            },
+        ),
         DaemonState::Running => Health {
             live: true,
             ready: true,
