@@ -84,6 +84,7 @@ pub async fn run<M: MoneyWorks, S: Store>(
     board: &Board,
     shutdown: &CancellationToken,
 ) -> Result<(), EngineError> {
+    board.track_tables(engine.repo_config().tables.iter().map(|t| t.name));
     engine.events().publish(Event::Started {
         version: env!("CARGO_PKG_VERSION").to_string(),
         instance: engine.events().instance().to_string(),

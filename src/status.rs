@@ -328,6 +328,14 @@ impl Board {
         self.metrics.last_success(at);
     }
 
+    /// Lists `tables` before their first cycle, so a first sync already shows them.
+    pub fn track_tables<'a>(&self, tables: impl IntoIterator<Item = &'a str>) {
+        let mut s = self.lock();
+        for t in tables {
+            s.tables.entry(t.to_string()).or_default();
+        }
+    }
+
     /// True when a table's record count is not known yet.
     pub fn needs_counts(&self) -> bool {
         let s = self.lock();

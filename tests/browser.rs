@@ -352,6 +352,20 @@ async fn the_status_page_follows_mwsync_live() {
         "{action}"
     );
     screenshot(&client, "status-conflict.png").await;
+    // Readable on a phone: at 390 px nothing runs off the side of the page.
+    client
+        .set_window_size(390, 844)
+        .await
+        .expect("a phone-sized window");
+    until(
+        &client,
+        5,
+        "a page as narrow as the phone",
+        "return document.documentElement.scrollWidth <= window.innerWidth;",
+        &log,
+    )
+    .await;
+    screenshot(&client, "status-phone.png").await;
 
     // 4. Killed and restarted, mwsync is found again by the same page.
     let before = js(

@@ -498,3 +498,48 @@ async fn an_unusable_cache_directory_fails() {
     let report = doctor_with(w.settings().validate(no_file), u64::MAX / (1 << 21)).await;
     failed(&report, names::CACHE, "MB free, below", "free space");
 }
+
+/// The binary prints the report and exits 0 when every check passes, 1 when one fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_binary_exits_by_the_report() {
+    let w = World::new().await;
+    let url = w
+        .sim
+        .url()
+        .replacen("http://", &format!("http://{USER}:{PASSWORD}@"), 1);
+    let run = |page_size: &str| {
+        let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_mwsync"));
+        for (k, _) in std::env::vars() {
+            if k.starts_with("MWSYNC_") {
+                c.env_remove(k);
+            }
+        }
+        c.arg("doctor")
+            .env("MWSYNC_MONEYWORKS_URL", &url)
+            .env("MWSYNC_GIT_URL", &w.git_url)
+            .env("MWSYNC_CACHE_DIR", w.dir.path().join("cache"))
+            .env("MWSYNC_PAGE_SIZE", page_size)
+            .stdin(std::process::Stdio::null());
+        let out = tokio::task::block_in_place(|| c.output().expect("mwsync runs"));
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+        )
+    };
+    let (code, out) = run("20");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.ends_with("all 17 checks passed\n"), "{out}");
+    assert!(!out.contains(PASSWORD), "{out}");
+    let (code, out) = run("5");
+    assert_eq!(code, Some(1), "{out}");
+    assert!(
+        out.starts_with(
+            "FAIL  configuration: page_size = 5 is out of range 10..=100\n      remedy: "
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("SKIP  reaching MoneyWorks: needs a valid configuration"),
+        "{out}"
+    );
+}
