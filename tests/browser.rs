@@ -214,7 +214,9 @@ async fn the_status_page_follows_mwsync_live() {
     let _chromium = ChromiumOf(profile.clone());
     let (_driver, client) = browser(&profile).await;
 
-    // Slow each export a little, so the first sync lasts a few seconds.
+    // Hold the first request until the page is surely open, then slow each export a little,
+    // so the first sync lasts a few seconds however loaded the machine is.
+    sim.fail_next(FaultKind::Delay(Duration::from_secs(3)), 1);
     sim.fail_next(FaultKind::Delay(Duration::from_millis(25)), 130);
     let mut mwsync = daemon.start();
     wait_for_port(daemon.port, "mwsync's status server").await;
@@ -223,6 +225,14 @@ async fn the_status_page_follows_mwsync_live() {
         .await
         .expect("the page loads");
     js(&client, "window.__notReloaded = true; return true").await;
+    until(
+        &client,
+        30,
+        "the live connection",
+        "return document.getElementById('conn').textContent === 'live';",
+        &log,
+    )
+    .await;
 
     // 1. The first sync's progress bar moves.
     let mut seen: Vec<u64> = vec![];
