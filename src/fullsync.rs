@@ -8,7 +8,9 @@ use std::collections::BTreeSet;
 
 use crate::config::FullSyncMode;
 use crate::engine::{Engine, EngineError};
+use crate::events::{ActivityKind, Event};
 use crate::moneyworks::{ExportFormat, MoneyWorks};
+use crate::progress::Tracker;
 use crate::pull::stage::{Staged, invalid, stage_deletes};
 use crate::query::seq_page;
 use crate::record::{Record, TableInfo, diff_fields};
@@ -75,12 +77,26 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         mode: FullSyncMode,
         found: &mut Findings,
     ) -> Result<(), EngineError> {
+        self.publish(Event::Activity {
+            kind: ActivityKind::FullSync,
+            table: Some(table.name.to_string()),
+        });
         let mut main = self.main_fingerprints(table)?;
         let page = self.known.repo.file.page_size;
         let mut after = 0u64;
+        let mut progress: Option<Tracker> = None;
         loop {
             let query = seq_page(table, after, page, ExportFormat::Verbose);
-            let (records, full) = self.export(&query).await?;
+            let (records, full, matching) = self.export_found(&query).await?;
+            let tracker = progress.get_or_insert_with(|| {
+                Tracker::new(
+                    ActivityKind::FullSync,
+                    table.name,
+                    matching,
+                    tokio::time::Instant::now(),
+                )
+            });
+            self.progress(tracker, records.len() as u64);
             if records
                 .first()
                 .and_then(Record::seq)
@@ -103,6 +119,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             if !full {
                 break;
             }
+        }
+        if let Some(p) = progress.as_mut() {
+            let end = p.finish(tokio::time::Instant::now());
+            self.publish(end);
         }
         let vanished: Vec<(String, u64)> = main.into_iter().map(|(p, (s, _))| (p, s)).collect();
         found.differences += vanished.len();

@@ -179,6 +179,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         table: &'static TableInfo,
         now: MwTime,
     ) -> Result<usize, EngineError> {
+        self.publish(crate::events::Event::Activity {
+            kind: crate::events::ActivityKind::Scanning,
+            table: Some(table.name.to_string()),
+        });
         let server = self.server_fingerprints(table).await?;
         let main = self.main_fingerprints(table)?;
         let plan = plan_scan(table, &server, &main);

@@ -147,6 +147,16 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         &mut self,
         query: &ExportQuery,
     ) -> Result<(Vec<Record>, bool), EngineError> {
+        let (records, more, _) = self.export_found(query).await?;
+        Ok((records, more))
+    }
+
+    /// [`Engine::export`], with the reply's `found`: how many records match the search in
+    /// all (what progress of long work counts against).
+    pub(crate) async fn export_found(
+        &mut self,
+        query: &ExportQuery,
+    ) -> Result<(Vec<Record>, bool, u64), EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
         let what = format!("exporting {}", query.table.name);
@@ -156,7 +166,38 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let more = !page.records.is_empty()
             && (query.limit.is_some_and(|l| sent >= u64::from(l))
                 || page.found > page.start + sent);
-        Ok((page.records, more))
+        Ok((page.records, more, page.found))
+    }
+
+    /// Record files on `main` per tracked table, counted by listing (the status board
+    /// counts once, then follows the events).
+    pub fn count_records(&self) -> Result<BTreeMap<String, u64>, EngineError> {
+        let mut out = BTreeMap::new();
+        for table in &self.known.repo.tables {
+            let n = match &self.known.main {
+                None => 0,
+                Some(main) => self
+                    .store
+                    .list_files(main, table.element)
+                    .map_err(EngineError::Store)?
+                    .iter()
+                    .filter(|p| parse_record_path(p).is_ok())
+                    .count() as u64,
+            };
+            out.insert(table.name.to_string(), n);
+        }
+        Ok(out)
+    }
+
+    /// Publishes and logs what `tracker` says after `n` more records.
+    pub(crate) fn progress(&self, tracker: &mut crate::progress::Tracker, n: u64) {
+        let tick = tracker.advance(n, tokio::time::Instant::now());
+        if let Some(line) = tick.log {
+            tracing::info!("{line}");
+        }
+        if let Some(event) = tick.event {
+            self.events.publish(event);
+        }
     }
 
     /// One export in a custom format (with retries), as text; `what` names it in retries.

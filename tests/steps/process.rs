@@ -647,8 +647,8 @@ async fn daemon_json_status(w: &mut SyncWorld) {
             let line = line.expect("stderr line");
             log.push_str(&line);
             log.push('\n');
-            if let Some(i) = line.find("status server on http://") {
-                let rest = &line[i + "status server on http://".len()..];
+            if let Some(i) = line.find("status page on http://") {
+                let rest = &line[i + "status page on http://".len()..];
                 addr = rest.split('/').next().map(str::to_string);
             }
             // The snapshot is updated when a whole cycle ends, after its poll's log line;
@@ -701,8 +701,11 @@ async fn status_report(w: &mut SyncWorld) {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
     assert_eq!(v["state"], "running", "{v}");
     assert!(v["main"].as_str().is_some_and(|m| m.len() == 40), "{v}");
-    assert_eq!(v["markers"].as_object().map(|m| m.len()), Some(5), "{v}");
-    assert!(v["last_error"].is_null(), "{v}");
+    let tables = v["tables"].as_object().expect("tables");
+    assert_eq!(tables.len(), 5, "{v}");
+    assert!(tables.values().all(|t| t["marker"].is_string()), "{v}");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["schema"], 1, "{v}");
     assert!(v["polls"].as_u64().is_some_and(|n| n >= 1), "{v}");
 }
 

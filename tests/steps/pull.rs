@@ -298,14 +298,13 @@ async fn foreign_commit(w: &mut SyncWorld) {
 #[given("the status server is listening")]
 async fn status_server(w: &mut SyncWorld) {
     let h = w.h().await;
-    let status = std::sync::Arc::new(std::sync::Mutex::new(
-        mwsync::http::StatusSnapshot::default(),
-    ));
+    let board = mwsync::status::Board::new(h.events.instance(), "main", "changes");
     let token = tokio_util::sync::CancellationToken::new();
     let addr = mwsync::http::serve(
         "127.0.0.1:0".parse().expect("addr"),
-        status,
+        board,
         h.events.clone(),
+        mwsync::http::ServeOptions::default(),
         token.clone(),
     )
     .await

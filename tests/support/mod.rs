@@ -287,7 +287,7 @@ pub struct Harness {
     pub budget: Option<Arc<inproc::Budget>>,
     /// In-process worlds read events synchronously (no collector task whose scheduling
     /// could reorder or drop them).
-    inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Event>>>,
+    inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Arc<mwsync::events::Sequenced>>>>,
 }
 
 /// A short retry policy: the same logic, without long waits in real time.
@@ -461,7 +461,7 @@ impl Harness {
         let seen = self.seen.clone();
         tokio::spawn(async move {
             while let Ok(e) = rx.recv().await {
-                seen.lock().expect("event log lock").push(e);
+                seen.lock().expect("event log lock").push(e.event.clone());
             }
         });
     }
@@ -522,7 +522,7 @@ impl Harness {
             let mut rx = inbox.lock().expect("inbox lock");
             loop {
                 match rx.try_recv() {
-                    Ok(e) => seen.push(e),
+                    Ok(e) => seen.push(e.event.clone()),
                     Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
                         panic!("the simulation lost {n} events; raise the bus capacity")
                     }
