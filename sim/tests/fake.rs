@@ -532,7 +532,11 @@ async fn import_stores_line_breaks_as_cr() {
     assert_eq!(body, "created 1; updated 0");
     let a = sim.record("name", "A").expect("created");
     for (field, n) in [("address1", 1), ("address2", 2), ("address3", 3)] {
-        assert_eq!(a.text(field), Some(format!("{n} Road\rTown").as_str()), "{field}");
+        assert_eq!(
+            a.text(field),
+            Some(format!("{n} Road\rTown").as_str()),
+            "{field}"
+        );
     }
 }
 

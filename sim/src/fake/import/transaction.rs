@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 
 use super::{Asked, TableOpts, Work};
 use crate::record::{Record, Row};
-use crate::schema::{self, FieldKind, LMT, SEQ, SubfileSchema, TRANSACTION, format_scaled, parse_scaled};
+use crate::schema::{
+    self, FieldKind, LMT, SEQ, SubfileSchema, TRANSACTION, format_scaled, parse_scaled,
+};
 use crate::time::DateTime;
 use crate::xml::Element;
 
