@@ -21,6 +21,12 @@ async fn main() {
                 if !passed || world.skip_invariants {
                     return;
                 }
+                if world.binary.is_some() {
+                    if let Err(e) = steps::process::check_process_invariants(world).await {
+                        panic!("invariant broken after scenario `{}`: {e}", scenario.name);
+                    }
+                    return;
+                }
                 if let Some(h) = world.harness.as_mut()
                     && let Err(e) = h.check_invariants().await
                 {

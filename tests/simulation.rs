@@ -2,11 +2,16 @@
 //! ways, MoneyWorks faults, transient git failures, daemon restarts and write-backs (some
 //! conflicting), then quiescence. Afterwards `main` must equal MoneyWorks byte for byte, no
 //! marker may be ahead of the clock, `main` only moved forward, and every write-back was
-//! applied once or reported. `MWSYNC_SIM_SEEDS=N` runs more seeds; `MWSYNC_SIM_SEED=S`
+//! applied once or reported.
+//!
+//! The run is deterministic: one current-thread runtime on tokio's paused clock, the fake
+//! MoneyWorks answered in-process, `main` in memory, crash points "after the Nth MoneyWorks
+//! or git request" drawn from the seeded RNG. The same seed gives the same steps, the same
+//! events and the same final tree. `MWSYNC_SIM_SEEDS=N` runs more seeds; `MWSYNC_SIM_SEED=S`
 //! replays one.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use mwsync::config::RepoConfigFile;
 use mwsync::events::Event;
@@ -16,15 +21,18 @@ use mwsync_sim::fake::FaultKind;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-use crate::support::{Harness, Repo, StoreKind, sim_builder};
+use crate::support::{Harness, Repo, sim_builder};
 
-const DEFAULT_SEEDS: u64 = 200;
+const DEFAULT_SEEDS: u64 = 500;
 const STEPS: usize = 24;
 
-/// What one seed did, for the failure message.
-#[derive(Default)]
+/// What one seed did: its steps, every event the daemon published, and the final tree of
+/// `main`. Two runs of one seed must give equal traces.
+#[derive(Default, Debug, PartialEq, Eq)]
 struct Trace {
     steps: Vec<String>,
+    events: Vec<String>,
+    main: BTreeMap<String, Vec<u8>>,
 }
 
 async fn writer_edit(h: &mut Harness, rng: &mut ChaCha8Rng, trace: &mut Trace) -> Option<CommitId> {
@@ -104,10 +112,7 @@ impl std::ops::AddAssign for Totals {
     }
 }
 
-/// Seeds run at once: each waits mostly on injected delays and timeouts, not on the CPU.
-const CONCURRENT_SEEDS: usize = 8;
-
-async fn run_seed(seed: u64) -> Result<Totals, String> {
+async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
     let mut totals = Totals::default();
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let repo_config = RepoConfigFile {
@@ -125,13 +130,11 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
         .products(1)
         .jobs(1)
         .transactions(rng.random_range(0..4));
-    let mut h = Harness::start_with(
-        builder,
-        StoreKind::Memory,
-        repo_config,
-        Duration::from_millis(200),
-    )
-    .await;
+    let mut h = Harness::start_in_process(builder, repo_config, Duration::from_millis(200));
+    let budget = h
+        .budget
+        .clone()
+        .expect("an in-process harness has a crash budget");
     let Repo::Memory(remote) = &h.repo else {
         unreachable!("memory")
     };
@@ -230,14 +233,20 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
                 trace.steps.push("restart".into());
             }
             65..=67 => {
-                // A crash inside a cycle: the cycle is abandoned at whatever await point it
-                // reached (between requests, commits and pushes), then the daemon restarts.
-                let ms = rng.random_range(0..40);
-                let cut = tokio::time::timeout(Duration::from_millis(ms), h.engine.cycle()).await;
+                // A crash inside a cycle, right after its n-th MoneyWorks or git request was
+                // carried out (its reply never seen), then the daemon restarts.
+                let n = rng.random_range(1..=14);
+                budget.arm(n);
+                let crashed = tokio::select! {
+                    biased;
+                    _ = budget.tripped() => true,
+                    _ = h.engine.cycle() => budget.is_tripped(),
+                };
+                budget.disarm();
                 h.restart();
                 trace.steps.push(format!(
-                    "crash after {ms}ms ({})",
-                    if cut.is_err() {
+                    "crash after request {n} ({})",
+                    if crashed {
                         "mid-cycle"
                     } else {
                         "after the cycle"
@@ -402,11 +411,19 @@ async fn run_seed(seed: u64) -> Result<Totals, String> {
             ));
         }
     }
-    Ok(totals)
+    trace.events = h.events().iter().map(|e| format!("{e:?}")).collect();
+    trace.main = h.main_files();
+    Ok((totals, trace))
+}
+
+fn replay_command(seed: u64) -> String {
+    format!(
+        "MWSYNC_SIM_SEED={seed} cargo test -p mwsync --test main simulation::seeded_runs_converge -- --nocapture"
+    )
 }
 
 /// Every seed converges: main equals MoneyWorks and every invariant holds.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[tokio::test(flavor = "current_thread", start_paused = true)]
 async fn seeded_runs_converge() {
     let seeds: Vec<u64> = match std::env::var("MWSYNC_SIM_SEED") {
         Ok(s) => vec![s.parse().expect("MWSYNC_SIM_SEED is a number")],
@@ -418,33 +435,25 @@ async fn seeded_runs_converge() {
             (0..n).collect()
         }
     };
-    let started = Instant::now();
+    let started = std::time::Instant::now();
     let mut totals = Totals::default();
-    let mut tasks = tokio::task::JoinSet::new();
-    let mut pending = seeds.clone().into_iter();
     let mut failures = Vec::new();
-    loop {
-        while tasks.len() < CONCURRENT_SEEDS {
-            let Some(seed) = pending.next() else { break };
-            tasks.spawn(async move { (seed, run_seed(seed).await) });
-        }
-        let Some(done) = tasks.join_next().await else {
-            break;
-        };
-        match done.expect("a seed task does not panic") {
-            (_, Ok(t)) => totals += t,
-            (seed, Err(e)) => failures.push((seed, e)),
+    for &seed in &seeds {
+        match run_seed(seed).await {
+            Ok((t, _)) => totals += t,
+            Err(e) => failures.push((seed, e)),
         }
     }
-    if let Some((seed, e)) = failures.iter().min_by_key(|(s, _)| *s) {
+    if let Some((seed, e)) = failures.first() {
         panic!(
-            "{} of {} simulation seeds failed; the first is seed {seed}: {e}\nreplay with: MWSYNC_SIM_SEED={seed} cargo test -p mwsync --test main simulation -- --nocapture",
+            "{} of {} simulation seeds failed; the first is seed {seed}: {e}\nreplay with: {}",
             failures.len(),
-            seeds.len()
+            seeds.len(),
+            replay_command(*seed)
         );
     }
     eprintln!(
-        "simulation: {} seeds converged in {:.1}s; {totals:?}",
+        "simulation: {} seeds converged in {:.1}s of wall time; {totals:?}",
         seeds.len(),
         started.elapsed().as_secs_f64()
     );
@@ -453,7 +462,26 @@ async fn seeded_runs_converge() {
             || (totals.applied > 0
                 && totals.conflicts > 0
                 && totals.regressions > 0
-                && totals.restarts > 0),
-        "the simulation must exercise write-backs, conflicts, clock regressions and restarts: {totals:?}"
+                && totals.restarts > 0
+                && totals.crashes > 0),
+        "the simulation must exercise write-backs, conflicts, clock regressions, restarts and crashes: {totals:?}"
     );
+}
+
+/// A seed replays exactly: the same steps, events and final tree of `main`, twice.
+#[tokio::test(flavor = "current_thread", start_paused = true)]
+async fn a_seed_replays_exactly() {
+    // Seeds chosen for crashes mid-cycle, faults and write-backs in one run.
+    for seed in [3, 17, 42] {
+        let (_, first) = run_seed(seed)
+            .await
+            .unwrap_or_else(|e| panic!("seed {seed}: {e}\nreplay with: {}", replay_command(seed)));
+        let (_, second) = run_seed(seed)
+            .await
+            .expect("the replay converges like the first run");
+        assert!(!first.events.is_empty() && !first.main.is_empty());
+        assert_eq!(first.steps, second.steps, "seed {seed}: steps differ");
+        assert_eq!(first.events, second.events, "seed {seed}: events differ");
+        assert_eq!(first.main, second.main, "seed {seed}: final trees differ");
+    }
 }

@@ -156,3 +156,53 @@ pub trait Store: Send {
         tip: &CommitId,
     ) -> Result<Vec<CommitId>, StoreError>;
 }
+
+/// A boxed store is a store, so callers may choose one at run time (`Box<dyn Store>`).
+impl<S: Store + ?Sized> Store for Box<S> {
+    fn fetch(&mut self) -> Result<(), StoreError> {
+        (**self).fetch()
+    }
+    fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
+        (**self).remote_tip(branch)
+    }
+    fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
+        (**self).read_file(commit, path)
+    }
+    fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
+        (**self).list_files(commit, dir)
+    }
+    fn changed_paths(
+        &self,
+        from: Option<&CommitId>,
+        to: &CommitId,
+    ) -> Result<Vec<String>, StoreError> {
+        (**self).changed_paths(from, to)
+    }
+    fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError> {
+        (**self).commit(commit)
+    }
+    fn push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        (**self).push(branch, expected, new)
+    }
+    fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
+        (**self).merge_base(a, b)
+    }
+    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool, StoreError> {
+        (**self).is_ancestor(ancestor, descendant)
+    }
+    fn commit_info(&self, commit: &CommitId) -> Result<CommitInfo, StoreError> {
+        (**self).commit_info(commit)
+    }
+    fn commits_between(
+        &self,
+        base: Option<&CommitId>,
+        tip: &CommitId,
+    ) -> Result<Vec<CommitId>, StoreError> {
+        (**self).commits_between(base, tip)
+    }
+}

@@ -36,6 +36,8 @@ pub struct SyncWorld {
     pub writer_commit: Option<CommitId>,
     /// True when a scenario leaves the system in a state where the invariants do not apply.
     pub skip_invariants: bool,
+    /// Every real process run, for the invariants checked after the scenario.
+    pub binary: Option<process::BinaryRuns>,
     /// Output of the last real process run: exit code, stdout, stderr.
     pub process: Option<(i32, String, String)>,
     /// Scratch directory for process scenarios.

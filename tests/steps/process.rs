@@ -8,6 +8,10 @@ use cucumber::{given, then, when};
 use mwsync_sim::fake::FaultKind;
 use mwsync_sim::gitserve::GitServer;
 
+use mwsync::store::git::{AuthMode, GitRemote, GitStore};
+use mwsync::store::{CommitId, Store};
+use mwsync_sim::layout::RecordFile;
+
 use super::SyncWorld;
 use super::pull::name_path;
 use crate::support::{PASSWORD, Repo, USER};
@@ -93,7 +97,11 @@ async fn mwsync_cmd(
     if let Some(p) = pause {
         c.env("MWSYNC_TEST_PAUSE_AT", p);
     }
-    w.skip_invariants = true;
+    let binary = w.binary.get_or_insert_with(BinaryRuns::default);
+    binary.remote = Some((git_url.to_string(), key.map(str::to_string)));
+    binary.last_subcommand = subcommand
+        .first()
+        .map_or_else(String::new, |s| s.to_string());
     c
 }
 
@@ -107,7 +115,7 @@ async fn runs_with_page_size(w: &mut SyncWorld, n: u32) {
         )
         .env("MWSYNC_GIT_URL", "/nonexistent/books.git")
         .env("MWSYNC_CACHE_DIR", "/nonexistent/cache");
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
 }
 
 #[when(
@@ -133,7 +141,7 @@ async fn runs_with_layered_page_size(w: &mut SyncWorld, flag: String, env: Strin
     if env != "-" {
         c.env("MWSYNC_PAGE_SIZE", &env);
     }
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
 }
 
 #[when("the mwsync binary runs once")]
@@ -141,7 +149,7 @@ async fn runs_with_layered_page_size(w: &mut SyncWorld, flag: String, env: Strin
 async fn runs_once_bare(w: &mut SyncWorld) {
     let url = bare_url(w).await;
     let c = run_cmd(w, &url, None, None).await;
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
 }
 
 #[then(expr = "it exits with code {int}")]
@@ -195,7 +203,7 @@ fn http_url(w: &SyncWorld) -> String {
 async fn runs_http(w: &mut SyncWorld) {
     let url = http_url(w);
     let c = run_cmd(w, &url, Some(API_KEY), None).await;
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
     if w.process.as_ref().is_some_and(|p| p.0 != 0) {
         eprintln!(
             "mwsync stderr: {}",
@@ -208,7 +216,7 @@ async fn runs_http(w: &mut SyncWorld) {
 async fn runs_http_wrong(w: &mut SyncWorld) {
     let url = http_url(w);
     let c = run_cmd(w, &url, Some("not-the-key"), None).await;
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
 }
 
 fn clone(w: &SyncWorld) -> tempfile::TempDir {
@@ -337,7 +345,7 @@ async fn run_until_paused(w: &mut SyncWorld, point: &str) {
     let mut c = run_cmd(w, &url, Some(API_KEY), Some(point)).await;
     c.stderr(Stdio::piped()).stdout(Stdio::null());
     let point = point.split(':').next().unwrap_or(point).to_string();
-    tokio::task::spawn_blocking(move || {
+    let seen = tokio::task::spawn_blocking(move || {
         use std::io::BufRead;
         let mut child = c.spawn().expect("mwsync starts");
         let stderr = child.stderr.take().expect("piped stderr");
@@ -349,7 +357,7 @@ async fn run_until_paused(w: &mut SyncWorld, point: &str) {
             if line.contains(&format!("paused at {point}")) {
                 child.kill().expect("SIGKILL the process");
                 child.wait().expect("reap the process");
-                return;
+                return seen;
             }
         }
         let status = child.wait().expect("reap");
@@ -357,6 +365,8 @@ async fn run_until_paused(w: &mut SyncWorld, point: &str) {
     })
     .await
     .expect("the watcher finishes");
+    // A killed run has no exit code of its own; the invariant check must not repeat it.
+    set_process(w, (-9, String::new(), seen));
 }
 
 #[when("the mwsync binary is killed after the import")]
@@ -534,7 +544,8 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
     .await;
     let state = w.h().await.sim.state().clone();
     d.stderr(Stdio::piped()).stdout(Stdio::null());
-    w.process = Some(
+    set_process(
+        w,
         tokio::task::spawn_blocking(move || {
             use std::io::BufRead;
             let mut child = d.spawn().expect("mwsync starts");
@@ -617,7 +628,7 @@ async fn stopped_with(w: &mut SyncWorld, code: i32) {
 async fn rebaseline(w: &mut SyncWorld) {
     let url = bare_url(w).await;
     let r = mwsync_cmd(w, &["rebaseline"], &url, None, None).await;
-    w.process = Some(output(r).await);
+    set_process(w, output(r).await);
 }
 
 /// The wrong password the scenario uses.
@@ -634,7 +645,7 @@ async fn wrong_mw_password(w: &mut SyncWorld) {
             .url()
             .replacen("http://", &format!("http://{USER}:{WRONG_PASSWORD}@"), 1);
     c.env("MWSYNC_MONEYWORKS_URL", mw);
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
 }
 
 #[then("its output does not contain the wrong password")]
@@ -656,7 +667,7 @@ async fn api_key_flag(w: &mut SyncWorld, key: String) {
         )
         .env("MWSYNC_GIT_URL", "/nonexistent/books.git")
         .env("MWSYNC_CACHE_DIR", "/nonexistent/cache");
-    w.process = Some(output(c).await);
+    set_process(w, output(c).await);
 }
 
 #[then(expr = "its output does not contain {string}")]
@@ -726,7 +737,7 @@ async fn daemon_json_status(w: &mut SyncWorld) {
     })
     .await
     .expect("the watcher finishes");
-    w.process = Some((0, status_json, log));
+    set_process(w, (0, status_json, log));
 }
 
 #[then("every log line is a JSON object")]
@@ -773,4 +784,175 @@ mod plain_http {
             .map(|(_, b)| b.to_string())
             .unwrap_or_default()
     }
+}
+
+/// Every real process a scenario ran: where its `main` lives, what it printed, and the tips
+/// of `main` after each run, for the invariants checked after the scenario.
+#[derive(Default)]
+pub struct BinaryRuns {
+    /// The git URL and API key of the last run that reached a repository.
+    pub remote: Option<(String, Option<String>)>,
+    /// The git URL and key that last read the repository successfully (a run may have used a
+    /// wrong key on purpose).
+    pub reader: Option<(String, Option<String>)>,
+    /// The subcommand of that run (`run`, `sync`, `rebaseline`).
+    pub last_subcommand: String,
+    /// Everything every run printed, stdout and stderr.
+    pub outputs: Vec<String>,
+    /// `main` after each run (None while absent).
+    pub tips: Vec<Option<CommitId>>,
+}
+
+/// A client of the scenario's repository, with a fresh cache of its own.
+fn binary_repo(url: &str, key: Option<&str>) -> (tempfile::TempDir, GitStore) {
+    let dir = tempfile::tempdir().expect("a cache dir for the invariant check");
+    let remote = GitRemote {
+        url: url.to_string(),
+        api_key: key.map(str::to_string),
+        auth: AuthMode::default(),
+    };
+    let store = GitStore::open(&dir.path().join("repo.git"), remote).expect("the repository opens");
+    (dir, store)
+}
+
+fn main_tip(url: &str, key: Option<&str>) -> Result<Option<CommitId>, String> {
+    let (_dir, mut store) = binary_repo(url, key);
+    store.fetch().map_err(|e| format!("fetching {url}: {e}"))?;
+    store.remote_tip("main").map_err(|e| e.to_string())
+}
+
+/// Records a finished process: its output and, when it ran against a repository, `main`.
+fn set_process(w: &mut SyncWorld, result: (i32, String, String)) {
+    let binary = w.binary.get_or_insert_with(BinaryRuns::default);
+    binary.outputs.push(format!("{}\n{}", result.1, result.2));
+    if let Some((url, key)) = binary.remote.clone()
+        && let Ok(tip) = main_tip(&url, key.as_deref())
+    {
+        binary.tips.push(tip);
+        binary.reader = Some((url, key));
+    }
+    w.process = Some(result);
+}
+
+/// The secrets a scenario's processes know, in every shape they could leak in.
+fn secret_shapes() -> Vec<String> {
+    let b64 = |s: String| base64::engine::general_purpose::STANDARD.encode(s);
+    vec![
+        PASSWORD.to_string(),
+        API_KEY.to_string(),
+        b64(format!("{USER}:Document:{PASSWORD}")),
+        b64(format!("mwsync:{API_KEY}")),
+    ]
+}
+
+/// The invariants of STYLE rule 9 for a scenario that ran the real binary: no secret in any
+/// output or in the history, every file on `main` canonical, `main` only forward, no marker
+/// ahead of the server clock, and (when the last run ended well) a repeated run commits
+/// nothing.
+pub async fn check_process_invariants(w: &mut SyncWorld) -> Result<(), String> {
+    let Some(runs) = w.binary.take() else {
+        return Ok(());
+    };
+    let secrets = secret_shapes();
+    for (i, out) in runs.outputs.iter().enumerate() {
+        if secrets.iter().any(|s| out.contains(s.as_str())) {
+            return Err(format!(
+                "a secret appears in the output of process run {}",
+                i + 1
+            ));
+        }
+    }
+    let Some((url, key)) = runs.reader.clone() else {
+        return Ok(());
+    };
+    let (_dir, mut store) = binary_repo(&url, key.as_deref());
+    store.fetch().map_err(|e| e.to_string())?;
+    let Some(tip) = store.remote_tip("main").map_err(|e| e.to_string())? else {
+        return Ok(());
+    };
+    let mut seen: Vec<&CommitId> = runs.tips.iter().flatten().collect();
+    seen.push(&tip);
+    for pair in seen.windows(2) {
+        if !store
+            .is_ancestor(pair[0], pair[1])
+            .map_err(|e| e.to_string())?
+        {
+            return Err(format!(
+                "main moved backwards or sideways from {} to {}",
+                pair[0], pair[1]
+            ));
+        }
+    }
+    check_main_tree(&store, &tip, &secrets, w.h().await.sim.now())?;
+    for id in store
+        .commits_between(None, &tip)
+        .map_err(|e| e.to_string())?
+    {
+        let info = store.commit_info(&id).map_err(|e| e.to_string())?;
+        if secrets.iter().any(|s| info.message.contains(s.as_str())) {
+            return Err(format!("a secret appears in the message of commit {id}"));
+        }
+    }
+    let last_ok = w.process.as_ref().is_some_and(|p| p.0 == 0);
+    if last_ok && runs.last_subcommand == "run" && runs.remote == runs.reader {
+        let c = run_cmd(w, &url, key.as_deref(), None).await;
+        let (code, out, err) = output(c).await;
+        if code != 0 {
+            return Err(format!(
+                "a repeated `mwsync run --once` exited {code}:\n{err}"
+            ));
+        }
+        if secrets
+            .iter()
+            .any(|s| out.contains(s.as_str()) || err.contains(s.as_str()))
+        {
+            return Err("a secret appears in the output of the repeated run".into());
+        }
+        if main_tip(&url, key.as_deref())? != Some(tip) {
+            return Err("a repeated run against an unchanged server committed something".into());
+        }
+    }
+    Ok(())
+}
+
+/// Every record file on `main` is canonical (by the simulator's layout), no file holds a
+/// secret, and no marker is ahead of the server's clock.
+fn check_main_tree(
+    store: &GitStore,
+    tip: &CommitId,
+    secrets: &[String],
+    now: mwsync_sim::time::DateTime,
+) -> Result<(), String> {
+    for path in store.list_files(tip, "").map_err(|e| e.to_string())? {
+        let bytes = store
+            .read_file(tip, &path)
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| format!("{path} is listed but absent"))?;
+        let text = String::from_utf8(bytes).map_err(|_| format!("{path} is not UTF-8"))?;
+        if secrets.iter().any(|s| text.contains(s.as_str())) {
+            return Err(format!("a secret appears in {path}"));
+        }
+        if path == ".mwsync/state.toml" {
+            let state = mwsync::state::SyncState::parse(&text, &path)?;
+            let now = crate::support::engine_time(now);
+            if let Some((t, m)) = state
+                .tables
+                .iter()
+                .find_map(|(t, st)| st.marker.filter(|m| *m > now).map(|m| (t, m)))
+            {
+                return Err(format!(
+                    "the {t} marker {m} is ahead of the server clock {now}"
+                ));
+            }
+        }
+        // Only mwsync's record files have a canonical form; others may sit beside them.
+        if path.starts_with(".mwsync/") || mwsync_sim::layout::parse_path(&path).is_err() {
+            continue;
+        }
+        let file = RecordFile::parse(&text).map_err(|e| format!("{path}: {e}"))?;
+        if file.canonical().map_err(|e| format!("{path}: {e}"))? != text {
+            return Err(format!("{path} is not in canonical form"));
+        }
+    }
+    Ok(())
 }

@@ -3,6 +3,8 @@
 //! run after every scenario. Used by the integration binary and the cucumber runner.
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,13 +16,14 @@ use mwsync::config::{MoneyWorksEndpoint, RepoConfigFile, Secret};
 use mwsync::engine::{Engine, EngineError, EngineSettings};
 use mwsync::events::{Event, Events};
 use mwsync::moneyworks::client::HttpMoneyWorks;
+use mwsync::moneyworks::transport::ReqwestTransport;
 use mwsync::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use mwsync::mwtime::MwTime;
 use mwsync::retry::RetryPolicy;
 use mwsync::state::SyncState;
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
 use mwsync::store::memory::MemoryRemote;
-use mwsync::store::{CommitId, CommitInfo, NewCommit, Store, StoreError};
+use mwsync::store::{CommitId, CommitInfo, NewCommit, Store};
 use mwsync_sim::fake::{Sim, SimBuilder};
 use mwsync_sim::layout::{self, RecordFile};
 use mwsync_sim::time::DateTime;
@@ -31,56 +34,7 @@ pub const PASSWORD: &str = "Pw-9f3c-never-in-logs";
 pub const USER: &str = "Admin";
 
 /// A `Store` chosen at run time.
-pub struct DynStore(pub Box<dyn Store>);
-
-impl Store for DynStore {
-    fn fetch(&mut self) -> Result<(), StoreError> {
-        self.0.fetch()
-    }
-    fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
-        self.0.remote_tip(branch)
-    }
-    fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
-        self.0.read_file(commit, path)
-    }
-    fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
-        self.0.list_files(commit, dir)
-    }
-    fn changed_paths(
-        &self,
-        from: Option<&CommitId>,
-        to: &CommitId,
-    ) -> Result<Vec<String>, StoreError> {
-        self.0.changed_paths(from, to)
-    }
-    fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError> {
-        self.0.commit(commit)
-    }
-    fn push(
-        &mut self,
-        branch: &str,
-        expected: Option<&CommitId>,
-        new: &CommitId,
-    ) -> Result<(), StoreError> {
-        self.0.push(branch, expected, new)
-    }
-    fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
-        self.0.merge_base(a, b)
-    }
-    fn is_ancestor(&self, ancestor: &CommitId, descendant: &CommitId) -> Result<bool, StoreError> {
-        self.0.is_ancestor(ancestor, descendant)
-    }
-    fn commit_info(&self, commit: &CommitId) -> Result<CommitInfo, StoreError> {
-        self.0.commit_info(commit)
-    }
-    fn commits_between(
-        &self,
-        base: Option<&CommitId>,
-        tip: &CommitId,
-    ) -> Result<Vec<CommitId>, StoreError> {
-        self.0.commits_between(base, tip)
-    }
-}
+pub type DynStore = Box<dyn Store>;
 
 /// A hook run before each export, given the exports (counting this one) and the imports
 /// made so far.
@@ -93,10 +47,27 @@ pub type ImportHook = Box<dyn FnMut(u64) + Send>;
 /// A hook slot shared between a harness and its client.
 pub type HookSlot<H> = Arc<Mutex<Option<H>>>;
 
+/// The engine's own MoneyWorks client, over sockets or answered in-process.
+pub enum Client {
+    /// Real HTTP to the fake's socket.
+    Sockets(HttpMoneyWorks<ReqwestTransport>),
+    /// The fake's router called in-process (deterministic on a paused clock).
+    InProcess(HttpMoneyWorks<inproc::InProcess>),
+}
+
+macro_rules! client_call {
+    ($client:expr, $c:ident => $call:expr) => {
+        match $client {
+            Client::Sockets($c) => $call.await,
+            Client::InProcess($c) => $call.await,
+        }
+    };
+}
+
 /// The HTTP client with hooks, so a scenario can change MoneyWorks between two pages, or
 /// between a write-back's last read and its import.
 pub struct HookedMw {
-    inner: HttpMoneyWorks,
+    inner: Client,
     exports: AtomicU64,
     imports: AtomicU64,
     hook: HookSlot<ExportHook>,
@@ -114,10 +85,10 @@ impl MoneyWorks for HookedMw {
         {
             hook(n, self.imports.load(Ordering::SeqCst));
         }
-        self.inner.export(query).await
+        client_call!(&self.inner, c => c.export(query))
     }
     async fn export_text(&self, query: &ExportQuery) -> Result<String, MwError> {
-        self.inner.export_text(query).await
+        client_call!(&self.inner, c => c.export_text(query))
     }
     async fn import(&self, body: &str) -> Result<String, MwError> {
         let before = self.imports.fetch_add(1, Ordering::SeqCst);
@@ -129,10 +100,10 @@ impl MoneyWorks for HookedMw {
         {
             hook(before);
         }
-        self.inner.import(body).await
+        client_call!(&self.inner, c => c.import(body))
     }
     async fn evaluate(&self, expr: &str) -> Result<String, MwError> {
-        self.inner.evaluate(expr).await
+        client_call!(&self.inner, c => c.evaluate(expr))
     }
 }
 
@@ -198,7 +169,7 @@ impl Repo {
     /// A new client of this repository (its own cache).
     pub fn client(&self) -> DynStore {
         match self {
-            Repo::Memory(r) => DynStore(Box::new(r.store())),
+            Repo::Memory(r) => Box::new(r.store()),
             Repo::Bare { dir, path } => {
                 let remote = GitRemote {
                     url: path.display().to_string(),
@@ -304,9 +275,15 @@ fn git_client(dir: &tempfile::TempDir, remote: GitRemote) -> DynStore {
         .tempdir_in(dir.path())
         .expect("cache dir");
     let cache_path = cache.keep();
-    DynStore(Box::new(
-        GitStore::open(&cache_path.join("repo.git"), remote).expect("the repository opens"),
-    ))
+    Box::new(GitStore::open(&cache_path.join("repo.git"), remote).expect("the repository opens"))
+}
+
+/// How a harness's daemons are configured: the repo config, the MoneyWorks request timeout,
+/// and the crash budget of an in-process world.
+struct Spec<'a> {
+    repo_config: &'a RepoConfigFile,
+    timeout: Duration,
+    budget: Option<&'a Arc<inproc::Budget>>,
 }
 
 /// The engine under test with everything it talks to.
@@ -324,6 +301,11 @@ pub struct Harness {
     pub tips: Vec<CommitId>,
     /// The MoneyWorks request timeout.
     pub timeout: Duration,
+    /// For an in-process world: the crash budget every daemon of this harness counts against.
+    pub budget: Option<Arc<inproc::Budget>>,
+    /// In-process worlds read events synchronously (no collector task whose scheduling
+    /// could reorder or drop them).
+    inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Event>>>,
 }
 
 /// A short retry policy: the same logic, without long waits in real time.
@@ -366,7 +348,37 @@ impl Harness {
         timeout: Duration,
     ) -> Harness {
         let sim = builder.start().await;
-        let repo = Repo::new(kind);
+        Self::assemble(sim, Repo::new(kind), repo_config, timeout, None)
+    }
+
+    /// A deterministic harness: the fake answers in-process (no sockets), `main` lives in
+    /// memory, and every MoneyWorks and git request counts against a crash budget. Run it
+    /// on a current-thread runtime with tokio's clock paused.
+    pub fn start_in_process(
+        builder: SimBuilder,
+        repo_config: RepoConfigFile,
+        timeout: Duration,
+    ) -> Harness {
+        let sim = builder
+            .start_in_process()
+            .expect("the simulation's generated document loads");
+        let budget = Arc::new(inproc::Budget::default());
+        Self::assemble(
+            sim,
+            Repo::new(StoreKind::Memory),
+            repo_config,
+            timeout,
+            Some(budget),
+        )
+    }
+
+    fn assemble(
+        sim: Sim,
+        repo: Repo,
+        repo_config: RepoConfigFile,
+        timeout: Duration,
+        budget: Option<Arc<inproc::Budget>>,
+    ) -> Harness {
         let events = Events::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook = Arc::new(Mutex::new(None));
@@ -378,9 +390,13 @@ impl Harness {
             &events,
             (&hook, &import_hook),
             local.clone(),
-            &repo_config,
-            timeout,
+            Spec {
+                repo_config: &repo_config,
+                timeout,
+                budget: budget.as_ref(),
+            },
         );
+        let inbox = budget.as_ref().map(|_| Mutex::new(events.subscribe()));
         let h = Harness {
             sim,
             repo,
@@ -393,8 +409,12 @@ impl Harness {
             repo_config,
             tips: vec![],
             timeout,
+            inbox,
+            budget,
         };
-        h.collect_events();
+        if h.inbox.is_none() {
+            h.collect_events();
+        }
         h
     }
 
@@ -404,16 +424,33 @@ impl Harness {
         events: &Events,
         (hook, import_hook): (&HookSlot<ExportHook>, &HookSlot<ImportHook>),
         local: Cache,
-        repo_config: &RepoConfigFile,
-        timeout: Duration,
+        spec: Spec<'_>,
     ) -> Engine<HookedMw, DynStore> {
+        let Spec {
+            repo_config,
+            timeout,
+            budget,
+        } = spec;
         let endpoint = MoneyWorksEndpoint::parse(
             &sim.url()
                 .replace("http://", &format!("http://{USER}:{PASSWORD}@")),
             None,
         )
         .expect("the sim URL is a valid MoneyWorks URL");
-        let inner = HttpMoneyWorks::new(&endpoint, timeout).expect("client");
+        let inner = match budget {
+            None => Client::Sockets(HttpMoneyWorks::new(&endpoint, timeout).expect("client")),
+            Some(budget) => Client::InProcess(
+                HttpMoneyWorks::with_transport(
+                    &endpoint,
+                    timeout,
+                    inproc::InProcess {
+                        router: sim.router(),
+                        budget: budget.clone(),
+                    },
+                )
+                .expect("client"),
+            ),
+        };
         let mw = HookedMw {
             inner,
             exports: AtomicU64::new(0),
@@ -430,7 +467,14 @@ impl Harness {
                 .expect("the scenario's repo config is valid"),
             retry: quick_retry(),
         };
-        Engine::new(mw, repo.client(), local, settings, events.clone())
+        let store = match budget {
+            None => repo.client(),
+            Some(budget) => Box::new(inproc::Counted {
+                inner: repo.client(),
+                budget: budget.clone(),
+            }),
+        };
+        Engine::new(mw, store, local, settings, events.clone())
     }
 
     fn collect_events(&self) {
@@ -459,8 +503,11 @@ impl Harness {
             &self.events,
             (&self.hook, &self.import_hook),
             local,
-            &self.repo_config,
-            self.timeout,
+            Spec {
+                repo_config: &self.repo_config,
+                timeout: self.timeout,
+                budget: self.budget.as_ref(),
+            },
         );
     }
 
@@ -497,7 +544,20 @@ impl Harness {
 
     /// The events published so far.
     pub fn events(&self) -> Vec<Event> {
-        self.seen.lock().expect("event log lock").clone()
+        let mut seen = self.seen.lock().expect("event log lock");
+        if let Some(inbox) = &self.inbox {
+            let mut rx = inbox.lock().expect("inbox lock");
+            loop {
+                match rx.try_recv() {
+                    Ok(e) => seen.push(e),
+                    Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
+                        panic!("the simulation lost {n} events; raise the bus capacity")
+                    }
+                    Err(_) => break,
+                }
+            }
+        }
+        seen.clone()
     }
 
     /// The record files MoneyWorks' data should give, for the tracked tables, computed by

@@ -390,7 +390,20 @@ impl SimBuilder {
             state,
             addr,
             shutdown: Some(tx),
-            task,
+            task: Some(task),
+        })
+    }
+
+    /// A server that listens on no socket: requests reach it only through [`Sim::router`],
+    /// called in-process, so a simulation on tokio's paused clock stays deterministic. Its
+    /// [`Sim::url`] names port 0 and is never dialled.
+    pub fn start_in_process(self) -> anyhow::Result<Sim> {
+        let (state, _) = self.build_state()?;
+        Ok(Sim {
+            state: Arc::new(state),
+            addr: SocketAddr::from(([127, 0, 0, 1], 0)),
+            shutdown: None,
+            task: None,
         })
     }
 
@@ -410,7 +423,8 @@ pub struct Sim {
     state: Arc<State>,
     addr: SocketAddr,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<()>,
+    /// The serving task; `None` for a server that answers in-process only.
+    task: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Sim {
@@ -423,6 +437,12 @@ impl Sim {
             clock_mode: ClockMode::Manual,
             addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         }
+    }
+
+    /// The REST routes over this server's state, to be called in-process (a `tower`
+    /// service): the same handlers a socket would reach.
+    pub fn router(&self) -> axum::Router {
+        http::router(self.state.clone())
     }
 
     /// The shared server state.
@@ -518,6 +538,8 @@ impl Drop for Sim {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        self.task.abort();
+        if let Some(task) = &self.task {
+            task.abort();
+        }
     }
 }
