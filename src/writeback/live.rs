@@ -119,31 +119,34 @@ pub(crate) fn judge(r: &PlannedRecord, live: &LiveCopy) -> Verdict {
             )),
         };
     };
-    if already_held(r, current) {
-        return Verdict::Already;
-    }
-    match &r.base {
-        None => Verdict::Refused(conflict(
+    let Some(base) = &r.base else {
+        if already_held(r, current) {
+            return Verdict::Already;
+        }
+        return Verdict::Refused(conflict(
             r,
             format!(
                 "{} {} already exists in MoneyWorks: it was created there since your base",
                 r.table.name, r.key
             ),
             report_fields(r, current, &r.fields),
-        )),
-        Some(base) => {
-            let changed = differing(&base.fields, &current.fields);
-            if changed.is_empty() {
-                Verdict::Import
-            } else {
-                Verdict::Refused(conflict(
-                    r,
-                    "the record changed in MoneyWorks since your base".into(),
-                    report_fields(r, current, &changed),
-                ))
-            }
-        }
+        ));
+    };
+    // Already applied only when what changed since the base is what was asked, as asked
+    // (a crash after the import): any other change is someone else's, made before or after
+    // an import mwsync can no longer tell apart, so it is a conflict, never silence.
+    let changed = differing(&base.fields, &current.fields);
+    if changed.iter().all(|f| r.fields.contains(f)) && already_held(r, current) {
+        return Verdict::Already;
     }
+    if changed.is_empty() {
+        return Verdict::Import;
+    }
+    Verdict::Refused(conflict(
+        r,
+        "the record changed in MoneyWorks since your base".into(),
+        report_fields(r, current, &changed),
+    ))
 }
 
 /// What judging a batch against fresh live copies set aside.
@@ -205,12 +208,10 @@ fn report_fields(r: &PlannedRecord, live: &Record, names: &[String]) -> Vec<Fiel
         .collect()
 }
 
-/// True when MoneyWorks holds every asked value, whatever else it changed: after a crash
-/// between the import and the merge the server may also have rewritten fields nobody asked
-/// for (a recomputed gross, a new record's defaults), and that is not a conflict. A value
-/// counts as held when its text matches, or when the server changed it since the base and
-/// it matches once normalised (the server's own rewriting of `1.5` as `1.500000`, or of a
-/// writer's LF as CR).
+/// True when MoneyWorks holds every asked value (for a new record, whatever defaults the
+/// server gave its other fields). A value counts as held when its text matches, or when the
+/// server changed it since the base and it matches once normalised (the server's own
+/// rewriting of `1.5` as `1.500000`, or of a writer's LF as CR).
 fn already_held(r: &PlannedRecord, live: &Record) -> bool {
     let base_exact = r
         .base
@@ -384,18 +385,28 @@ mod tests {
         );
     }
 
-    /// When MoneyWorks already holds the asked values (after a crash, with other fields
-    /// rewritten by the server), nothing is imported.
+    /// When MoneyWorks already holds the asked values (after a crash), nothing is
+    /// imported; a new record may carry the server's defaults besides.
     #[test]
     fn already_held_values_are_already_applied() {
         assert_eq!(
-            judge(&update("2"), &live(rec(7, "ACME", "2", "City"))),
+            judge(&update("2"), &live(rec(7, "ACME", "2", "Town"))),
             Verdict::Already
         );
         assert_eq!(
             judge(&create("NEW"), &live(rec(12, "NEW", "2", "Dflt"))),
             Verdict::Already
         );
+    }
+
+    /// Held as asked but changed in another field too is a conflict: that change is
+    /// someone else's, and mwsync cannot tell whether it came before its import.
+    #[test]
+    fn already_held_with_other_changes_is_a_conflict() {
+        let report = refused(judge(&update("2"), &live(rec(7, "ACME", "2", "City"))));
+        assert_eq!(report.result, FileResult::Conflict);
+        let fields: Vec<&str> = report.fields.iter().map(|f| f.field.as_str()).collect();
+        assert_eq!(fields, vec!["phone", "city"]);
     }
 
     /// A new code that exists is a conflict naming it; one that exists in another letter
