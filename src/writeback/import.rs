@@ -8,7 +8,7 @@ use std::collections::BTreeMap;
 
 use super::compare::for_import;
 use super::live::{self, Identity, LiveCopy};
-use super::plan::PlannedRecord;
+use super::plan::{ChangePlan, PlannedRecord};
 use super::status::{self, FileReport, FileResult};
 use crate::engine::{Engine, EngineError};
 use crate::moneyworks::{MoneyWorks, MwError};
@@ -168,17 +168,29 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(live::match_live(ids, &found))
     }
 
-    /// Reads every batch's live copies for the precondition, one export per batch, the last
-    /// batch first: the first batch's read is then the last request before its import.
-    pub(crate) async fn read_precondition(
+    /// The live precondition: reads every batch, one export each, the last batch first (so
+    /// the first batch's read is the last request before its import), and judges every
+    /// record against what MoneyWorks holds. Records to import stay in their batch with
+    /// their live copy; those already as asked, and conflicts and refusals, go to `plan`.
+    /// Returns the live copies of the records set aside, for `main`.
+    pub(crate) async fn live_precondition(
         &mut self,
         batches: &mut [Batch],
-    ) -> Result<(), EngineError> {
+        plan: &mut ChangePlan,
+    ) -> Result<Vec<Record>, EngineError> {
         for b in batches.iter_mut().rev() {
             let ids: Vec<Identity> = b.records.iter().map(live::before_identity).collect();
             b.live = self.read_identities(b.table, &ids).await?;
         }
-        Ok(())
+        let mut truth = Vec::new();
+        for b in batches.iter_mut() {
+            let copies = std::mem::take(&mut b.live);
+            let sifted = live::sift(b, copies);
+            plan.already.extend(sifted.already);
+            plan.problems.extend(sifted.refused);
+            truth.extend(sifted.truth);
+        }
+        Ok(truth)
     }
 
     /// Imports the batches in order, each verified by one export right after its import.

@@ -93,30 +93,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut batches = batches(std::mem::take(&mut plan.apply), page);
         let mut truth = Vec::new();
         if plan.problems.is_empty() {
-            self.read_precondition(&mut batches).await?;
-            for b in &mut batches {
-                let copies = std::mem::take(&mut b.live);
-                let sifted = live::sift(b, copies);
-                plan.already.extend(sifted.already);
-                plan.problems.extend(sifted.refused);
-                truth.extend(sifted.truth);
-            }
+            truth = self.live_precondition(&mut batches, &mut plan).await?;
         }
         tracing::info!(commit = %tip, "checked write changes@{}: {} to import, {} already applied, {} refused or conflicting", tip.short(), batches.iter().map(|b| b.records.len()).sum::<usize>(), plan.already.len(), plan.problems.len());
         if !plan.problems.is_empty() {
             plan.apply = batches.into_iter().flat_map(|b| b.records).collect();
-            let refusal = status::refusal(tip, &plan);
-            report.outcome = refusal.outcome;
-            report.files = refusal.files;
-            for event in refusal.events {
-                self.publish(event);
-            }
-            // main takes what the precondition read: the writer rebases on the truth.
-            let merged = self.stage_server_truth(truth)?;
-            let hash = self.known.repo.hash();
-            self.commit_status(report, merged.files, &merged.notes, None, &hash)
-                .await?;
-            return Ok(refusal.outcome);
+            return self.refuse_files(tip, report, &plan, truth).await;
         }
         let imported = self.import_batches(batches).await?;
         report.files = imported.files;
@@ -129,6 +111,28 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         );
         self.finish_write(tip, report, merged, plan.config, imported.count)
             .await
+    }
+
+    /// Refuses the write for the problems of its files, before anything is sent. `main`
+    /// takes the live copies the precondition read, so a writer rebases on the truth.
+    async fn refuse_files(
+        &mut self,
+        tip: &CommitId,
+        mut report: WriteReport,
+        plan: &ChangePlan,
+        truth: Vec<Record>,
+    ) -> Result<Outcome, EngineError> {
+        let refusal = status::refusal(tip, plan);
+        report.outcome = refusal.outcome;
+        report.files = refusal.files;
+        for event in refusal.events {
+            self.publish(event);
+        }
+        let merged = self.stage_server_truth(truth)?;
+        let hash = self.known.repo.hash();
+        self.commit_status(report, merged.files, &merged.notes, None, &hash)
+            .await?;
+        Ok(refusal.outcome)
     }
 
     /// Refuses the write as a whole, with one reason, before anything is read or sent.
