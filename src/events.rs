@@ -212,6 +212,13 @@ pub enum Event {
         /// What went wrong.
         reasons: Vec<String>,
     },
+    /// MoneyWorks changed records of a write while it was being imported.
+    WriteLostRace {
+        /// The changes tip.
+        commit: String,
+        /// One `path: what changed` per record.
+        reasons: Vec<String>,
+    },
     /// A transient failure that will be retried.
     Retrying {
         /// What was being done.
@@ -318,7 +325,8 @@ impl Event {
             | Event::WriteApplied { .. }
             | Event::WriteConflict { .. }
             | Event::WriteRejected { .. }
-            | Event::WriteFailed { .. }) => log_write(write),
+            | Event::WriteFailed { .. }
+            | Event::WriteLostRace { .. }) => log_write(write),
         }
     }
 }
@@ -404,6 +412,12 @@ fn log_write(event: &Event) {
         Event::WriteFailed { commit, reasons } => tracing::warn!(
             commit,
             "write changes@{} did not fully apply; main shows what MoneyWorks holds: {}",
+            short(commit),
+            reasons.join("; ")
+        ),
+        Event::WriteLostRace { commit, reasons } => tracing::warn!(
+            commit,
+            "write changes@{} raced with edits in MoneyWorks during the import; main shows what MoneyWorks holds; check it, then rebase on main and retry what is missing: {}",
             short(commit),
             reasons.join("; ")
         ),

@@ -188,6 +188,7 @@ impl Metrics {
                     Outcome::Conflict => "conflict",
                     Outcome::Rejected => "rejected",
                     Outcome::Failed => "failed",
+                    Outcome::LostRace => "lost_race",
                 };
                 self.writebacks
                     .get_or_create(&OutcomeLabel {

@@ -10,7 +10,7 @@ use crate::engine::{Engine, EngineError};
 use crate::moneyworks::{ExportFormat, MoneyWorks};
 use crate::mwtime::MwTime;
 use crate::pull::stage::{Staged, invalid, stage_deletes};
-use crate::query::{FINGERPRINT_PAGE, fingerprint_format, seq_page};
+use crate::query::{self, FINGERPRINT_PAGE, fingerprint_format, seq_page};
 use crate::record::{KeyField, Record, RecordKey, TableInfo};
 use crate::store::Store;
 
@@ -138,15 +138,19 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
     }
 
-    /// Re-reads records by sequence number.
+    /// Re-reads records by sequence number, one export per page of them.
     async fn reread_seqs(
         &mut self,
         table: &'static TableInfo,
         seqs: &[u64],
     ) -> Result<Vec<Record>, EngineError> {
+        let page = self.known.repo.file.page_size as usize;
         let mut out = Vec::with_capacity(seqs.len());
-        for &seq in seqs {
-            out.extend(self.reread(table, &RecordKey::Seq(seq)).await?);
+        for chunk in seqs.chunks(page.max(1)) {
+            out.extend(
+                self.export_all(query::by_identities(table, chunk, &[]))
+                    .await?,
+            );
         }
         Ok(out)
     }

@@ -228,6 +228,9 @@ pub fn write_action(outcome: Outcome) -> &'static str {
         Outcome::Failed => {
             "MoneyWorks did not keep all of it; main shows what MoneyWorks holds. Check each reason below, then push a corrected edit"
         }
+        Outcome::LostRace => {
+            "someone changed these records in MoneyWorks while the write was imported; main shows what MoneyWorks now holds. Check the fields named below, then push again if your edit still applies"
+        }
     }
 }
 
@@ -469,7 +472,8 @@ impl Board {
             Event::WriteApplied { commit, .. }
             | Event::WriteConflict { commit, .. }
             | Event::WriteRejected { commit, .. }
-            | Event::WriteFailed { commit, .. } => {
+            | Event::WriteFailed { commit, .. }
+            | Event::WriteLostRace { commit, .. } => {
                 if s.write
                     .pending
                     .as_ref()
@@ -582,6 +586,7 @@ mod tests {
             author: "w <w@x>".into(),
             subject: "edit".into(),
             outcome: Outcome::Conflict,
+            reason: String::new(),
             server_time: "20260630120000".into(),
             files: vec![FileReport {
                 path: "name/1/2/ACME.xml".into(),
@@ -592,6 +597,7 @@ mod tests {
                     asked: Some("3".into()),
                     server: Some("2".into()),
                     base: Some("1".into()),
+                    before: None,
                 }],
             }],
         };

@@ -9,7 +9,7 @@ use super::{Engine, EngineError};
 use crate::moneyworks::{ExportQuery, MoneyWorks, MwError};
 use crate::mwtime::MwTime;
 use crate::query;
-use crate::record::{KeyField, LMT_FIELD, Record, RecordKey, TableInfo, parse_record_path};
+use crate::record::{KeyField, LMT_FIELD, Record, TableInfo, parse_record_path};
 use crate::retry::retry;
 use crate::store::{CommitId, Store};
 
@@ -221,18 +221,22 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(self.mw.import(body).await?)
     }
 
-    /// Re-reads one record by its key, or by sequence number in any table.
-    pub(crate) async fn reread(
+    /// Every record `query` finds (a search that bounds its reply, such as a batch of keys),
+    /// in as many exports as the server needs: a server may cap a reply below what matches,
+    /// so further pages follow by offset until one says nothing more matches.
+    pub(crate) async fn export_all(
         &mut self,
-        table: &'static TableInfo,
-        key: &RecordKey,
-    ) -> Result<Option<Record>, EngineError> {
-        let (records, _) = self.export(&query::by_key(table, key)).await?;
-        Ok(records.into_iter().find(|r| match key {
-            // A sequence number names a record in any table, code-keyed or not.
-            RecordKey::Seq(n) => r.seq() == Some(*n),
-            RecordKey::Code(_) => r.key().as_ref() == Ok(key),
-        }))
+        mut query: ExportQuery,
+    ) -> Result<Vec<Record>, EngineError> {
+        let mut out = Vec::new();
+        loop {
+            let (records, more) = self.export(&query).await?;
+            query.start += records.len() as u64;
+            out.extend(records);
+            if !more {
+                return Ok(out);
+            }
+        }
     }
 }
 

@@ -43,6 +43,16 @@ fn repository_bare(w: &mut SyncWorld) {
 #[given(expr = "the page size is {int}")]
 fn page_size(w: &mut SyncWorld, n: u32) {
     w.repo_config.page_size = n;
+    // A harness started by the background takes it as its initial repo config, which
+    // applies until the first poll writes one to main.
+    if let Some(h) = w.harness.as_mut() {
+        assert!(
+            h.repo.tip("main").is_none(),
+            "set the page size before the first poll"
+        );
+        h.repo_config.page_size = n;
+        h.restart();
+    }
 }
 
 #[given(expr = "checkpoints of {int} records")]
