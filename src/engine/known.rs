@@ -4,7 +4,7 @@
 //! request and commit counters. It owns the one rollback that forgets what a failed step
 //! staged; it must not do I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::config::RepoConfig;
 use crate::mwtime::MwTime;
@@ -78,6 +78,11 @@ pub(crate) struct Known {
     pub(crate) seq_index: SeqIndex,
     /// The last clock reading of a successful poll.
     pub(crate) last_clock: Option<ClockReading>,
+    /// Per table, a marker known to be safe whatever was staged since: where the last
+    /// successful poll left it, lowered by any clock regression seen after. A rollback never
+    /// returns above it. After the clock steps back, the committed marker may lie ahead of
+    /// records stamped since; once the clock passes it again, no check would notice.
+    rescan_floor: BTreeMap<String, MwTime>,
     /// MoneyWorks requests made since the counters were reset.
     pub(crate) requests: u64,
     /// Pushes made since the counters were reset.
@@ -95,6 +100,7 @@ impl Known {
             committed: SyncState::default(),
             seq_index: SeqIndex::default(),
             last_clock: None,
+            rescan_floor: BTreeMap::new(),
             requests: 0,
             commits: 0,
         }
@@ -139,9 +145,36 @@ impl Known {
     /// code-move index (which may point at files never committed) is rebuilt on next use.
     /// `main`, the config, the counters and the clock reading are only ever changed by
     /// steps that completed, so they stand.
+    /// Forgets what a failed step staged: the state returns to the last commit (but never
+    /// above a rescan floor) and the code-move index is dropped.
     pub(crate) fn rollback(&mut self) {
         self.state = self.committed.clone();
+        for (table, floor) in &self.rescan_floor {
+            let mut t = self.state.table(table);
+            if t.marker.is_some_and(|m| m > *floor) {
+                t.marker = Some(*floor);
+                self.state.tables.insert(table.to_string(), t);
+            }
+        }
         self.seq_index.clear();
+    }
+
+    /// A clock regression moved `table`'s marker back to `marker`: no rollback may return
+    /// above it.
+    pub(crate) fn note_regression(&mut self, table: &str, marker: MwTime) {
+        let floor = self.rescan_floor.entry(table.to_string()).or_insert(marker);
+        *floor = (*floor).min(marker);
+    }
+
+    /// A poll read every table from its marker to the clock: where it left each marker is
+    /// safe, even below the committed one.
+    pub(crate) fn poll_succeeded(&mut self) {
+        self.rescan_floor = self
+            .state
+            .tables
+            .iter()
+            .filter_map(|(t, st)| st.marker.map(|m| (t.clone(), m)))
+            .collect();
     }
 }
 
@@ -191,5 +224,34 @@ mod tests {
         assert_eq!(index.path(name, 1), Some("p"));
         index.note("Name", 1, None);
         assert_eq!(index.path(name, 1), None);
+    }
+
+    /// After the clock steps back, a rollback never returns a marker above the regression's
+    /// rescan point, nor above where the last successful poll left it.
+    #[test]
+    fn rollback_never_returns_above_a_safe_marker() {
+        let t = |s: &str| MwTime::parse(s).expect("valid");
+        let set = |k: &mut Known, m: &str| {
+            k.state.tables.entry("Name".into()).or_default().marker = Some(t(m));
+        };
+        let mut k = Known::new(repo());
+        set(&mut k, "20240101120000");
+        k.committed();
+        // A failed poll saw the clock step back.
+        k.note_regression("Name", t("20240101115500"));
+        set(&mut k, "20240101115500");
+        k.rollback();
+        assert_eq!(k.state.table("Name").marker, Some(t("20240101115500")));
+        // A successful poll read up to 11:58, still behind the committed 12:00.
+        set(&mut k, "20240101115800");
+        k.poll_succeeded();
+        set(&mut k, "20240101115900");
+        k.rollback();
+        assert_eq!(k.state.table("Name").marker, Some(t("20240101115800")));
+        // Once a poll ends past the committed marker, a rollback returns to the commit.
+        set(&mut k, "20240101120500");
+        k.poll_succeeded();
+        k.rollback();
+        assert_eq!(k.state.table("Name").marker, Some(t("20240101120000")));
     }
 }

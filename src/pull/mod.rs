@@ -60,8 +60,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// and its clock reading is not kept, so it cannot shorten the next regression rescan.
     pub async fn poll(&mut self) -> Result<PollReport, EngineError> {
         let result = self.poll_inner().await;
-        if result.is_err() {
-            self.known.rollback();
+        match result {
+            Ok(_) => self.known.poll_succeeded(),
+            Err(_) => self.known.rollback(),
         }
         result
     }
@@ -219,6 +220,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 now: now.to_string(),
                 rescan_from: new_marker.to_string(),
             });
+            self.known.note_regression(table.name, new_marker);
             tstate.marker = Some(new_marker);
         }
         tstate.server_time = Some(clock.now);
