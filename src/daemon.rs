@@ -1,6 +1,10 @@
 //! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
-//! time, repeat, and stop cleanly between cycles when told. It also wires the production seams from a validated
-//! `DaemonConfig`. It owns scheduling and the status snapshot; it must not contain sync logic.
+//! time, repeat, and stop cleanly between cycles when told. What a failure does follows its
+//! class: a transient one is reported and retried at the next interval; one that needs a
+//! human parks the daemon (it keeps running, shows `parked` on `/status` and tries again each
+//! interval) unless it concerns `main` itself, which stops it; invalid input stops it. It
+//! also wires the production seams from a validated `DaemonConfig`. It owns scheduling and
+//! the status snapshot; it must not contain sync logic.
 
 use std::time::Duration;
 
@@ -35,6 +39,7 @@ pub fn connect(
     let mw = HttpMoneyWorks::new(
         &cfg.moneyworks,
         Duration::from_secs(cfg.request_timeout_secs),
+        cfg.max_reply_bytes,
     )?;
     let remote = GitRemote {
         url: cfg.git.url.clone(),
@@ -55,12 +60,15 @@ pub fn connect(
         changes_branch: cfg.changes_branch.clone(),
         initial_repo: cfg.initial_repo.clone(),
         retry: RetryPolicy::default(),
+        create_branch: cfg.create_branch,
     };
     Ok(Engine::new(mw, store, cache, settings, events))
 }
 
-/// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that a
-/// retry cannot fix. Transient failures are reported and retried at the next interval.
+/// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that
+/// stops the daemon. Transient failures are reported and retried at the next interval;
+/// failures that need a human but do not concern `main` itself park the daemon. With
+/// `options.once`, any failure ends the run (a failed table included).
 pub async fn run<M: MoneyWorks, S: Store>(
     engine: &mut Engine<M, S>,
     options: &RunOptions,
@@ -69,37 +77,89 @@ pub async fn run<M: MoneyWorks, S: Store>(
 ) -> Result<(), EngineError> {
     set_status(status, |s| s.state = "running".into());
     let mut polls = 0u64;
+    let mut parked = false;
     loop {
         if shutdown.is_cancelled() {
             break;
         }
         let outcome = engine.cycle().await;
         polls += 1;
+        let (quarantined, warnings) = (engine.quarantined(), engine.warnings());
+        set_status(status, |s| {
+            s.quarantined = quarantined;
+            s.warnings = warnings;
+        });
         match outcome {
-            Ok(report) => set_status(status, |s| {
-                s.polls += 1;
-                s.last_poll = engine
-                    .state()
-                    .tables
-                    .values()
-                    .filter_map(|t| t.server_time)
-                    .max()
-                    .map(|t| t.to_string());
-                s.last_poll_records = report.records;
-                s.markers = engine
-                    .state()
-                    .tables
-                    .iter()
-                    .filter_map(|(k, v)| v.marker.map(|m| (k.clone(), m.to_string())))
-                    .collect();
-                s.main = engine.main_tip().map(ToString::to_string);
-                s.last_error = None;
-            }),
+            Ok(report) => {
+                if parked {
+                    parked = false;
+                    engine.events().publish(Event::Resumed);
+                }
+                set_status(status, |s| {
+                    s.state = "running".into();
+                    s.parked = None;
+                    s.polls += 1;
+                    s.last_poll = engine
+                        .state()
+                        .tables
+                        .values()
+                        .filter_map(|t| t.server_time)
+                        .max()
+                        .map(|t| t.to_string());
+                    s.last_poll_records = report.records;
+                    s.markers = engine
+                        .state()
+                        .tables
+                        .iter()
+                        .filter_map(|(k, v)| v.marker.map(|m| (k.clone(), m.to_string())))
+                        .collect();
+                    s.main = engine.main_tip().map(ToString::to_string);
+                    s.table_errors = report
+                        .table_errors
+                        .iter()
+                        .map(|e| (e.table.clone(), e.error.clone()))
+                        .collect();
+                    s.last_error = None;
+                });
+                if options.once && !report.table_errors.is_empty() {
+                    let e = EngineError::TablesFailed {
+                        tables: report
+                            .table_errors
+                            .iter()
+                            .map(|e| format!("{}: {}", e.table, e.error))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        needs_human: report.table_errors.iter().any(|e| e.needs_human),
+                    };
+                    engine.events().publish(Event::Fatal {
+                        error: e.to_string(),
+                    });
+                    set_status(status, |s| s.state = "stopped".into());
+                    return Err(e);
+                }
+            }
             Err(e) if e.class() == ErrorClass::Retryable && !options.once => {
                 engine.events().publish(Event::PollFailed {
                     error: e.to_string(),
                 });
                 set_status(status, |s| s.last_error = Some(e.to_string()));
+            }
+            Err(e)
+                if e.class() == ErrorClass::NeedsHuman
+                    && !e.stops_the_daemon()
+                    && !options.once =>
+            {
+                if !parked {
+                    parked = true;
+                    engine.events().publish(Event::Parked {
+                        error: e.to_string(),
+                    });
+                }
+                set_status(status, |s| {
+                    s.state = "parked".into();
+                    s.parked = Some(e.to_string());
+                    s.last_error = Some(e.to_string());
+                });
             }
             Err(e) => {
                 engine.events().publish(Event::Fatal {

@@ -20,7 +20,7 @@ use crate::events::{Event, Events};
 /// What `GET /status` answers.
 #[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
 pub struct StatusSnapshot {
-    /// `running`, `stopped` or `fatal`.
+    /// `running`, `parked` (a human must act; mwsync keeps trying), `stopped` or `fatal`.
     pub state: String,
     /// Server time of the last finished poll.
     pub last_poll: Option<String>,
@@ -34,6 +34,14 @@ pub struct StatusSnapshot {
     pub main: Option<String>,
     /// The last error, cleared by a successful poll.
     pub last_error: Option<String>,
+    /// When `state` is `parked`: what a human must fix (mwsync tries again each interval).
+    pub parked: Option<String>,
+    /// Tables that failed in the last cycle while the others went on: table → error.
+    pub table_errors: std::collections::BTreeMap<String, String>,
+    /// Records MoneyWorks holds that mwsync cannot file, held back.
+    pub quarantined: Vec<crate::quarantine::QuarantinedRecord>,
+    /// Warnings that stand, such as a changes branch that does not exist.
+    pub warnings: Vec<String>,
 }
 
 /// A shared, updatable snapshot.

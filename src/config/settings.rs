@@ -112,6 +112,26 @@ pub struct Settings {
     /// Log format: human or json.
     #[arg(long, env = "MWSYNC_LOG_FORMAT", value_enum, hide_env_values = true)]
     pub log_format: Option<LogFormat>,
+    /// Create the sync branch even when the git remote has other branches (otherwise a
+    /// missing branch is refused as a likely typo).
+    #[arg(
+        long,
+        env = "MWSYNC_CREATE_BRANCH",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        hide_env_values = true
+    )]
+    pub create_branch: Option<bool>,
+    /// Largest MoneyWorks reply read, in megabytes (default 256); a larger one is refused.
+    #[arg(
+        long,
+        env = "MWSYNC_MAX_REPLY_MB",
+        value_name = "MB",
+        value_parser = whole_number::<u64>,
+        hide_env_values = true
+    )]
+    pub max_reply_mb: Option<u64>,
     /// Seconds before a MoneyWorks request is abandoned (default 60).
     #[arg(
         long,
@@ -297,6 +317,10 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Seconds before a MoneyWorks request is abandoned.
     pub request_timeout_secs: u64,
+    /// Create the sync branch even when the remote has other branches.
+    pub create_branch: bool,
+    /// Largest MoneyWorks reply read, in bytes.
+    pub max_reply_bytes: u64,
     /// Repo config to write when `main` has none.
     pub initial_repo: RepoConfig,
 }
@@ -320,6 +344,8 @@ impl DaemonConfig {
 
 /// Default seconds before a MoneyWorks request is abandoned.
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// Default largest MoneyWorks reply, in megabytes.
+const DEFAULT_MAX_REPLY_MB: u64 = 256;
 
 impl Settings {
     /// Reads a TOML config file; `path` names it in errors, which never quote its lines.
@@ -369,6 +395,14 @@ impl Settings {
             field: "cache_dir".into(),
             hint: "pass --cache-dir or set MWSYNC_CACHE_DIR (a directory mwsync may create)".into(),
         })?;
+        if cache_dir.as_os_str().to_string_lossy().trim().is_empty() {
+            // An empty MWSYNC_CACHE_DIR would otherwise mean the current directory.
+            return Err(bad(
+                "cache_dir",
+                "(empty)",
+                "empty; give a directory mwsync may create, or unset MWSYNC_CACHE_DIR",
+            ));
+        }
         Ok(DaemonConfig {
             moneyworks,
             git,
@@ -380,6 +414,8 @@ impl Settings {
             status_addr: self.status_addr()?,
             log_format: self.log_format.unwrap_or_default(),
             request_timeout_secs: self.request_timeout_secs()?,
+            create_branch: self.create_branch.unwrap_or(false),
+            max_reply_bytes: self.max_reply_mb()? * crate::moneyworks::transport::MB,
             initial_repo: self.initial_repo()?,
         })
     }
@@ -427,9 +463,9 @@ impl Settings {
             )),
             (Some(k), _) => Ok(Some(Secret::new(k.expose().trim()))),
             (None, Some(path)) => {
-                let text = read_key_file(path).map_err(|e| ConfigError::File {
+                let text = read_key_file(path).map_err(|e| ConfigError::KeyFile {
                     path: path.display().to_string(),
-                    detail: format!("cannot read the git API key file: {e}"),
+                    detail: e.to_string(),
                 })?;
                 let key = text.lines().next().unwrap_or("").trim().to_string();
                 if key.is_empty() {
@@ -463,6 +499,15 @@ impl Settings {
             Ok(secs)
         } else {
             Err(bad("request_timeout_secs", secs, "out of range 1..=3600"))
+        }
+    }
+
+    fn max_reply_mb(&self) -> Result<u64, ConfigError> {
+        let mb = self.max_reply_mb.unwrap_or(DEFAULT_MAX_REPLY_MB);
+        if (1..=16_384).contains(&mb) {
+            Ok(mb)
+        } else {
+            Err(bad("max_reply_mb", mb, "out of range 1..=16384"))
         }
     }
 
@@ -592,13 +637,33 @@ mod tests {
         assert!(!err.to_string().contains("tok-unquoted-123"), "{err}");
     }
 
-    /// An empty or missing key file is refused with the file named.
+    /// An empty `MWSYNC_CACHE_DIR` is refused rather than taken as the current directory.
+    #[test]
+    fn an_empty_cache_dir_is_refused() {
+        let err = Settings {
+            cache_dir: Some("".into()),
+            ..base()
+        }
+        .validate(no_file)
+        .expect_err("empty");
+        assert_eq!(
+            err.to_string(),
+            "cache_dir = (empty) is empty; give a directory mwsync may create, or unset MWSYNC_CACHE_DIR"
+        );
+    }
+
+    /// An empty or missing key file is refused with the file named, as a key file.
     #[test]
     fn key_file_problems_are_named() {
         let s = Settings {
             git_api_key_file: Some("/etc/mwsync/key".into()),
             ..base()
         };
+        let missing = s.clone().validate(no_file).expect_err("unreadable");
+        assert_eq!(
+            missing.to_string(),
+            "cannot read the git API key file /etc/mwsync/key (git_api_key_file): no file in this test"
+        );
         let err = s.clone().validate(|_| Ok("\n".into())).expect_err("empty");
         assert!(err.to_string().contains("/etc/mwsync/key"), "{err}");
         let cfg = s

@@ -1,15 +1,18 @@
 //! What the engine knows and may have advanced in memory since `main` last moved: the tip of
-//! `main`, the repo config in force, the sync state (and the copy last committed), the
-//! sequence-number index for code moves, the last server clock reading, and the per-poll
-//! request and commit counters. It owns the one rollback that forgets what a failed step
-//! staged; it must not do I/O.
+//! `main`, the repo config in force, the sync state and the quarantine (and the copies last
+//! committed), the sequence-number index for code moves, the last server clock reading, the
+//! per-poll request and commit counters, and what stands in the way (failing and parked
+//! tables, warnings). It owns the one rollback that forgets what a failed step staged; it
+//! must not do I/O.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
+use super::EngineError;
 use crate::config::RepoConfig;
 use crate::mwtime::MwTime;
+use crate::quarantine::Quarantine;
 use crate::record::TableInfo;
-use crate::state::SyncState;
+use crate::state::{SyncState, TableState};
 use crate::store::CommitId;
 
 /// A server clock reading and when it was taken (monotonic).
@@ -55,6 +58,11 @@ impl SeqIndex {
         }
     }
 
+    /// Forgets `table`'s index (it may point at files that were never committed).
+    pub(crate) fn forget(&mut self, table: &str) {
+        self.tables.remove(table);
+    }
+
     fn clear(&mut self) {
         self.tables.clear();
     }
@@ -82,6 +90,16 @@ pub(crate) struct Known {
     pub(crate) requests: u64,
     /// Pushes made since the counters were reset.
     pub(crate) commits: u64,
+    /// Records held back (from `main`'s status file, changed by reads).
+    pub(crate) quarantine: Quarantine,
+    /// The quarantine as last committed: what a rollback returns to.
+    committed_quarantine: Quarantine,
+    /// Tables not read again until the repo config changes (their last reply was larger
+    /// than the cap): table → (config hash then, the error).
+    pub(crate) parked_tables: BTreeMap<String, (String, EngineError)>,
+    /// Warnings that stand until what they warn of is gone (a missing changes branch), by
+    /// topic.
+    pub(crate) warnings: BTreeMap<&'static str, String>,
 }
 
 impl Known {
@@ -97,22 +115,29 @@ impl Known {
             last_clock: None,
             requests: 0,
             commits: 0,
+            quarantine: Quarantine::default(),
+            committed_quarantine: Quarantine::default(),
+            parked_tables: BTreeMap::new(),
+            warnings: BTreeMap::new(),
         }
     }
 
     /// Takes what `main` at `tip` holds as the truth: its config (or `initial_repo` when it
-    /// has none) and its state. The index is rebuilt from it when next needed.
+    /// has none), its state and its quarantine. The index is rebuilt from it when next needed.
     pub(crate) fn load(
         &mut self,
         tip: Option<CommitId>,
         repo: Option<RepoConfig>,
         initial_repo: &RepoConfig,
         state: SyncState,
+        quarantine: Quarantine,
     ) {
         self.config_unwritten = repo.is_none();
         self.repo = repo.unwrap_or_else(|| initial_repo.clone());
         self.committed = state.clone();
         self.state = state;
+        self.committed_quarantine = quarantine.clone();
+        self.quarantine = quarantine;
         self.seq_index.clear();
         self.main = tip;
     }
@@ -127,6 +152,17 @@ impl Known {
     pub(crate) fn committed(&mut self) {
         self.config_unwritten = false;
         self.committed = self.state.clone();
+        self.committed_quarantine = self.quarantine.clone();
+    }
+
+    /// True when the quarantine differs from what `main` holds.
+    pub(crate) fn quarantine_changed(&self) -> bool {
+        self.quarantine != self.committed_quarantine
+    }
+
+    /// The quarantine as `main` holds it.
+    pub(crate) fn committed_quarantine(&self) -> &Quarantine {
+        &self.committed_quarantine
     }
 
     /// Starts counting a poll's requests and commits.
@@ -135,12 +171,26 @@ impl Known {
         self.commits = 0;
     }
 
+    /// Forgets what a failed pass of `table` staged: its state returns to `before` (its
+    /// state when the pass began) or, when a checkpoint inside the pass committed part of
+    /// it, to what that checkpoint committed; its index is rebuilt on next use.
+    pub(crate) fn rollback_table(&mut self, table: &str, before: TableState, checkpointed: bool) {
+        let restored = if checkpointed {
+            self.committed.table(table)
+        } else {
+            before
+        };
+        self.state.tables.insert(table.to_string(), restored);
+        self.seq_index.forget(table);
+    }
+
     /// Forgets what a failed step staged: the state returns to what `main` holds, and the
     /// code-move index (which may point at files never committed) is rebuilt on next use.
     /// `main`, the config, the counters and the clock reading are only ever changed by
     /// steps that completed, so they stand.
     pub(crate) fn rollback(&mut self) {
         self.state = self.committed.clone();
+        self.quarantine = self.committed_quarantine.clone();
         self.seq_index.clear();
     }
 }

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::transport::{ReqwestTransport, Transport};
+use super::transport::{MB, ReqwestTransport, Transport, TransportError};
 use super::xml::parse_export;
 use super::{Direction, ExportFormat, ExportPage, ExportQuery, MoneyWorks, MwError};
 use crate::config::{MoneyWorksEndpoint, encode_document};
@@ -40,17 +40,18 @@ pub struct HttpMoneyWorks<T = ReqwestTransport> {
 }
 
 impl HttpMoneyWorks<ReqwestTransport> {
-    /// A client for `endpoint` over reqwest; every request is abandoned after `timeout`.
+    /// A client for `endpoint` over reqwest; every request is abandoned after `timeout`, and
+    /// a reply larger than `max_reply_bytes` is refused unread past that size.
     pub fn new(
         endpoint: &MoneyWorksEndpoint,
         timeout: Duration,
+        max_reply_bytes: u64,
     ) -> Result<HttpMoneyWorks, MwError> {
-        let transport = ReqwestTransport::new(timeout.min(MAX_CONNECT_TIMEOUT)).map_err(|e| {
-            MwError::Transport {
+        let transport = ReqwestTransport::new(timeout.min(MAX_CONNECT_TIMEOUT), max_reply_bytes)
+            .map_err(|e| MwError::Transport {
                 endpoint: endpoint.origin.clone(),
-                detail: e.detail,
-            }
-        })?;
+                detail: e.to_string(),
+            })?;
         HttpMoneyWorks::with_transport(endpoint, timeout, transport)
     }
 }
@@ -133,8 +134,19 @@ impl<T: Transport> HttpMoneyWorks<T> {
             .map_err(|e| transport_error(format!("cannot build the request: {e}")))?;
         let reply = tokio::time::timeout(self.timeout, self.transport.send(request))
             .await
-            .map_err(|_| transport_error("the request timed out".into()))?
-            .map_err(|e| transport_error(e.detail))?;
+            .map_err(|_| {
+                transport_error(format!(
+                    "no answer within {} s (the request timed out)",
+                    self.timeout.as_secs()
+                ))
+            })?
+            .map_err(|e| match e {
+                TransportError::TooLarge { limit_bytes } => MwError::TooLarge {
+                    command: command.to_string(),
+                    limit_mb: limit_bytes / MB,
+                },
+                TransportError::Failed { detail } => transport_error(detail),
+            })?;
         let status = reply.status().as_u16();
         let body = String::from_utf8_lossy(reply.body()).into_owned();
         classify_reply(command, status, body)
@@ -195,8 +207,15 @@ pub fn classify_reply(command: &str, status: u16, body: String) -> Result<String
         });
     }
     if let Some(rest) = body.trim_start().strip_prefix("[ERROR]") {
-        return Err(MwError::Rejected {
-            message: rest.trim().to_string(),
+        let message = snippet(rest, "no message");
+        // Only an import changes data; an `[ERROR]` to a read is a failed read.
+        return Err(if command == "import" {
+            MwError::Rejected { message }
+        } else {
+            MwError::ErrorReply {
+                command: command.to_string(),
+                message,
+            }
         });
     }
     Ok(body)
@@ -232,19 +251,18 @@ impl<T: Transport> MoneyWorks for HttpMoneyWorks<T> {
                 ),
             });
         }
+        let held = doc.records.len() + doc.rejected.len();
         if let Some(limit) = query.limit
-            && doc.records.len() > limit as usize
+            && held > limit as usize
         {
             return Err(MwError::InvalidReply {
                 command: "export".into(),
-                detail: format!(
-                    "asked for at most {limit} records but got {}",
-                    doc.records.len()
-                ),
+                detail: format!("asked for at most {limit} records but got {held}"),
             });
         }
         Ok(ExportPage {
             records: doc.records,
+            rejected: doc.rejected,
             start: doc.start,
             found: doc.found,
         })
@@ -274,7 +292,8 @@ mod tests {
 
     use super::*;
     use crate::config::Secret;
-    use crate::moneyworks::transport::{HttpReply, HttpRequest, TransportError};
+    use crate::error::{Classify, ErrorClass};
+    use crate::moneyworks::transport::{HttpReply, HttpRequest};
     use crate::record::table_info;
 
     /// A transport that answers from a script, keeping every request it was given.
@@ -296,9 +315,7 @@ mod tests {
             self.replies
                 .lock()
                 .expect("test lock")
-                .push_back(Err(TransportError {
-                    detail: detail.to_string(),
-                }));
+                .push_back(Err(TransportError::failed(detail)));
             self
         }
     }
@@ -443,7 +460,7 @@ mod tests {
             mw.evaluate("1").await,
             Err(MwError::Transport {
                 endpoint: "http://h:6710".into(),
-                detail: "the request timed out".into()
+                detail: "no answer within 60 s (the request timed out)".into()
             })
         );
         assert_eq!(started.elapsed(), Duration::from_secs(60));
@@ -459,7 +476,7 @@ mod tests {
             password: Secret::new("p"),
             folder: None,
         };
-        let mw = HttpMoneyWorks::new(&ep, Duration::from_secs(5)).expect("client builds");
+        let mw = HttpMoneyWorks::new(&ep, Duration::from_secs(5), 256 * MB).expect("client builds");
         let url = mw.url(
             "export",
             &[("search", "code=`A B`&x=\"1\""), ("format", "[code]\\t\n")],
@@ -492,6 +509,14 @@ mod tests {
                 message: "Transaction is posted".into()
             })
         );
+        // An `[ERROR]` to a read is a failed read, retried; it names no import.
+        let read = classify_reply("export", 200, "[ERROR] Unknown table".into())
+            .expect_err("an error reply");
+        assert_eq!(
+            read.to_string(),
+            "MoneyWorks could not carry out the `export`: it answered [ERROR] Unknown table"
+        );
+        assert_eq!(read.class(), ErrorClass::Retryable);
         assert_eq!(classify_reply("evaluate", 200, "2".into()), Ok("2".into()));
         let export = "<?xml version=\"1.0\"?><table name=\"Memo\" count=\"1\" start=\"0\" found=\"1\"><memo><note>DoConnect failed -1</note></memo></table>";
         assert!(

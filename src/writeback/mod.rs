@@ -148,7 +148,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let paths: BTreeSet<String> = records.iter().filter_map(|r| r.path().ok()).collect();
         let current = self.read_main_files(&paths)?;
         // No code moves here: a write cannot change a key, and the re-read is by key.
-        let mut page = stage::stage(records, &current, &SeqIndex::default())?;
+        let mut page = stage::stage(records, &current, &SeqIndex::default());
         // The newest-modified marker moves with pulls, not with write-backs.
         page.times.clear();
         let mut merged = Staged::default();
@@ -227,6 +227,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let extra = status::commit_note(&report.commit, outcome);
         let status = StatusFile {
             last_write: Some(report),
+            quarantined: self.known.quarantine.entries(),
         };
         changes.insert(
             STATUS_PATH.to_string(),
