@@ -98,6 +98,7 @@ pub struct Settings {
         long,
         env = "MWSYNC_CACHE_DIR",
         value_name = "DIR",
+        value_parser = any_path,
         hide_env_values = true
     )]
     pub cache_dir: Option<PathBuf>,
@@ -176,6 +177,12 @@ fn whole_number<T: FromStr>(text: &str) -> Result<T, String> {
     text.trim()
         .parse()
         .map_err(|_| "not a whole number in range".to_string())
+}
+
+/// A path from a flag or a variable, empty included, so that validation can refuse an
+/// empty one with a message naming the variable.
+fn any_path(text: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
 }
 
 /// A list item from a flag or a variable, without the spaces around it.

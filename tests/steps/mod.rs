@@ -1,6 +1,7 @@
 //! Step definitions, one module per feature area, sharing one world.
 
 pub mod converge;
+pub mod daemon;
 pub mod process;
 pub mod pull;
 pub mod writeback;
@@ -49,6 +50,12 @@ pub struct SyncWorld {
     pub full_sync: Option<Result<usize, String>>,
     /// Collected server-sent events text.
     pub sse: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    /// The last daemon run watched by a scenario.
+    pub daemon: Option<daemon::DaemonRun>,
+    /// The outputs of the restarts of a kill-and-restart scenario.
+    pub restarts: Vec<(i32, String, String)>,
+    /// A MoneyWorks stand-in with oversized replies.
+    pub huge: Option<daemon::HugeServer>,
 }
 
 impl fmt::Debug for SyncWorld {

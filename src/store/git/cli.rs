@@ -221,9 +221,12 @@ pub(crate) fn permanent_refusal(ran: &Ran) -> Option<String> {
         .filter_map(|l| l.split('\t').nth(2))
         .find(|summary| {
             summary.contains("[remote rejected]")
-                // The remote could not take a lock: another push is running; that passes.
+                // The remote could not take the ref's lock, or found the ref moved under
+                // the lease: another push won; that is a lost compare-and-swap, not a
+                // refusal.
                 && !summary.contains("failed to lock")
                 && !summary.contains("cannot lock")
+                && !summary.contains("failed to update ref")
         });
     if let Some(summary) = rejected {
         return Some(format!("{}{said}", summary.trim()));
