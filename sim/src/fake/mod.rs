@@ -150,7 +150,7 @@ impl State {
     }
 
     /// Queues `kind` for the next `count` REST requests (after faults already queued);
-    /// `count` 0 clears the queue.
+    /// `count` 0 clears the queue, the faults queued for one command included.
     pub fn fail_next(&self, kind: FaultKind, count: u32) {
         let mut q = self
             .faults
@@ -158,6 +158,10 @@ impl State {
             .expect("fault lock poisoned only by a panic");
         if count == 0 {
             q.clear();
+            self.command_faults
+                .lock()
+                .expect("fault lock poisoned only by a panic")
+                .clear();
         }
         q.extend(std::iter::repeat_n(kind, count as usize));
     }
