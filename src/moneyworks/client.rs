@@ -466,6 +466,123 @@ mod tests {
         assert_eq!(started.elapsed(), Duration::from_secs(60));
     }
 
+    fn endpoint_at(origin: &str) -> MoneyWorksEndpoint {
+        MoneyWorksEndpoint {
+            origin: origin.into(),
+            ..endpoint()
+        }
+    }
+
+    async fn reqwest_error(origin: &str, timeout: Duration) -> String {
+        let mw = HttpMoneyWorks::new(&endpoint_at(origin), timeout, 256 * MB).expect("client");
+        mw.evaluate("1").await.expect_err("no answer").to_string()
+    }
+
+    /// Network failures say what kind they are and keep their cause chain: DNS, a refused
+    /// connection, TLS to a plain port, a timeout.
+    #[tokio::test]
+    async fn network_errors_carry_their_cause() {
+        let dns = reqwest_error("http://no-such-host.invalid:6710", Duration::from_secs(20)).await;
+        assert!(
+            dns.starts_with("could not reach MoneyWorks at http://no-such-host.invalid:6710: the host name cannot be resolved (DNS): error sending request: client error (Connect): dns error"),
+            "{dns}"
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let refused =
+            reqwest_error(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).await;
+        assert!(
+            refused.contains(": the connection was refused (is MoneyWorks listening on that host and port?): error sending request: client error (Connect): tcp connect error")
+                && refused.contains("Connection refused"),
+            "{refused}"
+        );
+        // A plain-HTTP port reached with https://: it answers the TLS hello with HTTP text.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let plain_port = plain.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = plain.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let tls = reqwest_error(
+            &format!("https://127.0.0.1:{plain_port}"),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            tls.contains(": the TLS handshake failed (is the port plain http://, or the certificate not trusted?): error sending request"),
+            "{tls}"
+        );
+        // A server that accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let silent_port = silent.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let timeout = reqwest_error(
+            &format!("http://127.0.0.1:{silent_port}"),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(
+            timeout,
+            format!(
+                "could not reach MoneyWorks at http://127.0.0.1:{silent_port}: no answer within 1 s (the request timed out)"
+            )
+        );
+    }
+
+    /// A reply longer than the cap is refused with a message that says what to change, and
+    /// is not read past the cap.
+    #[tokio::test]
+    async fn oversized_replies_are_refused() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = server.accept().await {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await;
+                let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+                for _ in 0..64 {
+                    if s.write_all(chunk.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mw = HttpMoneyWorks::new(
+            &endpoint_at(&format!("http://127.0.0.1:{port}")),
+            Duration::from_secs(10),
+            MB,
+        )
+        .expect("client");
+        let err = mw.evaluate("1").await.expect_err("too large");
+        assert_eq!(
+            err.to_string(),
+            "MoneyWorks' reply to `evaluate` is larger than max_reply_mb = 1 MB, so mwsync stopped reading it. Lower page_size in .mwsync/config.toml (through the changes branch) or raise max_reply_mb (MWSYNC_MAX_REPLY_MB) and restart"
+        );
+        assert_eq!(err.class(), ErrorClass::NeedsHuman);
+    }
+
     /// Parameter values are percent-encoded so the server sees them intact (spaces as %20).
     #[test]
     fn urls_encode_parameters() {

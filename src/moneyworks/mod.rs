@@ -169,3 +169,50 @@ pub trait MoneyWorks: Send + Sync {
     /// Evaluates an expression and returns the plain-text result.
     fn evaluate(&self, expr: &str) -> impl Future<Output = Result<String, MwError>> + Send;
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each MoneyWorks failure says what happened and leaves "will retry" to the retry
+    /// layer, which knows; and each is classed by what can fix it.
+    #[test]
+    fn failures_read_well_and_are_classed() {
+        assert_eq!(
+            MwError::LicenceLimit.to_string(),
+            "MoneyWorks refused the request: its licensed concurrent users are all busy (HTTP 500)"
+        );
+        let cases = [
+            (MwError::LicenceLimit, ErrorClass::Retryable),
+            (
+                MwError::ErrorReply {
+                    command: "export".into(),
+                    message: "x".into(),
+                },
+                ErrorClass::Retryable,
+            ),
+            (
+                MwError::Rejected {
+                    message: "x".into(),
+                },
+                ErrorClass::Invalid,
+            ),
+            (
+                MwError::Auth {
+                    detail: "DoConnect failed -1".into(),
+                },
+                ErrorClass::Invalid,
+            ),
+            (
+                MwError::TooLarge {
+                    command: "export".into(),
+                    limit_mb: 256,
+                },
+                ErrorClass::NeedsHuman,
+            ),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+        }
+    }
+}
