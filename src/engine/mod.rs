@@ -95,8 +95,8 @@ pub enum EngineError {
     /// A scan would delete more of a table than the repo config allows at once.
     #[error(
         "{vanished} of {total} {table} records are missing from MoneyWorks, more than max_delete_percent = {max_percent} allows at once. \
-         Nothing was deleted. If the deletions are real, raise max_delete_percent in .mwsync/config.toml (through the changes branch) and restart; \
-         if not, check the MoneyWorks server."
+         Nothing was deleted; the other tables go on, and {table}'s scan is tried again each interval. If the deletions are real, \
+         raise max_delete_percent in .mwsync/config.toml through the changes branch; if not, check the MoneyWorks server."
     )]
     MassDelete {
         /// Table.
