@@ -124,3 +124,11 @@ Feature: A daemon that never stalls, never stops for the wrong reason and never 
     And the log says "Account could not be read this cycle; the other tables and the writes went on" 1 times
     And GET /status said "running" with ""
     And the daemon stopped with exit code 0
+
+  Scenario: A full sync check that finds nothing says so in words
+    Given a MoneyWorks document with 3 names
+    And the repository is a real bare repository
+    And the mwsync binary has run once
+    When mwsync sync --full --check runs
+    Then it exits with code 0 and says "full sync check finished: main holds what MoneyWorks holds (nothing was committed)"
+    And main is where the previous run left it

@@ -2,7 +2,7 @@
 //! outlive their process, forged commits, oversized replies, full sync checks, typos, every
 //! shape of URL and `[ERROR]` replies.
 
-use std::io::{BufRead, Read, Write};
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -13,8 +13,8 @@ use mwsync_sim::fake::FaultKind;
 
 use super::SyncWorld;
 use super::process::{
-    SIGTERM_DEADLINE, bare_url, bin, mwsync_cmd, output, plain_http, run_cmd, set_process,
-    wait_or_kill,
+    SIGTERM_DEADLINE, bare_url, bin, line_reader, mwsync_cmd, output, plain_http, run_cmd,
+    set_process, wait_or_kill,
 };
 use crate::support::{PASSWORD, Repo, USER};
 
@@ -50,16 +50,7 @@ fn watch_daemon(
     cmd.stderr(Stdio::piped()).stdout(Stdio::null());
     let mut child = cmd.spawn().expect("mwsync starts");
     let pid = child.id();
-    let stderr = child.stderr.take().expect("piped stderr");
-    let (tx, rx) = std::sync::mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        for line in std::io::BufReader::new(stderr).lines() {
-            let Ok(line) = line else { break };
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let (rx, reader) = line_reader(child.stderr.take().expect("piped stderr"));
     let mut run = DaemonRun::default();
     let mut addr: Option<String> = None;
     let deadline = std::time::Instant::now() + Duration::from_secs(120);
@@ -161,17 +152,24 @@ async fn hook_ran(w: &mut SyncWorld, n: usize) {
     );
 }
 
-#[when(expr = "the mwsync daemon runs with a status server until \\/status says {string}")]
-async fn daemon_until_status(w: &mut SyncWorld, state: String) {
+/// `mwsync run` against the bare repository, polling every second, with a status server
+/// on a free port, and `extra` flags.
+async fn status_daemon(w: &mut SyncWorld, extra: &[&str]) -> Command {
     let url = bare_url(w).await;
-    let run = [
+    let mut run = vec![
         "run",
         "--poll-interval-secs",
         "1",
         "--status-addr",
         "127.0.0.1:0",
     ];
-    let d = mwsync_cmd(w, &run, &url, None, None).await;
+    run.extend_from_slice(extra);
+    mwsync_cmd(w, &run, &url, None, None).await
+}
+
+#[when(expr = "the mwsync daemon runs with a status server until \\/status says {string}")]
+async fn daemon_until_status(w: &mut SyncWorld, state: String) {
+    let d = status_daemon(w, &[]).await;
     let want = format!("\"state\": \"{state}\"");
     let run = tokio::task::spawn_blocking(move || {
         watch_daemon(d, move |_, status| {
@@ -556,17 +554,7 @@ async fn no_branch(w: &mut SyncWorld, branch: String) {
     expr = "the mwsync daemon runs with the changes branch {string} and a status server until it has polled {int} times"
 )]
 async fn daemon_changes_typo(w: &mut SyncWorld, branch: String, polls: usize) {
-    let url = bare_url(w).await;
-    let run = [
-        "run",
-        "--poll-interval-secs",
-        "1",
-        "--status-addr",
-        "127.0.0.1:0",
-        "--changes-branch",
-        &branch,
-    ];
-    let d = mwsync_cmd(w, &run, &url, None, None).await;
+    let d = status_daemon(w, &["--changes-branch", &branch]).await;
     let run = tokio::task::spawn_blocking(move || watch_until_polls(d, polls))
         .await
         .expect("the watcher finishes");
@@ -586,15 +574,7 @@ fn watch_until_polls(d: Command, polls: usize) -> DaemonRun {
 
 #[when(expr = "the mwsync daemon runs with a status server until it has polled {int} times")]
 async fn daemon_polls(w: &mut SyncWorld, polls: usize) {
-    let url = bare_url(w).await;
-    let run = [
-        "run",
-        "--poll-interval-secs",
-        "1",
-        "--status-addr",
-        "127.0.0.1:0",
-    ];
-    let d = mwsync_cmd(w, &run, &url, None, None).await;
+    let d = status_daemon(w, &[]).await;
     let run = tokio::task::spawn_blocking(move || watch_until_polls(d, polls))
         .await
         .expect("the watcher finishes");

@@ -454,6 +454,26 @@ async fn created_once(w: &mut SyncWorld) {
     tokio::time::sleep(Duration::from_millis(0)).await;
 }
 
+/// A thread that sends each line of `stream` (a child's stderr) until it closes.
+pub(crate) fn line_reader(
+    stream: impl std::io::Read + Send + 'static,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
+}
+
 /// How long a daemon may take to stop after SIGTERM before the scenario calls it hung.
 pub(crate) const SIGTERM_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -495,19 +515,9 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
     set_process(
         w,
         tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
             let mut child = d.spawn().expect("mwsync starts");
             let pid = child.id().to_string();
-            let stderr = child.stderr.take().expect("piped stderr");
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
-            let reader = std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
+            let (rx, reader) = line_reader(child.stderr.take().expect("piped stderr"));
             let mut seen = String::new();
             let mut next_line = || {
                 let line = rx
