@@ -91,6 +91,20 @@ fn write_durably(path: &Path, text: &str) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The intent file's text: one `pushing <new> over <old>` line per intent.
+fn intents_text(intents: &[PushIntent]) -> String {
+    intents
+        .iter()
+        .map(|i| {
+            format!(
+                "pushing {} over {}\n",
+                i.new,
+                i.old.as_ref().map_or("none", |o| o.0.as_str())
+            )
+        })
+        .collect()
+}
+
 fn remove_durably(path: &Path) -> std::io::Result<()> {
     match std::fs::remove_file(path) {
         Ok(()) => {}
@@ -216,18 +230,27 @@ impl Cache {
             memory.intents.push(intent);
         }
         if let Some(path) = self.file(PUSH_INTENT_FILE) {
-            let text: String = memory
-                .intents
-                .iter()
-                .map(|i| {
-                    format!(
-                        "pushing {} over {}\n",
-                        i.new,
-                        i.old.as_ref().map_or("none", |o| o.0.as_str())
-                    )
-                })
-                .collect();
-            write_durably(&path, &text)?;
+            write_durably(&path, &intents_text(&memory.intents))?;
+        }
+        Ok(())
+    }
+
+    /// Forgets the intent to push `new`: the remote answered that it did not take it (a
+    /// refusal), so it cannot land later.
+    pub fn forget_intent(&self, new: &CommitId) -> std::io::Result<()> {
+        let mut memory = self.memory();
+        let before = memory.intents.len();
+        memory.intents.retain(|i| &i.new != new);
+        if memory.intents.len() == before {
+            return Ok(());
+        }
+        if let Some(path) = self.file(PUSH_INTENT_FILE) {
+            let text = intents_text(&memory.intents);
+            if text.is_empty() {
+                remove_durably(&path)?;
+            } else {
+                write_durably(&path, &text)?;
+            }
         }
         Ok(())
     }
@@ -312,6 +335,8 @@ mod tests {
         assert_eq!(again.last_pushed(), Some(a));
         assert!(again.intended(&b) && again.intended(&c));
         assert_eq!(again.check_answer(), Some(answer));
+        again.forget_intent(&b).expect("forget");
+        assert!(!again.intended(&b) && again.intended(&c));
         again.set_last_pushed(c.clone()).expect("write");
         assert!(again.intents().is_empty());
         assert!(!dir.path().join(PUSH_INTENT_FILE).exists());

@@ -273,7 +273,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     actual,
                 });
             }
-            Err(e) => return Err(EngineError::Store(e)),
+            Err(e) => {
+                if matches!(e, StoreError::Refused { .. } | StoreError::Auth { .. }) {
+                    // The remote answered no: this push cannot land later.
+                    self.cache
+                        .forget_intent(new)
+                        .map_err(|e| EngineError::Local(e.to_string()))?;
+                }
+                return Err(EngineError::Store(e));
+            }
         }
         self.record_push(new)?;
         self.known.pushed(new.clone());
