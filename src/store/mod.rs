@@ -89,7 +89,7 @@ pub enum StoreError {
     #[error(
         "the git remote refused to update `{branch}` and will keep refusing: {reason}. \
          A human must fix this on the git host (a hook, a size limit or branch protection); \
-         mwsync keeps everything and tries again at each poll interval"
+         nothing is lost, and a running daemon tries again at each poll interval"
     )]
     Refused {
         /// The branch.
