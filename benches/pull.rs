@@ -47,7 +47,12 @@ async fn main() {
         .sum();
 
     // Baseline: read every page, parse it, write nothing.
-    let mw = HttpMoneyWorks::new(&endpoint, Duration::from_secs(60)).expect("client");
+    let mw = HttpMoneyWorks::new(
+        &endpoint,
+        Duration::from_secs(60),
+        mwsync::moneyworks::transport::DEFAULT_MAX_REPLY_BYTES,
+    )
+    .expect("client");
     let started = Instant::now();
     let mut read = 0usize;
     for name in ["Account", "Name", "Product", "Job", "Transaction"] {
@@ -97,9 +102,15 @@ async fn main() {
         changes_branch: "changes".into(),
         initial_repo: repo.validate().expect("valid"),
         retry: RetryPolicy::default(),
+        create_branch: false,
     };
     let mut engine = Engine::new(
-        HttpMoneyWorks::new(&endpoint, Duration::from_secs(60)).expect("client"),
+        HttpMoneyWorks::new(
+            &endpoint,
+            Duration::from_secs(60),
+            mwsync::moneyworks::transport::DEFAULT_MAX_REPLY_BYTES,
+        )
+        .expect("client"),
         store,
         Cache::in_memory(),
         settings,

@@ -27,6 +27,20 @@ Feature: Never miss a change
     And main holds exactly the records MoneyWorks holds
     And no marker on main is ahead of the MoneyWorks clock
 
+  Scenario: A table that fails right after the clock steps back, then a restart, still re-reads from before the step
+    Given a MoneyWorks document with 5 names
+    And mwsync has polled
+    When the MoneyWorks clock steps back 30 seconds
+    And 2 names are edited in MoneyWorks
+    And MoneyWorks refuses export 2 of the next poll until retries run out
+    And mwsync polls
+    Then the poll reports that Name failed with "licensed"
+    When mwsync restarts
+    And the MoneyWorks clock moves on 600 seconds
+    And mwsync polls
+    Then the poll succeeds
+    And main holds exactly the records MoneyWorks holds
+
   Scenario: A small NTP correction of a few seconds loses nothing
     Given a MoneyWorks document with 5 names
     And mwsync has polled

@@ -43,16 +43,53 @@ Feature: Pull MoneyWorks records into git main
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 
-  Scenario: A value XML 1.0 cannot carry stops the poll, naming the record and field
+  Scenario: A record XML 1.0 cannot carry is quarantined while other tables and a write-back go on
+    Given a MoneyWorks document with 3 names, 2 accounts, 0 products, 0 jobs and 0 transactions
+    And the name "ACME" with phone "555 0100" exists in MoneyWorks
+    And the name "BETA" with phone "555 0200" exists in MoneyWorks
+    And mwsync has polled
+    And a writer sets the phone of name "BETA" to "555 0299" on changes
+    When the phone of name "ACME" is changed to hold control character 7 in MoneyWorks
+    And the description of account 1 is changed to "Renamed while ACME is broken" in MoneyWorks
+    And mwsync polls
+    Then the poll succeeds
+    And Name "ACME" is quarantined on main because "field <phone> holds U+0007"
+    And the writer's commit is in main
+    And MoneyWorks holds "555 0299" as the phone of name "BETA"
+    And main holds all other records as MoneyWorks holds them
+    When the phone of name "ACME" is changed to "555 0101" in MoneyWorks
+    And mwsync polls
+    Then the poll succeeds
+    And nothing is quarantined on main
+    And main holds exactly the records MoneyWorks holds
+
+  Scenario: A quarantined record fixed behind the marker is filed by the next fingerprint scan
     Given a MoneyWorks document with 3 names
+    And the fingerprint scan runs every 60 seconds
     And the name "ACME" with phone "555 0100" exists in MoneyWorks
     And mwsync has polled
     When the phone of name "ACME" is changed to hold control character 7 in MoneyWorks
     And mwsync polls
-    Then the poll fails with "Name ACME cannot be written as XML: field <phone> holds U+0007"
-    And main did not move
-    When the phone of name "ACME" is changed to "555 0101" in MoneyWorks
+    Then Name "ACME" is quarantined on main because "field <phone> holds U+0007"
+    When name "ACME" is fixed in MoneyWorks with a stamp from the day before
     And mwsync polls
+    Then Name "ACME" is quarantined on main because "field <phone> holds U+0007"
+    When the MoneyWorks clock moves on 120 seconds
+    And mwsync polls
+    Then nothing is quarantined on main
+    And main holds exactly the records MoneyWorks holds
+
+  Scenario: An [ERROR] answer to an export fails that table alone, and is retried
+    Given a MoneyWorks document with 3 names, 2 accounts, 0 products, 0 jobs and 0 transactions
+    And mwsync has polled
+    When 1 names are edited in MoneyWorks
+    And the description of account 1 is changed to "Edited" in MoneyWorks
+    And MoneyWorks answers the next 4 exports with an [ERROR] reply
+    And mwsync polls
+    Then the poll reports that Account failed with "MoneyWorks could not carry out the `export`: it answered [ERROR]"
+    And a retry of "exporting Account" was published
+    And main holds every Name record as MoneyWorks holds it
+    When mwsync polls
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 

@@ -132,12 +132,6 @@ pub fn commit_message(
     msg
 }
 
-/// True when a commit message carries mwsync's trailers.
-pub fn has_trailers(message: &str) -> bool {
-    message.lines().any(|l| l.starts_with("Mwsync-Marker: "))
-        && message.lines().any(|l| l.starts_with("Mwsync-Config: "))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -187,6 +181,5 @@ mod tests {
             msg,
             "Pull 2 records: Name 2\n\nName ACME updated: phone \"555\" → \"556\"; notes changed\nName NEW created (0 fields)\n\nMwsync-Marker: Name 20240101120000\nMwsync-Config: abc123\n"
         );
-        assert!(has_trailers(&msg));
     }
 }

@@ -1,7 +1,8 @@
 //! One daemon cycle: a poll, then every write waiting on `changes` (each after a fresh poll,
 //! so `main` is current), then the fingerprint scans that are due and a full sync the repo
-//! config requests. It owns that order and the cycle's rollback; it must not sleep or
-//! schedule (that is `daemon`).
+//! config requests. A table that fails is reported and the rest of the cycle goes on. It
+//! owns that order, the cycle's rollback and starting a cycle again after mwsync adopted its
+//! own push from before a restart; it must not sleep or schedule (that is `daemon`).
 
 use crate::engine::{Engine, EngineError};
 use crate::events::{ActivityKind, Event};
@@ -12,14 +13,27 @@ use crate::store::Store;
 /// Most writes handled in one cycle, so a writer pushing without pause cannot starve scans.
 pub const MAX_WRITES_PER_CYCLE: usize = 16;
 
+/// How many times a cycle starts again after adopting mwsync's own late push.
+const MAX_ADOPTIONS_PER_CYCLE: usize = 3;
+
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    /// One daemon cycle. A failed cycle rolls back what it staged.
+    /// One daemon cycle. A failed cycle rolls back what it staged. When `main` turns out
+    /// to be at mwsync's own push from before a restart, that push is adopted and the cycle
+    /// starts again on top of it.
     pub async fn cycle(&mut self) -> Result<PollReport, EngineError> {
-        let result = self.cycle_inner().await;
-        if result.is_err() {
-            self.known.rollback();
+        let mut adopted = 0;
+        loop {
+            let result = self.cycle_inner().await;
+            if result.is_err() {
+                self.known.rollback();
+            }
+            match result {
+                Err(EngineError::Adopted { .. }) if adopted < MAX_ADOPTIONS_PER_CYCLE => {
+                    adopted += 1;
+                }
+                other => return other,
+            }
         }
-        result
     }
 
     async fn cycle_inner(&mut self) -> Result<PollReport, EngineError> {
@@ -40,7 +54,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
         }
         if let Some(clock) = self.known.last_clock {
-            self.fingerprint_scan_due(clock.time).await?;
+            for failed in self.fingerprint_scan_due(clock.time).await? {
+                report.note_table_error(failed);
+            }
         }
         self.full_sync_if_requested().await?;
         Ok(report)

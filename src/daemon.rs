@@ -1,7 +1,10 @@
 //! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
-//! time, repeat, and stop cleanly between cycles when told. It also wires the production
-//! seams from a validated `DaemonConfig`. It owns scheduling and what the status board
-//! learns between cycles; it must not contain sync logic.
+//! time, repeat, and stop cleanly between cycles when told. What a failure does follows its
+//! class: a transient one is reported and retried at the next interval; one that needs a
+//! human parks the daemon (it keeps running, shows `parked` on `/status` and tries again each
+//! interval) unless it concerns `main` itself, which stops it; invalid input stops it. It
+//! also wires the production seams from a validated `DaemonConfig`. It owns scheduling and
+//! what the status board learns between cycles; it must not contain sync logic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,6 +62,7 @@ pub fn connect(
     let mw = HttpMoneyWorks::new(
         &cfg.moneyworks,
         Duration::from_secs(cfg.request_timeout_secs),
+        cfg.max_reply_bytes,
     )?;
     let mw = Counted::new(mw, metrics);
     let mut store = GitStore::open(&cfg.cache_dir.join("repo.git"), git_remote(cfg))
@@ -71,13 +75,16 @@ pub fn connect(
         changes_branch: cfg.changes_branch.clone(),
         initial_repo: cfg.initial_repo.clone(),
         retry: RetryPolicy::default(),
+        create_branch: cfg.create_branch,
     };
     Ok(Engine::new(mw, store, cache, settings, events))
 }
 
-/// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that a
-/// retry cannot fix. Transient failures are reported and retried at the next interval. The
-/// status board learns the daemon's state, each cycle's facts and, once, the record counts.
+/// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that
+/// stops the daemon. Transient failures are reported and retried at the next interval;
+/// failures that need a human but do not concern `main` itself park the daemon. With
+/// `options.once`, any failure ends the run (a failed table included). The status board
+/// learns the daemon's state, each cycle's facts and, once, the record counts.
 pub async fn run<M: MoneyWorks, S: Store>(
     engine: &mut Engine<M, S>,
     options: &RunOptions,
@@ -90,6 +97,7 @@ pub async fn run<M: MoneyWorks, S: Store>(
         instance: engine.events().instance().to_string(),
     });
     let mut polls = 0u64;
+    let mut parked = false;
     loop {
         if shutdown.is_cancelled() {
             break;
@@ -99,14 +107,36 @@ pub async fn run<M: MoneyWorks, S: Store>(
         let last = options.once || options.max_polls.is_some_and(|m| polls >= m);
         let interval = Duration::from_secs(engine.repo_config().file.poll_interval_secs);
         let next_poll_in_secs = (!last).then_some(interval.as_secs());
+        board.set_held(&engine.quarantined(), engine.warnings());
         match outcome {
             Ok(report) => {
-                board.cycle_succeeded(cycle_facts(engine, report.records));
+                if parked {
+                    parked = false;
+                    engine.events().publish(Event::Resumed);
+                }
+                board.cycle_succeeded(cycle_facts(engine, &report));
                 if options.count_records && board.needs_counts() {
                     match engine.count_records() {
                         Ok(counts) => board.set_counts(counts),
                         Err(e) => tracing::warn!("cannot count the records on main: {e}"),
                     }
+                }
+                if options.once && !report.table_errors.is_empty() {
+                    let e = EngineError::TablesFailed {
+                        tables: report
+                            .table_errors
+                            .iter()
+                            .map(|e| format!("{}: {}", e.table, e.error))
+                            .collect::<Vec<_>>()
+                            .join("\n"),
+                        needs_human: report.table_errors.iter().any(|e| e.needs_human),
+                    };
+                    engine.events().publish(Event::Fatal {
+                        error: e.to_string(),
+                        class: e.class(),
+                    });
+                    board.set_state(DaemonState::Stopped);
+                    return Err(e);
                 }
                 engine.events().publish(Event::CycleFinished {
                     ok: true,
@@ -118,6 +148,23 @@ pub async fn run<M: MoneyWorks, S: Store>(
                     error: e.to_string(),
                     class: e.class(),
                 });
+                engine.events().publish(Event::CycleFinished {
+                    ok: false,
+                    next_poll_in_secs,
+                });
+            }
+            Err(e)
+                if e.class() == ErrorClass::NeedsHuman
+                    && !e.stops_the_daemon()
+                    && !options.once =>
+            {
+                if !parked {
+                    parked = true;
+                    engine.events().publish(Event::Parked {
+                        error: e.to_string(),
+                    });
+                }
+                board.parked(&e.to_string());
                 engine.events().publish(Event::CycleFinished {
                     ok: false,
                     next_poll_in_secs,
@@ -145,7 +192,10 @@ pub async fn run<M: MoneyWorks, S: Store>(
 }
 
 /// What the board learns after a successful cycle.
-fn cycle_facts<M: MoneyWorks, S: Store>(engine: &Engine<M, S>, records: u64) -> CycleFacts {
+fn cycle_facts<M: MoneyWorks, S: Store>(
+    engine: &Engine<M, S>,
+    report: &crate::pull::PollReport,
+) -> CycleFacts {
     let state = engine.state();
     CycleFacts {
         main: engine.main_tip().map(ToString::to_string),
@@ -164,6 +214,11 @@ fn cycle_facts<M: MoneyWorks, S: Store>(engine: &Engine<M, S>, records: u64) -> 
             .filter_map(|t| t.server_time)
             .max()
             .map(|t| t.to_string()),
-        records,
+        records: report.records,
+        table_errors: report
+            .table_errors
+            .iter()
+            .map(|e| (e.table.clone(), e.error.clone()))
+            .collect(),
     }
 }

@@ -259,7 +259,7 @@ fn network_cause(detail: &str) -> (&'static str, &'static str) {
 
 async fn moneyworks_checks(cfg: &DaemonConfig, report: &mut Report) {
     let timeout = Duration::from_secs(cfg.request_timeout_secs.min(30));
-    let mw = match HttpMoneyWorks::new(&cfg.moneyworks, timeout) {
+    let mw = match HttpMoneyWorks::new(&cfg.moneyworks, timeout, cfg.max_reply_bytes) {
         Ok(mw) => mw,
         Err(e) => {
             report.fail(names::REACH, e.to_string(), "check MWSYNC_MONEYWORKS_URL");

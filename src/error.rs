@@ -1,21 +1,26 @@
-//! Recovery classes shared by every error in the engine. It owns the classification only;
-//! each module keeps its own `thiserror` enum and maps it here, so retry policy matches on a
-//! class and never on message strings.
+//! Recovery classes shared by every error in the engine: one taxonomy, by what can fix a
+//! failure. It owns the classification only; each module keeps its own `thiserror` enum and
+//! maps it here, so retry policy, quarantine, parking and exit codes match on a class and
+//! never on message strings.
 
-/// What the caller should do about an error.
+/// What can fix an error, and so what the caller does about it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ErrorClass {
-    /// Transient: the same request may succeed later (licence limit, timeout, truncated reply).
+    /// Transient: the same request may succeed later (licence limit, timeout, truncated
+    /// reply, an `[ERROR]` answer to an export). Retried with backoff; the daemon goes on.
     Retryable,
-    /// Credentials were refused; retrying with the same ones will not help.
-    Unauthenticated,
-    /// Someone else changed what we were about to change (a compare-and-swap lost).
+    /// One record is unusable (it cannot be parsed, keyed or written as XML). It is
+    /// quarantined and everything else goes on; it is retried at every fingerprint scan.
+    Record,
+    /// Someone else changed what we were about to change (a compare-and-swap lost). The
+    /// caller resolves it (adopt mwsync's own earlier push, or stop for a human).
     Conflict,
-    /// Input or configuration is wrong; a human must correct it.
+    /// Input or configuration is wrong, credentials included: exit code 2.
     Invalid,
-    /// The daemon must stop and a human must look (for example `main` moved without us).
-    Fatal,
+    /// Only a human can fix it (`main` moved, the remote refuses a push for good, a mass
+    /// delete): exit code 3, or a parked state on `/status` while the daemon keeps running.
+    NeedsHuman,
 }
 
 /// Implemented by every error type the engine can surface.
@@ -29,10 +34,10 @@ impl ErrorClass {
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Retryable => "retryable",
-            ErrorClass::Unauthenticated => "unauthenticated",
+            ErrorClass::Record => "record",
             ErrorClass::Conflict => "conflict",
             ErrorClass::Invalid => "invalid",
-            ErrorClass::Fatal => "fatal",
+            ErrorClass::NeedsHuman => "needs_human",
         }
     }
 
@@ -42,17 +47,17 @@ impl ErrorClass {
             ErrorClass::Retryable => {
                 "nothing yet: mwsync retries by itself; if this persists, run `mwsync doctor` to see whether MoneyWorks and the git remote are reachable"
             }
-            ErrorClass::Unauthenticated => {
-                "correct the credentials (the MoneyWorks URL's login, the folder login or the git API key), then restart mwsync"
+            ErrorClass::Record => {
+                "look at the record /status lists under quarantined and correct it in MoneyWorks; mwsync reads it again at each fingerprint scan"
             }
             ErrorClass::Conflict => {
                 "nothing: mwsync re-reads and tries again; if it repeats, check who else writes the same branch"
             }
             ErrorClass::Invalid => {
-                "correct the setting or input the message names, then restart mwsync"
+                "correct the setting, credentials or input the message names, then restart mwsync"
             }
-            ErrorClass::Fatal => {
-                "mwsync stopped for a human: do what the message says, then restart it"
+            ErrorClass::NeedsHuman => {
+                "a human must act: do what the message says; a parked daemon goes on by itself once the cause is fixed, a stopped one needs a restart"
             }
         }
     }

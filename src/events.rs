@@ -219,6 +219,39 @@ pub enum Event {
         /// One `path: what changed` per record.
         reasons: Vec<String>,
     },
+    /// A record MoneyWorks holds cannot be filed; it is held back and nothing else stops.
+    RecordQuarantined {
+        /// Table name.
+        table: String,
+        /// The record as named in messages (`Name ACME (#12)`).
+        record: String,
+        /// Why, and what to correct.
+        reason: String,
+    },
+    /// A held-back record was filed after all (MoneyWorks fixed it), or vanished.
+    RecordReleased {
+        /// Table name.
+        table: String,
+        /// The record as named in messages.
+        record: String,
+    },
+    /// One table could not be read this cycle; the other tables and the writes went on.
+    TableFailed {
+        /// Table name.
+        table: String,
+        /// The error.
+        error: String,
+        /// True when only a human can fix it (the table is parked until then).
+        needs_human: bool,
+    },
+    /// The daemon stopped moving `main` until a human fixes something; it keeps running
+    /// and tries again each interval.
+    Parked {
+        /// What is wrong and what to do.
+        error: String,
+    },
+    /// The daemon was parked and is moving again.
+    Resumed,
     /// A transient failure that will be retried.
     Retrying {
         /// What was being done.
@@ -293,10 +326,6 @@ impl Event {
                 attempt,
                 "{what} failed (attempt {attempt}), retrying: {error}"
             ),
-            Event::PollFailed { error, .. } => {
-                tracing::error!("poll failed, will try again next interval: {error}")
-            }
-            Event::Fatal { error, .. } => tracing::error!("stopping, a human is needed: {error}"),
             Event::Started { version, instance } => {
                 tracing::debug!(version, instance, "mwsync {version} started")
             }
@@ -321,6 +350,47 @@ impl Event {
                 report.outcome,
                 short(&report.commit)
             ),
+            Event::PollFailed { error, .. } => {
+                tracing::error!(
+                    "the cycle failed; mwsync tries again at the next interval: {error}"
+                )
+            }
+            Event::Fatal { error, .. } => tracing::error!("mwsync stops: {error}"),
+            Event::RecordQuarantined {
+                table,
+                record,
+                reason,
+            } => tracing::warn!(
+                table,
+                record,
+                "{record} is held back (quarantined), everything else goes on: {reason}. It is read again at every fingerprint scan and filed as soon as MoneyWorks holds a usable record"
+            ),
+            Event::RecordReleased { table, record } => tracing::info!(
+                table,
+                record,
+                "{record} is no longer held back: it is filed normally again, or gone from MoneyWorks"
+            ),
+            Event::TableFailed {
+                table,
+                error,
+                needs_human,
+            } => {
+                if *needs_human {
+                    tracing::error!(
+                        table,
+                        "{table} is parked until a human acts; the other tables and the writes go on: {error}"
+                    )
+                } else {
+                    tracing::warn!(
+                        table,
+                        "{table} could not be read this cycle; the other tables and the writes went on, and {table} is tried again at the next interval: {error}"
+                    )
+                }
+            }
+            Event::Parked { error } => tracing::error!(
+                "mwsync is parked: it keeps running and tries again at each interval, but a human must act: {error}"
+            ),
+            Event::Resumed => tracing::info!("mwsync is no longer parked; syncing resumes"),
             write @ (Event::WriteDetected { .. }
             | Event::WriteApplied { .. }
             | Event::WriteConflict { .. }

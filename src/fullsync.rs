@@ -1,8 +1,11 @@
 //! The full sync: every record of every tracked table re-read and compared with `main`. In
-//! `apply` mode the differences are committed in checkpoints (deletions behind the
-//! mass-delete guard); in `check` mode nothing is committed and the run fails with the list
-//! of differences, built by the pure [`describe_difference`]. It must not schedule itself
-//! (the cycle and the CLI decide when it runs).
+//! `apply` mode it polls first and the differences are committed in checkpoints (deletions
+//! behind the mass-delete guard); in `check` mode it only reads `main`'s tip and MoneyWorks,
+//! commits and pushes nothing, leaves out edits the next poll will bring (stamped at or after
+//! the marker), fails with the list of differences built by the pure
+//! [`describe_difference`], and records its answer in the cache so the same request never
+//! runs twice; the answer reaches `.mwsync/state.toml` with the next ordinary commit. It must
+//! not schedule itself (the cycle and the CLI decide when it runs).
 
 use std::collections::BTreeSet;
 
@@ -29,18 +32,24 @@ struct Findings {
 }
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    /// Polls, then re-reads every record of every tracked table and compares it with `main`.
-    /// `Apply` commits the differences in checkpoints and records the run in the state;
-    /// `Check` commits nothing and fails with the list of differences. `request` names what
-    /// the run answers; `None` answers the repo config's current request. Returns the number
-    /// of differing records.
+    /// Re-reads every record of every tracked table and compares it with `main`. `Apply`
+    /// polls first, commits the differences in checkpoints and records the run in the state;
+    /// `Check` changes nothing on the remote and fails with the list of differences.
+    /// `request` names what the run answers; `None` answers the repo config's current
+    /// request. Returns the number of differing records.
     pub async fn full_sync(
         &mut self,
         mode: FullSyncMode,
         request: Option<&str>,
     ) -> Result<usize, EngineError> {
-        // Poll first: edits made since the last poll are not drift.
-        self.poll().await?;
+        match mode {
+            // Edits made since the last poll are not drift: apply commits them first.
+            FullSyncMode::Apply => {
+                self.poll().await?;
+            }
+            // A check only reads; edits the next poll brings are left out below.
+            FullSyncMode::Check => self.refresh_main().await?,
+        }
         let request = request.map_or_else(
             || self.known.repo.file.full_sync.request.clone(),
             str::to_string,
@@ -50,24 +59,42 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         for table in self.known.repo.tables.clone() {
             self.full_sync_table(table, mode, &mut found).await?;
         }
-        self.known.state.full_sync = FullSyncState {
+        let answer = FullSyncState {
             request,
             mode: Some(mode),
             finished: Some(now),
             differences: found.differences as u64,
         };
+        let local = |e: std::io::Error| EngineError::Local(e.to_string());
         match mode {
-            // Check mode commits nothing; the result reaches main with the next commit.
-            FullSyncMode::Check if found.differences > 0 => Err(EngineError::Drift {
-                count: found.differences,
-                report: found.report,
-            }),
-            FullSyncMode::Check => Ok(0),
+            // Check mode commits nothing: the answer is kept in the cache (so neither a
+            // rollback nor a restart loses it) and reaches main with the next commit.
+            FullSyncMode::Check => {
+                self.cache.set_check_answer(Some(&answer)).map_err(local)?;
+                self.known.state.full_sync = answer;
+                if found.differences > 0 {
+                    return Err(EngineError::Drift {
+                        count: found.differences,
+                        report: found.report,
+                    });
+                }
+                Ok(0)
+            }
             FullSyncMode::Apply => {
+                self.cache.set_check_answer(None).map_err(local)?;
+                self.known.state.full_sync = answer;
                 self.checkpoint(&mut found.staged, "Full sync").await?;
                 Ok(found.differences)
             }
         }
+    }
+
+    /// The full sync request last answered, on `main` or (a check) in the cache.
+    fn answered_request(&self) -> (String, Option<String>) {
+        (
+            self.known.state.full_sync.request.clone(),
+            self.cache.check_answer().map(|a| a.request),
+        )
     }
 
     /// Compares one table, page by page, then deals with files whose record is gone.
@@ -87,7 +114,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut progress: Option<Tracker> = None;
         loop {
             let query = seq_page(table, after, page, ExportFormat::Verbose);
-            let (records, full, matching) = self.export_found(&query).await?;
+            let reply = self.export(&query).await?;
+            let (records, full, matching) = (reply.records, reply.more, reply.found);
             let tracker = progress.get_or_insert_with(|| {
                 Tracker::new(
                     ActivityKind::FullSync,
@@ -110,7 +138,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
             for record in records {
                 after = after.max(record.seq().unwrap_or(0));
-                let path = record.path().map_err(|e| invalid(e.to_string()))?;
+                let Ok(path) = record.path() else {
+                    // Staging holds such a record back (apply); a check leaves it out.
+                    if mode == FullSyncMode::Apply {
+                        self.stage_page(vec![record], &mut found.staged)?;
+                    }
+                    continue;
+                };
                 // Only this record's own path is accounted for; any other file holding its
                 // sequence number is stale and is reported or removed below.
                 main.remove(&path);
@@ -153,14 +187,31 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         mode: FullSyncMode,
         found: &mut Findings,
     ) -> Result<(), EngineError> {
-        let bytes = record
-            .canonical_file()
-            .map_err(|e| invalid(format!("{e}; correct the value in MoneyWorks")))?;
+        let bytes = match record.canonical_file() {
+            Ok(b) => b,
+            Err(e) => {
+                // Held back like any unusable record; it is not drift mwsync could fix.
+                self.hold(crate::quarantine::QuarantinedRecord {
+                    table: record.table.name.to_string(),
+                    seq: record.seq(),
+                    key: record.key().ok().map(|k| k.to_string()),
+                    reason: format!("{e}; correct the record in MoneyWorks"),
+                });
+                return Ok(());
+            }
+        };
         let current = self
             .read_main_files(&BTreeSet::from([path.clone()]))?
             .remove(&path)
             .flatten();
         if current.as_deref() == Some(bytes.as_slice()) {
+            return Ok(());
+        }
+        let marker = self.known.state.table(record.table.name).marker;
+        if mode == FullSyncMode::Check
+            && marker.is_some_and(|m| record.last_modified().is_some_and(|t| t >= m))
+        {
+            // Modified at or after the marker: the next poll brings it; that is not drift.
             return Ok(());
         }
         found.differences += 1;
@@ -187,11 +238,16 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// Runs a full sync when the repo config asks for one that the state has not answered.
     pub async fn full_sync_if_requested(&mut self) -> Result<(), EngineError> {
         let request = self.known.repo.file.full_sync.request.clone();
-        if request.is_empty() || self.known.state.full_sync.request == request {
+        let (on_main, checked) = self.answered_request();
+        if request.is_empty() || on_main == request || checked.as_ref() == Some(&request) {
             return Ok(());
         }
         let mode = self.known.repo.file.full_sync.mode;
-        tracing::info!(request, "the repo config requests a full sync ({mode:?})");
+        tracing::info!(
+            request,
+            "the repo config requests a full sync `{request}` in {} mode",
+            mode.word()
+        );
         self.full_sync(mode, Some(&request)).await.map(|_| ())
     }
 }

@@ -7,7 +7,8 @@
 //! - the daemon: [`daemon`] (the loop and production wiring), [`cycle`] (one cycle's order),
 //!   [`engine`] (the `Engine` value, its state, the guard on `main`, its requests);
 //! - the work: [`pull`] (polling; its `stage` decides what a page changes),
-//!   [`writeback`] (the `changes` branch), [`scan`] (fingerprint scans), [`fullsync`];
+//!   [`writeback`] (the `changes` branch), [`scan`] (fingerprint scans), [`fullsync`],
+//!   [`quarantine`] (records held back);
 //! - the data: [`record`] (model, keys, paths, diffs), [`state`] (the marker),
 //!   [`config`], [`query`] (what is asked of MoneyWorks), [`commit_message`];
 //! - the edges: [`moneyworks`], [`store`], [`cache`], [`http`] (status page, SSE, health,
@@ -32,6 +33,7 @@ pub mod moneyworks;
 pub mod mwtime;
 pub mod progress;
 pub mod pull;
+pub mod quarantine;
 pub mod query;
 pub mod record;
 pub mod retry;

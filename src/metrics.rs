@@ -182,6 +182,17 @@ impl Metrics {
             Event::Retrying { class, .. } => self.failure(class.as_str(), "retry"),
             Event::PollFailed { class, .. } => self.failure(class.as_str(), "cycle"),
             Event::Fatal { class, .. } => self.failure(class.as_str(), "fatal"),
+            Event::TableFailed { needs_human, .. } => {
+                let class = if *needs_human {
+                    crate::error::ErrorClass::NeedsHuman
+                } else {
+                    crate::error::ErrorClass::Retryable
+                };
+                self.failure(class.as_str(), "table");
+            }
+            Event::Parked { .. } => {
+                self.failure(crate::error::ErrorClass::NeedsHuman.as_str(), "parked")
+            }
             Event::WriteStatus { report } => {
                 let outcome = match report.outcome {
                     Outcome::Applied => "applied",
@@ -237,6 +248,14 @@ impl Metrics {
         self.records_on_main.get_or_create(&labels).set(to_i64(n));
         // A table's quarantine gauge exists as soon as the table is known.
         let _ = self.quarantined.get_or_create(&labels);
+    }
+
+    /// Sets the records of `table` held back in the quarantine.
+    pub fn quarantined(&self, table: &str, n: u64) {
+        let labels = TableLabel {
+            table: table.to_string(),
+        };
+        self.quarantined.get_or_create(&labels).set(to_i64(n));
     }
 
     /// Notes a successful cycle at `at`.

@@ -1,14 +1,17 @@
 //! The fingerprint scan: what a modified-since poll cannot see. It lists every record's
 //! sequence number and stamp (and code), compares them with the files on `main` (pure:
 //! [`plan_scan`]), and commits deletions and re-reads of records whose stamp or key differs,
-//! behind the mass-delete guard. It must not schedule itself (the cycle decides when it is
-//! due).
+//! behind the mass-delete guard. Quarantined records are read again at every scan, and let
+//! go when they are filed or gone. A table whose scan fails is reported and the other
+//! tables are scanned. It must not schedule itself (the cycle decides when it is due).
 
 use std::collections::{BTreeMap, HashMap};
 
 use crate::engine::{Engine, EngineError};
 use crate::moneyworks::{ExportFormat, MoneyWorks};
 use crate::mwtime::MwTime;
+use crate::pull::TableError;
+use crate::pull::is_table_error;
 use crate::pull::stage::{Staged, invalid, stage_deletes};
 use crate::query::{self, FINGERPRINT_PAGE, fingerprint_format, seq_page};
 use crate::record::{KeyField, Record, RecordKey, TableInfo};
@@ -156,12 +159,19 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// Runs the fingerprint scan on tables whose interval has passed. Commits deletions and
-    /// corrections; stops with `MassDelete` when a table would lose too much at once.
-    pub async fn fingerprint_scan_due(&mut self, now: MwTime) -> Result<(), EngineError> {
+    /// corrections. A table whose scan fails (MoneyWorks keeps failing, or it would lose more
+    /// than `max_delete_percent` at once) is left as it was and reported; the other tables
+    /// are scanned. Returns those reports.
+    pub async fn fingerprint_scan_due(
+        &mut self,
+        now: MwTime,
+    ) -> Result<Vec<TableError>, EngineError> {
         let interval = self.known.repo.file.fingerprint_interval_secs;
+        let mut failed = Vec::new();
         if interval == 0 {
-            return Ok(());
+            return Ok(failed);
         }
+        let config_hash = self.known.repo.hash();
         for table in self.known.repo.tables.clone() {
             let st = self.known.state.table(table.name);
             let due = match st.fingerprint_time {
@@ -170,11 +180,21 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     now.unix_secs() - t.unix_secs() >= i64::try_from(interval).unwrap_or(i64::MAX)
                 }
             };
-            if due {
-                self.fingerprint_scan(table, now).await?;
+            if !due {
+                continue;
+            }
+            let commits = self.known.commits;
+            match self.fingerprint_scan(table, now).await {
+                Ok(_) => {}
+                Err(e) if is_table_error(&e) => {
+                    let checkpointed = self.known.commits != commits;
+                    self.known.rollback_table(table.name, st, checkpointed);
+                    failed.push(self.table_failed(table, &e, &config_hash));
+                }
+                Err(e) => return Err(e),
             }
         }
-        Ok(())
+        Ok(failed)
     }
 
     /// Scans one table now.
@@ -189,7 +209,17 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         });
         let server = self.server_fingerprints(table).await?;
         let main = self.main_fingerprints(table)?;
-        let plan = plan_scan(table, &server, &main);
+        let mut plan = plan_scan(table, &server, &main);
+        // Held-back records are read again every scan; one that is gone is let go.
+        for seq in self.known.quarantine.seqs(table.name) {
+            if server.iter().any(|f| f.seq == seq) {
+                plan.reread.push(seq);
+            } else {
+                self.release(table.name, seq, None);
+            }
+        }
+        plan.reread.sort_unstable();
+        plan.reread.dedup();
         self.guard_deletes(table, plan.vanished.len(), main.len())?;
         let mut staged = Staged::default();
         self.apply_staged(stage_deletes(table, &plan.vanished), &mut staged);
@@ -198,7 +228,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         self.stage_page(records, &mut staged)?;
         self.known.state.table_mut(table.name).fingerprint_time = Some(now);
         let changed = staged.len();
-        if changed > 0 {
+        if changed > 0 || self.known.quarantine_changed() {
             tracing::info!(
                 table = table.name,
                 deleted = plan.vanished.len(),

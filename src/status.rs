@@ -33,6 +33,9 @@ pub enum DaemonState {
     Starting,
     /// Cycling.
     Running,
+    /// A human must act on something that is not `main` itself (the remote refuses pushes,
+    /// an oversized reply, a mass delete); mwsync keeps running and tries again each interval.
+    Parked,
     /// Stopped on request.
     Stopped,
     /// Stopped for a human.
@@ -74,6 +77,8 @@ pub struct TableStatus {
     pub marker: Option<String>,
     /// Records set aside because they cannot be stored, with the reason.
     pub quarantined: Vec<QuarantinedRecord>,
+    /// Why the table failed in the last cycle while the others went on (`None`: it did not).
+    pub error: Option<String>,
 }
 
 /// A record set aside.
@@ -176,6 +181,10 @@ pub struct Status {
     pub started_at: String,
     /// Whether the daemon loop runs.
     pub state: DaemonState,
+    /// When `state` is `parked`: what is wrong and what to do.
+    pub parked: Option<String>,
+    /// Warnings that stand, such as a changes branch that does not exist.
+    pub warnings: Vec<String>,
     /// What it is doing now.
     pub activity: ActivityStatus,
     /// The last successful cycle.
@@ -245,6 +254,8 @@ pub struct CycleFacts {
     pub server_time: Option<String>,
     /// Records the cycle committed.
     pub records: u64,
+    /// Tables that failed in the cycle while the others went on: table → error.
+    pub table_errors: BTreeMap<String, String>,
 }
 
 /// The status board: a [`Status`] kept current from events and the daemon, and the metrics
@@ -267,6 +278,8 @@ impl Board {
                 instance: instance.to_string(),
                 started_at: started.clone(),
                 state: DaemonState::Starting,
+                parked: None,
+                warnings: Vec::new(),
                 activity: ActivityStatus {
                     kind: ActivityKind::Idle,
                     table: None,
@@ -317,10 +330,14 @@ impl Board {
     pub fn cycle_succeeded(&self, facts: CycleFacts) {
         let mut s = self.lock();
         s.state = DaemonState::Running;
+        s.parked = None;
         s.polls += 1;
         s.main = facts.main;
         for (table, marker) in facts.markers {
             s.tables.entry(table).or_default().marker = marker;
+        }
+        for (name, t) in s.tables.iter_mut() {
+            t.error = facts.table_errors.get(name).cloned();
         }
         let at = SystemTime::now();
         s.last_success = Some(Success {
@@ -329,6 +346,46 @@ impl Board {
             records: facts.records,
         });
         self.metrics.last_success(at);
+    }
+
+    /// Takes in a cycle that parked the daemon: a human must act on `why`.
+    pub fn parked(&self, why: &str) {
+        let mut s = self.lock();
+        s.state = DaemonState::Parked;
+        s.parked = Some(why.to_string());
+    }
+
+    /// Sets what is held back and what is warned about, as the engine knows them after a
+    /// cycle (the quarantine rolls back with a failed cycle, so it is read, not folded).
+    pub fn set_held(
+        &self,
+        quarantined: &[crate::quarantine::QuarantinedRecord],
+        warnings: Vec<String>,
+    ) {
+        let mut s = self.lock();
+        s.warnings = warnings;
+        for t in s.tables.values_mut() {
+            t.quarantined.clear();
+        }
+        for q in quarantined {
+            let key = match (&q.key, q.seq) {
+                (Some(k), Some(n)) => format!("{k} (#{n})"),
+                (Some(k), None) => k.clone(),
+                (None, Some(n)) => format!("#{n}"),
+                (None, None) => "(unnamed)".to_string(),
+            };
+            s.tables
+                .entry(q.table.clone())
+                .or_default()
+                .quarantined
+                .push(QuarantinedRecord {
+                    key,
+                    reason: q.reason.clone(),
+                });
+        }
+        for (table, t) in &s.tables {
+            self.metrics.quarantined(table, t.quarantined.len() as u64);
+        }
     }
 
     /// Lists `tables` before their first cycle, so a first sync already shows them.
@@ -495,7 +552,32 @@ impl Board {
                     s.main = main.clone();
                 }
             }
-            Event::ClockRegression { .. } => {}
+            Event::TableFailed {
+                table,
+                error,
+                needs_human,
+            } => {
+                let class = if *needs_human {
+                    ErrorClass::NeedsHuman
+                } else {
+                    ErrorClass::Retryable
+                };
+                Self::add_error(s, class, &format!("{table}: {error}"), "table");
+            }
+            Event::Parked { error } => {
+                s.state = DaemonState::Parked;
+                s.parked = Some(error.clone());
+                Self::add_error(s, ErrorClass::NeedsHuman, error, "parked");
+            }
+            Event::Resumed => {
+                s.parked = None;
+                if s.state == DaemonState::Parked {
+                    s.state = DaemonState::Running;
+                }
+            }
+            Event::ClockRegression { .. }
+            | Event::RecordQuarantined { .. }
+            | Event::RecordReleased { .. } => {}
         }
     }
 }

@@ -425,11 +425,12 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
                 trace.steps.push(format!("clock {secs:+}"));
             }
             48..=55 => {
-                let (kind, name) = match rng.random_range(0..5) {
+                let (kind, name) = match rng.random_range(0..6) {
                     0 => (FaultKind::LicenceLimit, "licence_limit"),
                     1 => (FaultKind::Http500, "http_500"),
                     2 => (FaultKind::Truncate, "truncate"),
                     3 => (FaultKind::MalformedXml, "malformed_xml"),
+                    4 => (FaultKind::ErrorReply, "error_reply"),
                     _ => (FaultKind::Delay(Duration::from_millis(250)), "delay"),
                 };
                 let n = rng.random_range(1..7);
@@ -520,6 +521,21 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
         }
         let outcome = h.cycle().await;
         match &outcome {
+            Ok(report) if report.table_errors.iter().any(|e| e.needs_human) => {
+                return Err(format!(
+                    "a table was parked for a human: {:?}\nsteps: {:?}",
+                    report.table_errors, trace.steps
+                ));
+            }
+            Ok(report) if !report.table_errors.is_empty() => trace.steps.push(format!(
+                "cycle ok, tables failed: {}",
+                report
+                    .table_errors
+                    .iter()
+                    .map(|e| e.table.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )),
             Ok(_) => trace.steps.push("cycle ok".into()),
             Err(e) => {
                 let class = mwsync::error::Classify::class(e);
@@ -544,7 +560,7 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
     h.restart();
     let mut ok = 0;
     for _ in 0..20 {
-        if h.cycle().await.is_ok() {
+        if h.cycle().await.is_ok_and(|r| r.table_errors.is_empty()) {
             ok += 1;
             if ok == 2 {
                 break;

@@ -45,7 +45,7 @@ async fn served(names: usize) -> Served {
     )
     .expect("valid URL");
     let mw = Counted::new(
-        HttpMoneyWorks::new(&endpoint, Duration::from_secs(5)).expect("client"),
+        HttpMoneyWorks::new(&endpoint, Duration::from_secs(5), 64 << 20).expect("client"),
         board.metrics().clone(),
     );
     let repo_config = RepoConfigFile {
@@ -59,6 +59,7 @@ async fn served(names: usize) -> Served {
         changes_branch: "changes".into(),
         initial_repo: repo_config.validate().expect("valid"),
         retry: quick_retry(),
+        create_branch: false,
     };
     let engine = Engine::new(
         mw,

@@ -25,12 +25,13 @@ use tokio_util::sync::CancellationToken;
 
 /// Exit code: success.
 pub const EXIT_OK: u8 = 0;
-/// Exit code: anything not covered below.
+/// Exit code: a one-shot command met a failure that may pass (run it again later), or an
+/// unexpected internal error.
 pub const EXIT_OTHER: u8 = 1;
-/// Exit code: invalid configuration or input.
+/// Exit code: invalid configuration or input (credentials and typos included).
 pub const EXIT_INVALID: u8 = 2;
-/// Exit code: `main` moved without mwsync.
-pub const EXIT_MAIN_MOVED: u8 = 3;
+/// Exit code: a human is needed (`main` moved, the remote refuses pushes, ...).
+pub const EXIT_NEEDS_HUMAN: u8 = 3;
 /// Exit code: a full sync in check mode found differences.
 pub const EXIT_DRIFT: u8 = 4;
 
@@ -133,12 +134,12 @@ pub fn init_logging(format: LogFormat) {
     };
 }
 
-/// The exit code for an engine error.
+/// The exit code for an engine error, by its class.
 pub fn exit_code(e: &EngineError) -> u8 {
-    match e {
-        EngineError::MainMoved { .. } => EXIT_MAIN_MOVED,
-        EngineError::Drift { .. } => EXIT_DRIFT,
-        e if matches!(e.class(), ErrorClass::Invalid | ErrorClass::Unauthenticated) => EXIT_INVALID,
+    match (e, e.class()) {
+        (EngineError::Drift { .. }, _) => EXIT_DRIFT,
+        (_, ErrorClass::Invalid) => EXIT_INVALID,
+        (_, ErrorClass::NeedsHuman) => EXIT_NEEDS_HUMAN,
         _ => EXIT_OTHER,
     }
 }
@@ -233,8 +234,20 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 FullSyncMode::Apply
             };
             match engine.full_sync(mode, None).await {
+                Ok(_) if mode == FullSyncMode::Check => {
+                    println!(
+                        "full sync check finished: main holds what MoneyWorks holds (nothing was committed)"
+                    );
+                    EXIT_OK
+                }
+                Ok(0) => {
+                    println!("full sync finished: main already held what MoneyWorks holds");
+                    EXIT_OK
+                }
                 Ok(n) => {
-                    println!("full sync ({mode:?}) finished: {n} records differed");
+                    println!(
+                        "full sync finished: {n} records differed from MoneyWorks and are corrected on main"
+                    );
                     EXIT_OK
                 }
                 Err(e) => report(&e),
@@ -290,7 +303,11 @@ fn print_path(table: &str, key: &str) -> u8 {
 }
 
 fn report(e: &EngineError) -> u8 {
-    eprintln!("mwsync: {e}");
+    if e.class() == ErrorClass::Retryable {
+        eprintln!("mwsync: {e}\nmwsync: this may pass by itself; run the command again later");
+    } else {
+        eprintln!("mwsync: {e}");
+    }
     exit_code(e)
 }
 

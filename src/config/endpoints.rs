@@ -1,6 +1,6 @@
 //! Where mwsync connects: the MoneyWorks document URL (origin, document path, logins) and the
-//! git remote with the branch mwsync owns. It owns parsing and masking of those URLs; it must
-//! not open a connection.
+//! git remote with the branch mwsync owns. It owns parsing and masking of those URLs (a URL is
+//! masked before any message is built, whatever its shape); it must not open a connection.
 
 use super::{ConfigError, Secret, bad};
 
@@ -21,17 +21,32 @@ pub struct MoneyWorksEndpoint {
 }
 
 impl MoneyWorksEndpoint {
-    /// Parses `http(s)://user:pass@host:port/REST/Document.moneyworks`.
+    /// Parses `http(s)://user:pass@host:port/REST/Document.moneyworks`. Every message shows
+    /// the URL masked by [`mask_url`], whatever its shape.
     pub fn parse(
         url_text: &str,
         folder: Option<(String, Secret)>,
     ) -> Result<MoneyWorksEndpoint, ConfigError> {
+        const FORM: &str = "https://user:password@host:6710/REST/Document.moneyworks";
         let masked = mask_url(url_text);
         let field = "moneyworks_url";
         let url = url::Url::parse(url_text)
-            .map_err(|e| bad(field, &masked, format!("not a URL ({e})")))?;
+            .map_err(|e| bad(field, &masked, format!("not a URL ({e}); write {FORM}")))?;
         if url.scheme() != "http" && url.scheme() != "https" {
-            return Err(bad(field, &masked, "not http:// or https://"));
+            return Err(bad(
+                field,
+                &masked,
+                format!("not an http:// or https:// URL; write {FORM}"),
+            ));
+        }
+        if url.query().is_some() || url.fragment().is_some() {
+            return Err(bad(
+                field,
+                &masked,
+                format!(
+                    "not allowed to have a query (?...) or a fragment (#...); the login goes before the host: {FORM}"
+                ),
+            ));
         }
         let host = url
             .host_str()
@@ -47,7 +62,7 @@ impl MoneyWorksEndpoint {
                 bad(
                     field,
                     &masked,
-                    "its path must be /REST/<document>, e.g. /REST/Acme.moneyworks",
+                    "missing the path /REST/<document> (for example /REST/Acme.moneyworks)",
                 )
             })?
             .trim_end_matches('/');
@@ -57,12 +72,16 @@ impl MoneyWorksEndpoint {
                 bad(
                     field,
                     &masked,
-                    "the document path is not UTF-8 once decoded",
+                    "a URL whose document path is not UTF-8 once decoded",
                 )
             })?
             .to_string();
         if document.is_empty() {
-            return Err(bad(field, &masked, "it names no document after /REST/"));
+            return Err(bad(
+                field,
+                &masked,
+                "missing the document name after /REST/",
+            ));
         }
         let user = percent_encoding::percent_decode_str(url.username())
             .decode_utf8_lossy()
@@ -71,7 +90,7 @@ impl MoneyWorksEndpoint {
             return Err(bad(
                 field,
                 &masked,
-                "it carries no document user; write https://user:password@host:6710/REST/Document",
+                format!("missing the document user; write {FORM}"),
             ));
         }
         let password = url
@@ -82,9 +101,6 @@ impl MoneyWorksEndpoint {
                     .to_string()
             })
             .unwrap_or_default();
-        if url.query().is_some() || url.fragment().is_some() {
-            return Err(bad(field, &masked, "it must not have a query or fragment"));
-        }
         Ok(MoneyWorksEndpoint {
             origin,
             document,
@@ -109,28 +125,48 @@ pub fn encode_document(document: &str) -> String {
         .replace("%5F", "_")
 }
 
-/// Replaces the password in a URL with `***`, for messages. Works on text that is not a
-/// valid URL too.
+/// Masks everything in URL-like text that may hold a secret, before any message is built:
+/// the user-info (all of it when it has no `:`, since a lone user-info is often a token; the
+/// password when it has one), the query and the fragment. It works on any text, including
+/// text that is not a URL at all: without a scheme, or with a typo such as `http//`.
 pub fn mask_url(text: &str) -> String {
-    let Some(scheme_end) = text.find("://") else {
-        return text.to_string();
+    let (text, fragment) = match text.find('#') {
+        Some(i) => (&text[..i], true),
+        None => (text, false),
     };
-    let rest = &text[scheme_end + 3..];
-    let authority_end = rest.find('/').unwrap_or(rest.len());
-    let authority = &rest[..authority_end];
-    match authority.rfind('@') {
+    let (base, query) = match text.find('?') {
+        Some(i) => (&text[..i], true),
+        None => (text, false),
+    };
+    // The authority starts after `://`, after a bare `//` (a typo), or at the start.
+    let start = base
+        .find("://")
+        .map(|i| i + 3)
+        .or_else(|| base.find("//").map(|i| i + 2))
+        .unwrap_or(0);
+    let rest = &base[start..];
+    let mut out = base[..start].to_string();
+    // The last `@` ends the user-info, even when an unencoded `/` sits in the password.
+    match rest.rfind('@') {
         Some(at) => {
-            let userinfo = &authority[..at];
-            let user = userinfo.split(':').next().unwrap_or("");
-            format!(
-                "{}{}:***@{}",
-                &text[..scheme_end + 3],
-                user,
-                &rest[at + 1..]
-            )
+            match rest[..at].split_once(':') {
+                Some((user, _)) if !user.is_empty() && !user.contains('/') => {
+                    out.push_str(user);
+                    out.push_str(":***@");
+                }
+                _ => out.push_str("***@"),
+            }
+            out.push_str(&rest[at + 1..]);
         }
-        None => text.to_string(),
+        None => out.push_str(rest),
     }
+    if query {
+        out.push_str("?***");
+    }
+    if fragment {
+        out.push_str("#***");
+    }
+    out
 }
 
 /// The git remote and the branch mwsync owns.
@@ -161,11 +197,13 @@ impl GitTarget {
                     "not a local path, file://, http:// or https:// URL",
                 ));
             }
-            if mask_url(&url) != url {
+            let authority = &url[scheme.len() + 3..];
+            let authority = &authority[..authority.find('/').unwrap_or(authority.len())];
+            if authority.contains('@') || url.contains('?') {
                 return Err(bad(
                     "git_url",
                     mask_url(text),
-                    "carrying credentials; give the API key in MWSYNC_GIT_API_KEY instead",
+                    "carrying credentials (a user-info or a query); give the API key in MWSYNC_GIT_API_KEY or MWSYNC_GIT_API_KEY_FILE instead",
                 ));
             }
         }
@@ -193,5 +231,83 @@ pub(crate) fn validate_branch(field: &str, name: &str) -> Result<(), ConfigError
             name,
             "not a valid branch name (letters, digits, - _ . /)",
         ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every shape of URL is masked: password, token-as-user, query, fragment, no scheme,
+    /// the `http//` typo, a password holding `@` or `/`.
+    #[test]
+    fn every_url_shape_is_masked() {
+        let cases = [
+            (
+                "https://admin:s3cret@h:6710/REST/A",
+                "https://admin:***@h:6710/REST/A",
+            ),
+            (
+                "https://TOKEN123@git.example/r.git",
+                "https://***@git.example/r.git",
+            ),
+            ("https://h/REST/A?password=s3cret", "https://h/REST/A?***"),
+            ("https://u@h/REST/A#s3cret", "https://***@h/REST/A#***"),
+            ("admin:s3cret@h:6710/REST/A", "admin:***@h:6710/REST/A"),
+            (
+                "http//admin:s3cret@h:6710/REST/A",
+                "http//admin:***@h:6710/REST/A",
+            ),
+            (
+                "https://admin:s3@c/ret@h/REST/A",
+                "https://admin:***@h/REST/A",
+            ),
+            ("/srv/git/books.git", "/srv/git/books.git"),
+        ];
+        for (given, shown) in cases {
+            assert_eq!(mask_url(given), shown, "{given}");
+        }
+    }
+
+    /// Each refusal of a MoneyWorks URL reads as a sentence and never shows the password.
+    #[test]
+    fn moneyworks_url_refusals_read_well() {
+        let form = "https://user:password@host:6710/REST/Document.moneyworks";
+        let cases = [
+            (
+                "admin:s3cret@h:6710/REST/A",
+                format!("moneyworks_url = admin:***@h:6710/REST/A is not an http:// or https:// URL; write {form}"),
+            ),
+            (
+                "http//admin:s3cret@h:6710/REST/A",
+                format!("moneyworks_url = http//admin:***@h:6710/REST/A is not a URL (relative URL without a base); write {form}"),
+            ),
+            (
+                "https://admin:s3cret@h/REST/A?pw=s3cret",
+                format!("moneyworks_url = https://admin:***@h/REST/A?*** is not allowed to have a query (?...) or a fragment (#...); the login goes before the host: {form}"),
+            ),
+            (
+                "https://admin:s3cret@h/Acme",
+                "moneyworks_url = https://admin:***@h/Acme is missing the path /REST/<document> (for example /REST/Acme.moneyworks)".to_string(),
+            ),
+            (
+                "https://admin:s3cret@h/REST/",
+                "moneyworks_url = https://admin:***@h/REST/ is missing the document name after /REST/".to_string(),
+            ),
+            (
+                "https://h/REST/A",
+                format!("moneyworks_url = https://h/REST/A is missing the document user; write {form}"),
+            ),
+        ];
+        for (given, message) in cases {
+            let err = MoneyWorksEndpoint::parse(given, None).expect_err(given);
+            assert_eq!(err.to_string(), message);
+            assert!(!err.to_string().contains("s3cret"));
+        }
+        let err = GitTarget::parse("https://TOKEN123@git.example/r.git#main").expect_err("token");
+        assert_eq!(
+            err.to_string(),
+            "git_url = https://***@git.example/r.git#*** is carrying credentials (a user-info or a query); give the API key in MWSYNC_GIT_API_KEY or MWSYNC_GIT_API_KEY_FILE instead"
+        );
     }
 }

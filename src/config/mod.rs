@@ -46,6 +46,14 @@ pub enum ConfigError {
         /// Where it can be given.
         hint: String,
     },
+    /// The git API key file cannot be read.
+    #[error("cannot read the git API key file {path} (git_api_key_file): {detail}")]
+    KeyFile {
+        /// The file.
+        path: String,
+        /// What went wrong.
+        detail: String,
+    },
     /// A config file that cannot be read or parsed.
     #[error("cannot use config file {path}: {detail}")]
     File {

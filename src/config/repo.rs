@@ -7,6 +7,10 @@ use serde::{Deserialize, Serialize};
 use super::{ConfigError, bad, toml_error};
 use crate::record::{TableInfo, table_info};
 
+/// MoneyWorks tables without a documented `LastModifiedTime`, which mwsync therefore cannot
+/// poll.
+const UNTRACKABLE: &[&str] = &["Asset", "AssetCat", "Ledger", "OffLedger"];
+
 /// The repo config file on `main`.
 pub const REPO_CONFIG_PATH: &str = ".mwsync/config.toml";
 
@@ -19,6 +23,16 @@ pub enum FullSyncMode {
     Apply,
     /// Commit nothing and fail with the list of differences.
     Check,
+}
+
+impl FullSyncMode {
+    /// The mode as the repo config writes it: `apply` or `check`.
+    pub fn word(self) -> &'static str {
+        match self {
+            FullSyncMode::Apply => "apply",
+            FullSyncMode::Check => "check",
+        }
+    }
 }
 
 /// `.mwsync/config.toml` as written on `main`. Carries no secrets. Every field has a default,
@@ -162,11 +176,18 @@ impl RepoConfigFile {
         for name in &self.tables {
             let known: Vec<&str> = crate::record::TABLES.iter().map(|t| t.name).collect();
             let table = table_info(name).ok_or_else(|| {
-                bad(
-                    "tables",
-                    format!("{name:?}"),
-                    format!("not a known table; known: {}", known.join(", ")),
-                )
+                let problem = if UNTRACKABLE.iter().any(|t| t.eq_ignore_ascii_case(name)) {
+                    format!(
+                        "a MoneyWorks table mwsync cannot track: it has no documented LastModifiedTime, which polling needs; tables mwsync can track: {}",
+                        known.join(", ")
+                    )
+                } else {
+                    format!(
+                        "not a MoneyWorks table mwsync knows (check the spelling); tables mwsync can track: {}",
+                        known.join(", ")
+                    )
+                };
+                bad("tables", format!("{name:?}"), problem)
             })?;
             if tables.contains(&table) {
                 return Err(bad("tables", format!("{name:?}"), "listed twice"));
@@ -218,7 +239,18 @@ mod tests {
                 .validate()
                 .expect_err("unknown")
                 .to_string()
-                .contains("\"Nmae\" is not a known table")
+                .starts_with("tables = \"Nmae\" is not a MoneyWorks table mwsync knows (check the spelling); tables mwsync can track: Account, Name,")
+        );
+        let asset = RepoConfigFile {
+            tables: vec!["Asset".into()],
+            ..RepoConfigFile::default()
+        };
+        assert!(
+            asset
+                .validate()
+                .expect_err("untrackable")
+                .to_string()
+                .starts_with("tables = \"Asset\" is a MoneyWorks table mwsync cannot track: it has no documented LastModifiedTime, which polling needs;")
         );
         let twice = RepoConfigFile {
             tables: vec!["Name".into(), "name".into()],

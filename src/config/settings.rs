@@ -98,6 +98,7 @@ pub struct Settings {
         long,
         env = "MWSYNC_CACHE_DIR",
         value_name = "DIR",
+        value_parser = any_path,
         hide_env_values = true
     )]
     pub cache_dir: Option<PathBuf>,
@@ -129,6 +130,26 @@ pub struct Settings {
     /// Log format: human or json.
     #[arg(long, env = "MWSYNC_LOG_FORMAT", value_enum, hide_env_values = true)]
     pub log_format: Option<LogFormat>,
+    /// Create the sync branch even when the git remote has other branches (otherwise a
+    /// missing branch is refused as a likely typo).
+    #[arg(
+        long,
+        env = "MWSYNC_CREATE_BRANCH",
+        num_args = 0..=1,
+        default_missing_value = "true",
+        value_name = "BOOL",
+        hide_env_values = true
+    )]
+    pub create_branch: Option<bool>,
+    /// Largest MoneyWorks reply read, in megabytes (default 256); a larger one is refused.
+    #[arg(
+        long,
+        env = "MWSYNC_MAX_REPLY_MB",
+        value_name = "MB",
+        value_parser = whole_number::<u64>,
+        hide_env_values = true
+    )]
+    pub max_reply_mb: Option<u64>,
     /// Seconds before a MoneyWorks request is abandoned (default 60).
     #[arg(
         long,
@@ -183,6 +204,8 @@ fn shown_default(id: &str) -> String {
         "commit_author" => CommitAuthor::default().to_string(),
         "log_format" => "human".into(),
         "request_timeout_secs" => DEFAULT_REQUEST_TIMEOUT_SECS.to_string(),
+        "max_reply_mb" => DEFAULT_MAX_REPLY_MB.to_string(),
+        "create_branch" => "false".into(),
         "tables" => repo.tables.join(","),
         "page_size" => repo.page_size.to_string(),
         "poll_interval_secs" => repo.poll_interval_secs.to_string(),
@@ -245,6 +268,12 @@ fn whole_number<T: FromStr>(text: &str) -> Result<T, String> {
     text.trim()
         .parse()
         .map_err(|_| "not a whole number in range".to_string())
+}
+
+/// A path from a flag or a variable, empty included, so that validation can refuse an
+/// empty one with a message naming the variable.
+fn any_path(text: &str) -> Result<PathBuf, String> {
+    Ok(PathBuf::from(text))
 }
 
 /// A list item from a flag or a variable, without the spaces around it.
@@ -415,6 +444,10 @@ pub struct DaemonConfig {
     pub log_format: LogFormat,
     /// Seconds before a MoneyWorks request is abandoned.
     pub request_timeout_secs: u64,
+    /// Create the sync branch even when the remote has other branches.
+    pub create_branch: bool,
+    /// Largest MoneyWorks reply read, in bytes.
+    pub max_reply_bytes: u64,
     /// Repo config to write when `main` has none.
     pub initial_repo: RepoConfig,
 }
@@ -438,6 +471,8 @@ impl DaemonConfig {
 
 /// Default seconds before a MoneyWorks request is abandoned.
 const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 60;
+/// Default largest MoneyWorks reply, in megabytes.
+const DEFAULT_MAX_REPLY_MB: u64 = 256;
 
 impl Settings {
     /// Reads a TOML config file; `path` names it in errors, which never quote its lines.
@@ -487,6 +522,14 @@ impl Settings {
             field: "cache_dir".into(),
             hint: "pass --cache-dir or set MWSYNC_CACHE_DIR (a directory mwsync may create)".into(),
         })?;
+        if cache_dir.as_os_str().to_string_lossy().trim().is_empty() {
+            // An empty MWSYNC_CACHE_DIR would otherwise mean the current directory.
+            return Err(bad(
+                "cache_dir",
+                "(empty)",
+                "empty; give a directory mwsync may create, or unset MWSYNC_CACHE_DIR",
+            ));
+        }
         Ok(DaemonConfig {
             moneyworks,
             git,
@@ -504,6 +547,8 @@ impl Settings {
             },
             log_format: self.log_format.unwrap_or_default(),
             request_timeout_secs: self.request_timeout_secs()?,
+            create_branch: self.create_branch.unwrap_or(false),
+            max_reply_bytes: self.max_reply_mb()? * crate::moneyworks::transport::MB,
             initial_repo: self.initial_repo()?,
         })
     }
@@ -551,9 +596,9 @@ impl Settings {
             )),
             (Some(k), _) => Ok(Some(Secret::new(k.expose().trim()))),
             (None, Some(path)) => {
-                let text = read_key_file(path).map_err(|e| ConfigError::File {
+                let text = read_key_file(path).map_err(|e| ConfigError::KeyFile {
                     path: path.display().to_string(),
-                    detail: format!("cannot read the git API key file: {e}"),
+                    detail: e.to_string(),
                 })?;
                 let key = text.lines().next().unwrap_or("").trim().to_string();
                 if key.is_empty() {
@@ -598,6 +643,15 @@ impl Settings {
             Ok(secs)
         } else {
             Err(bad("request_timeout_secs", secs, "out of range 1..=3600"))
+        }
+    }
+
+    fn max_reply_mb(&self) -> Result<u64, ConfigError> {
+        let mb = self.max_reply_mb.unwrap_or(DEFAULT_MAX_REPLY_MB);
+        if (1..=16_384).contains(&mb) {
+            Ok(mb)
+        } else {
+            Err(bad("max_reply_mb", mb, "out of range 1..=16384"))
         }
     }
 
@@ -727,13 +781,33 @@ mod tests {
         assert!(!err.to_string().contains("tok-unquoted-123"), "{err}");
     }
 
-    /// An empty or missing key file is refused with the file named.
+    /// An empty `MWSYNC_CACHE_DIR` is refused rather than taken as the current directory.
+    #[test]
+    fn an_empty_cache_dir_is_refused() {
+        let err = Settings {
+            cache_dir: Some("".into()),
+            ..base()
+        }
+        .validate(no_file)
+        .expect_err("empty");
+        assert_eq!(
+            err.to_string(),
+            "cache_dir = (empty) is empty; give a directory mwsync may create, or unset MWSYNC_CACHE_DIR"
+        );
+    }
+
+    /// An empty or missing key file is refused with the file named, as a key file.
     #[test]
     fn key_file_problems_are_named() {
         let s = Settings {
             git_api_key_file: Some("/etc/mwsync/key".into()),
             ..base()
         };
+        let missing = s.clone().validate(no_file).expect_err("unreadable");
+        assert_eq!(
+            missing.to_string(),
+            "cannot read the git API key file /etc/mwsync/key (git_api_key_file): no file in this test"
+        );
         let err = s.clone().validate(|_| Ok("\n".into())).expect_err("empty");
         assert!(err.to_string().contains("/etc/mwsync/key"), "{err}");
         let cfg = s

@@ -1,23 +1,31 @@
 //! The guard on `main`: only mwsync moves it, always by compare-and-swap from the tip it last
-//! pushed, which the cache records. It owns fetching and checking the tip, loading config and
-//! state when `main` moved, committing on top of it, and `rebaseline`; it must not decide
+//! pushed, which the cache records. Before every push the cache records, durably, the intent
+//! `pushing <new> over <old>`; a tip of `main` is mwsync's own only when it is exactly the
+//! last push or the `<new>` of such an intent (at start-up, and when a compare-and-swap
+//! fails: a push from before a crash may land late). Nothing else, trailers included, makes
+//! a commit mwsync's own. It owns fetching and checking the tip, the start-up checks of the
+//! branches, loading config, state and quarantine when `main` moved, committing on top of it
+//! (with the status file when the quarantine changed), and `rebaseline`; it must not decide
 //! what a commit holds.
 
 use std::collections::BTreeMap;
 
 use super::{Engine, EngineError};
-use crate::commit_message::has_trailers;
 use crate::config::{REPO_CONFIG_PATH, RepoConfigFile};
 use crate::events::{COMMIT_LINES, Event};
 use crate::moneyworks::MoneyWorks;
+use crate::quarantine::Quarantine;
 use crate::retry::retry;
 use crate::state::{STATE_PATH, SyncState};
 use crate::store::{CommitId, FileChange, NewCommit, Store, StoreError};
 use crate::writeback::{STATUS_PATH, StatusFile};
 
+/// The warning topic of a missing changes branch.
+const CHANGES_MISSING: &str = "changes_branch";
+
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    /// Fetches, checks that `main` is where mwsync left it, and loads config and state from
-    /// it when it changed.
+    /// Fetches, checks that `main` is where mwsync left it (or at its own push from before
+    /// a restart), and loads config, state and quarantine from it when it changed.
     pub async fn refresh_main(&mut self) -> Result<(), EngineError> {
         let policy = self.settings.retry;
         let store = &mut self.store;
@@ -26,29 +34,29 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         })
         .await
         .map_err(EngineError::Store)?;
-        let tip = self
-            .store
-            .remote_tip(&self.settings.branch)
-            .map_err(EngineError::Store)?;
-        let expected = self.cache.last_pushed().cloned();
+        let branch = self.settings.branch.clone();
+        let tip = self.store.remote_tip(&branch).map_err(EngineError::Store)?;
+        let expected = self.cache.last_pushed();
         match (&expected, &tip) {
-            (None, None) => {}
-            (None, Some(t)) => {
-                tracing::warn!(commit = %t, "adopting the existing `{}` at {} (this cache has never pushed)", self.settings.branch, t.short());
-                self.record_push(t)?;
-            }
             (Some(e), Some(t)) if e == t => {}
-            (Some(e), Some(t)) if self.is_own_successor(e, t) => {
+            (_, Some(t)) if self.cache.intended(t) => {
                 tracing::warn!(
-                    "`{}` is one mwsync commit ahead of the cache ({}); a push finished just before a crash; adopting it",
-                    self.settings.branch,
+                    commit = %t,
+                    "`{branch}` is at {}, mwsync's own push from before a restart (the cache recorded the intent); adopting it",
                     t.short()
                 );
                 self.record_push(t)?;
             }
+            (None, None) => self.check_new_branch()?,
+            (None, Some(t)) => {
+                return Err(EngineError::FreshCache {
+                    branch,
+                    tip: t.to_string(),
+                });
+            }
             (Some(e), actual) => {
                 return Err(EngineError::MainMoved {
-                    branch: self.settings.branch.clone(),
+                    branch,
                     expected: e.to_string(),
                     actual: actual
                         .as_ref()
@@ -56,16 +64,64 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 });
             }
         }
+        self.note_changes_branch()?;
         if tip != self.known.main {
             self.load_main(tip)?;
         }
         Ok(())
     }
 
-    fn is_own_successor(&self, expected: &CommitId, tip: &CommitId) -> bool {
-        self.store
-            .commit_info(tip)
-            .is_ok_and(|info| info.parents.first() == Some(expected) && has_trailers(&info.message))
+    /// The sync branch does not exist yet: mwsync creates it only on a remote without any
+    /// branch, or when told to; otherwise the name is most likely a typo.
+    fn check_new_branch(&self) -> Result<(), EngineError> {
+        if self.settings.create_branch {
+            return Ok(());
+        }
+        let branches = self.store.remote_branches().map_err(EngineError::Store)?;
+        if branches.is_empty() {
+            return Ok(());
+        }
+        Err(EngineError::BranchMissing {
+            branch: self.settings.branch.clone(),
+            existing: branches
+                .iter()
+                .map(|b| format!("`{b}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        })
+    }
+
+    /// Warns once, and keeps a warning for `/status`, while the changes branch does not
+    /// exist: a typo in its name would otherwise leave writes unseen for ever.
+    fn note_changes_branch(&mut self) -> Result<(), EngineError> {
+        let changes = self.settings.changes_branch.clone();
+        let present = self
+            .store
+            .remote_tip(&changes)
+            .map_err(EngineError::Store)?
+            .is_some();
+        if present {
+            if self.known.warnings.remove(CHANGES_MISSING).is_some() {
+                tracing::info!("the `{changes}` branch now exists; writes on it are handled");
+            }
+            return Ok(());
+        }
+        if self.known.warnings.contains_key(CHANGES_MISSING) {
+            return Ok(());
+        }
+        let branches = self.store.remote_branches().map_err(EngineError::Store)?;
+        let has = if branches.is_empty() {
+            "it has no branches yet".to_string()
+        } else {
+            format!("it has {}", branches.join(", "))
+        };
+        let text = format!(
+            "the `{changes}` branch does not exist on the git remote ({has}); mwsync handles writes once someone pushes it. \
+             If writers use another branch, set changes_branch (MWSYNC_CHANGES_BRANCH)"
+        );
+        tracing::warn!("{text}");
+        self.known.warnings.insert(CHANGES_MISSING, text);
+        Ok(())
     }
 
     fn record_push(&mut self, tip: &CommitId) -> Result<(), EngineError> {
@@ -74,10 +130,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .map_err(|e| EngineError::Local(e.to_string()))
     }
 
-    /// Reads config and state from `tip`.
+    /// Reads config, state and quarantine from `tip`. A full sync check answered locally
+    /// and not yet on `main` stays in force.
     fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
-        let (repo, state) = match &tip {
-            None => (None, SyncState::default()),
+        let (repo, mut state, quarantine) = match &tip {
+            None => (None, SyncState::default(), Quarantine::default()),
             Some(tip_id) => {
                 let repo = match self.read_text(tip_id, REPO_CONFIG_PATH)? {
                     Some(text) => Some(RepoConfigFile::parse(&text, REPO_CONFIG_PATH)?.validate()?),
@@ -92,22 +149,59 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     })?,
                     None => SyncState::default(),
                 };
-                (repo, state)
+                let quarantine = match self.read_text(tip_id, STATUS_PATH)? {
+                    Some(text) => StatusFile::parse(&text)
+                        .map(|s| Quarantine::from_entries(s.quarantined))
+                        .map_err(|detail| EngineError::Corrupt {
+                            path: STATUS_PATH.into(),
+                            detail,
+                        })?,
+                    None => Quarantine::default(),
+                };
+                (repo, state, quarantine)
             }
         };
-        self.known
-            .load(tip, repo, &self.settings.initial_repo, state);
+        if let Some(answer) = self.cache.check_answer() {
+            state.full_sync = answer;
+        }
+        self.known.load(
+            tip,
+            repo,
+            &self.settings.initial_repo,
+            state,
+            quarantine,
+            self.cache.rescan_floor(),
+        );
         Ok(())
     }
 
-    /// Commits `changes` (plus the current state, and the config when `main` lacks it) on
-    /// top of `main` and pushes by compare-and-swap. Returns the new tip.
+    /// The status file as `main` holds it (empty when absent).
+    fn main_status(&self) -> Result<StatusFile, EngineError> {
+        let Some(main) = &self.known.main else {
+            return Ok(StatusFile::default());
+        };
+        match self.read_text(main, STATUS_PATH)? {
+            Some(text) => StatusFile::parse(&text).map_err(|detail| EngineError::Corrupt {
+                path: STATUS_PATH.into(),
+                detail,
+            }),
+            None => Ok(StatusFile::default()),
+        }
+    }
+
+    /// Commits `changes` (plus the current state, the config when `main` lacks it, and the
+    /// status file when the quarantine changed) on top of `main` and pushes by
+    /// compare-and-swap. Returns the new tip.
     pub(crate) async fn commit_main(
         &mut self,
         mut changes: BTreeMap<String, FileChange>,
         message: String,
         extra_parent: Option<CommitId>,
     ) -> Result<CommitId, EngineError> {
+        // A full sync check's answer reaches main with the next commit.
+        if let Some(answer) = self.cache.check_answer() {
+            self.known.state.full_sync = answer;
+        }
         changes.insert(
             STATE_PATH.to_string(),
             FileChange::Put(self.known.state.to_toml().into_bytes()),
@@ -117,6 +211,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             changes
                 .entry(REPO_CONFIG_PATH.to_string())
                 .or_insert_with(|| FileChange::Put(self.known.repo.file.to_toml().into_bytes()));
+        }
+        if self.known.quarantine_changed() && !changes.contains_key(STATUS_PATH) {
+            let mut status = self.main_status()?;
+            status.quarantined = self.known.quarantine.entries();
+            changes.insert(
+                STATUS_PATH.to_string(),
+                FileChange::Put(status.to_toml().into_bytes()),
+            );
         }
         let mut parents: Vec<CommitId> = self.known.main.iter().cloned().collect();
         parents.extend(extra_parent);
@@ -138,18 +240,35 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .map_err(EngineError::Store)?;
         self.push_main(&new).await?;
         self.known.committed();
+        self.keep_floor()?;
         self.publish(committed(&new));
         if let Some(report) = report {
             self.publish(Event::WriteStatus { report });
         }
+        self.cache
+            .set_check_answer(None)
+            .map_err(|e| EngineError::Local(e.to_string()))?;
         Ok(new)
     }
 
-    /// Pushes `new` to the sync branch by compare-and-swap from the known tip.
+    /// Keeps in the cache the rescan floors that `main` does not carry, so a restart reads
+    /// from them too.
+    pub(crate) fn keep_floor(&mut self) -> Result<(), EngineError> {
+        self.cache
+            .set_rescan_floor(&self.known.durable_floor())
+            .map_err(|e| EngineError::Local(e.to_string()))
+    }
+
+    /// Pushes `new` to the sync branch by compare-and-swap from the known tip, after
+    /// recording the intent in the cache. A lost compare-and-swap against exactly one of
+    /// mwsync's own intended commits adopts that commit and asks for the step again.
     async fn push_main(&mut self, new: &CommitId) -> Result<(), EngineError> {
         let policy = self.settings.retry;
         let branch = self.settings.branch.clone();
         let expected = self.known.main.clone();
+        self.cache
+            .record_intent(new, expected.as_ref())
+            .map_err(|e| EngineError::Local(e.to_string()))?;
         let store = &mut self.store;
         let pushed = retry(&policy, &self.events, "git push", || {
             std::future::ready(store.push(&branch, expected.as_ref(), new))
@@ -162,13 +281,35 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             Err(StoreError::BranchMoved {
                 expected, actual, ..
             }) => {
+                let tip = CommitId(actual.clone());
+                if actual != "none" && self.cache.intended(&tip) {
+                    tracing::warn!(
+                        commit = %tip,
+                        "`{branch}` moved to {}, mwsync's own push from before a restart (the cache recorded the intent); adopting it and starting the step again",
+                        tip.short()
+                    );
+                    self.record_push(&tip)?;
+                    self.load_main(Some(tip))?;
+                    return Err(EngineError::Adopted {
+                        branch,
+                        tip: actual,
+                    });
+                }
                 return Err(EngineError::MainMoved {
                     branch,
                     expected,
                     actual,
                 });
             }
-            Err(e) => return Err(EngineError::Store(e)),
+            Err(e) => {
+                if matches!(e, StoreError::Refused { .. } | StoreError::Auth { .. }) {
+                    // The remote answered no: this push cannot land later.
+                    self.cache
+                        .forget_intent(new)
+                        .map_err(|e| EngineError::Local(e.to_string()))?;
+                }
+                return Err(EngineError::Store(e));
+            }
         }
         self.record_push(new)?;
         self.known.pushed(new.clone());

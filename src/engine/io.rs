@@ -6,12 +6,34 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use super::{Engine, EngineError};
+use crate::events::Event;
+use crate::moneyworks::xml::RejectedRecord;
 use crate::moneyworks::{ExportQuery, MoneyWorks, MwError};
 use crate::mwtime::MwTime;
+use crate::quarantine::QuarantinedRecord;
 use crate::query;
 use crate::record::{KeyField, LMT_FIELD, Record, TableInfo, parse_record_path};
 use crate::retry::retry;
 use crate::store::{CommitId, Store};
+
+/// One export page as the engine uses it: the usable records, and for paging the stamps
+/// and sequence numbers of every record of the reply (usable or quarantined) that has one,
+/// in reply order.
+#[derive(Debug, Default)]
+pub(crate) struct Page {
+    /// The usable records.
+    pub(crate) records: Vec<Record>,
+    /// LastModifiedTime of each record of the reply that has a valid one.
+    pub(crate) stamps: Vec<MwTime>,
+    /// Sequence number of each record of the reply that has one.
+    pub(crate) seqs: Vec<u64>,
+    /// True when more records match: the page was full, or `found` says so.
+    pub(crate) more: bool,
+    /// How many records match the search in all (what progress of long work counts against).
+    pub(crate) found: u64,
+    /// How many records the reply held, usable or not (the offset of the next page).
+    pub(crate) sent: u64,
+}
 
 /// The sequence number and LastModifiedTime in a canonical record file, read without a full
 /// parse (scans touch every file of a table).
@@ -140,33 +162,96 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(now)
     }
 
-    /// One export page (with retries). Returns the records and whether more match: the
-    /// page was full, or `found` says the server holds more than it sent (a server may cap
-    /// pages below the limit asked for).
-    pub(crate) async fn export(
-        &mut self,
-        query: &ExportQuery,
-    ) -> Result<(Vec<Record>, bool), EngineError> {
-        let (records, more, _) = self.export_found(query).await?;
-        Ok((records, more))
-    }
-
-    /// [`Engine::export`], with the reply's `found`: how many records match the search in
-    /// all (what progress of long work counts against).
-    pub(crate) async fn export_found(
-        &mut self,
-        query: &ExportQuery,
-    ) -> Result<(Vec<Record>, bool, u64), EngineError> {
+    /// One export page (with retries). Records that cannot be used (unparsable, without a
+    /// valid stamp) are quarantined here, and the page goes on without them. `more` is true
+    /// when the page was full, or `found` says the server holds more than it sent (a server
+    /// may cap pages below the limit asked for).
+    pub(crate) async fn export(&mut self, query: &ExportQuery) -> Result<Page, EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
         let what = format!("exporting {}", query.table.name);
         let page = retry(&policy, &self.events, &what, || mw.export(query)).await?;
         self.known.requests += 1;
-        let sent = page.records.len() as u64;
-        let more = !page.records.is_empty()
+        let sent = (page.records.len() + page.rejected.len()) as u64;
+        let more = sent > 0
             && (query.limit.is_some_and(|l| sent >= u64::from(l))
                 || page.found > page.start + sent);
-        Ok((page.records, more, page.found))
+        let mut rejected = page.rejected;
+        let taken: BTreeSet<usize> = rejected.iter().map(|r| r.position).collect();
+        let mut positions = (1..).filter(|p| !taken.contains(p));
+        let mut entries: Vec<(usize, Option<MwTime>, Option<u64>)> = rejected
+            .iter()
+            .map(|r| (r.position, r.modified, r.seq))
+            .collect();
+        let mut records = Vec::with_capacity(page.records.len());
+        for record in page.records {
+            let position = positions
+                .next()
+                .expect("positions never run out because the filter skips only finitely many");
+            let modified = record.last_modified();
+            entries.push((position, modified, record.seq()));
+            if modified.is_some() {
+                records.push(record);
+            } else {
+                rejected.push(RejectedRecord {
+                    position,
+                    seq: record.seq(),
+                    key: record.key().ok().map(|k| k.to_string()),
+                    modified: None,
+                    reason: format!(
+                        "its <{LMT_FIELD}> is {}, not a YYYYMMDDHHMMSS time",
+                        match record.text(LMT_FIELD).map(str::trim) {
+                            None => "missing".to_string(),
+                            Some("") => "blank".to_string(),
+                            Some(t) => format!("`{t}`"),
+                        }
+                    ),
+                });
+            }
+        }
+        entries.sort_by_key(|e| e.0);
+        for r in rejected {
+            self.hold(QuarantinedRecord {
+                table: query.table.name.to_string(),
+                seq: r.seq,
+                key: r.key,
+                reason: format!("{}; correct the record in MoneyWorks", r.reason),
+            });
+        }
+        Ok(Page {
+            records,
+            stamps: entries.iter().filter_map(|e| e.1).collect(),
+            seqs: entries.iter().filter_map(|e| e.2).collect(),
+            more,
+            found: page.found,
+            sent,
+        })
+    }
+
+    /// Holds a record back: it stops nothing else. Logged and published when it is news.
+    pub(crate) fn hold(&mut self, record: QuarantinedRecord) {
+        if self.known.quarantine.hold(record.clone()) {
+            self.publish(Event::RecordQuarantined {
+                table: record.table.clone(),
+                record: record.name(),
+                reason: record.reason,
+            });
+        }
+    }
+
+    /// Lets a held record go: MoneyWorks fixed it (it was filed) or it vanished.
+    pub(crate) fn release(&mut self, table: &str, seq: u64, key: Option<&str>) {
+        let released = self
+            .known
+            .quarantine
+            .release(table, seq)
+            .or_else(|| key.and_then(|k| self.known.quarantine.release_key(table, k)));
+        if let Some(r) = released {
+            self.publish(Event::RecordReleased {
+                table: r.table.clone(),
+                record: r.name(),
+            });
+        }
     }
 
     /// Record files on `main` per tracked table, counted by listing (the status board
@@ -230,10 +315,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     ) -> Result<Vec<Record>, EngineError> {
         let mut out = Vec::new();
         loop {
-            let (records, more) = self.export(&query).await?;
-            query.start += records.len() as u64;
-            out.extend(records);
-            if !more {
+            let page = self.export(&query).await?;
+            query.start += page.sent;
+            out.extend(page.records);
+            if !page.more {
                 return Ok(out);
             }
         }

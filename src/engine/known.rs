@@ -1,15 +1,18 @@
 //! What the engine knows and may have advanced in memory since `main` last moved: the tip of
-//! `main`, the repo config in force, the sync state (and the copy last committed), the
-//! sequence-number index for code moves, the last server clock reading, and the per-poll
-//! request and commit counters. It owns the one rollback that forgets what a failed step
-//! staged; it must not do I/O.
+//! `main`, the repo config in force, the sync state and the quarantine (and the copies last
+//! committed), the sequence-number index for code moves, the last server clock reading, the
+//! per-poll request and commit counters, and what stands in the way (failing and parked
+//! tables, warnings). It owns the one rollback that forgets what a failed step staged; it
+//! must not do I/O.
 
 use std::collections::{BTreeMap, HashMap};
 
+use super::EngineError;
 use crate::config::RepoConfig;
 use crate::mwtime::MwTime;
+use crate::quarantine::Quarantine;
 use crate::record::TableInfo;
-use crate::state::SyncState;
+use crate::state::{SyncState, TableState};
 use crate::store::CommitId;
 
 /// A server clock reading and when it was taken (monotonic).
@@ -55,6 +58,11 @@ impl SeqIndex {
         }
     }
 
+    /// Forgets `table`'s index (it may point at files that were never committed).
+    pub(crate) fn forget(&mut self, table: &str) {
+        self.tables.remove(table);
+    }
+
     fn clear(&mut self) {
         self.tables.clear();
     }
@@ -87,6 +95,16 @@ pub(crate) struct Known {
     pub(crate) requests: u64,
     /// Pushes made since the counters were reset.
     pub(crate) commits: u64,
+    /// Records held back (from `main`'s status file, changed by reads).
+    pub(crate) quarantine: Quarantine,
+    /// The quarantine as last committed: what a rollback returns to.
+    committed_quarantine: Quarantine,
+    /// Tables not read again until the repo config changes (their last reply was larger
+    /// than the cap): table → (config hash then, the error).
+    pub(crate) parked_tables: BTreeMap<String, (String, EngineError)>,
+    /// Warnings that stand until what they warn of is gone (a missing changes branch), by
+    /// topic.
+    pub(crate) warnings: BTreeMap<&'static str, String>,
 }
 
 impl Known {
@@ -103,22 +121,32 @@ impl Known {
             rescan_floor: BTreeMap::new(),
             requests: 0,
             commits: 0,
+            quarantine: Quarantine::default(),
+            committed_quarantine: Quarantine::default(),
+            parked_tables: BTreeMap::new(),
+            warnings: BTreeMap::new(),
         }
     }
 
     /// Takes what `main` at `tip` holds as the truth: its config (or `initial_repo` when it
-    /// has none) and its state. The index is rebuilt from it when next needed.
+    /// has none), its state and its quarantine. The index is rebuilt from it when next needed.
     pub(crate) fn load(
         &mut self,
         tip: Option<CommitId>,
         repo: Option<RepoConfig>,
         initial_repo: &RepoConfig,
         state: SyncState,
+        quarantine: Quarantine,
+        floor: BTreeMap<String, MwTime>,
     ) {
         self.config_unwritten = repo.is_none();
         self.repo = repo.unwrap_or_else(|| initial_repo.clone());
         self.committed = state.clone();
         self.state = state;
+        self.rescan_floor = floor;
+        self.apply_floor();
+        self.committed_quarantine = quarantine.clone();
+        self.quarantine = quarantine;
         self.seq_index.clear();
         self.main = tip;
     }
@@ -133,6 +161,17 @@ impl Known {
     pub(crate) fn committed(&mut self) {
         self.config_unwritten = false;
         self.committed = self.state.clone();
+        self.committed_quarantine = self.quarantine.clone();
+    }
+
+    /// True when the quarantine differs from what `main` holds.
+    pub(crate) fn quarantine_changed(&self) -> bool {
+        self.quarantine != self.committed_quarantine
+    }
+
+    /// The quarantine as `main` holds it.
+    pub(crate) fn committed_quarantine(&self) -> &Quarantine {
+        &self.committed_quarantine
     }
 
     /// Starts counting a poll's requests and commits.
@@ -141,14 +180,37 @@ impl Known {
         self.commits = 0;
     }
 
-    /// Forgets what a failed step staged: the state returns to what `main` holds, and the
-    /// code-move index (which may point at files never committed) is rebuilt on next use.
-    /// `main`, the config, the counters and the clock reading are only ever changed by
-    /// steps that completed, so they stand.
+    /// Forgets what a failed pass of `table` staged: its state returns to `before` (its
+    /// state when the pass began) or, when a checkpoint inside the pass committed part of
+    /// it, to what that checkpoint committed, but never above its rescan floor; its index is
+    /// rebuilt on next use.
+    pub(crate) fn rollback_table(&mut self, table: &str, before: TableState, checkpointed: bool) {
+        let mut restored = if checkpointed {
+            self.committed.table(table)
+        } else {
+            before
+        };
+        // A clock regression seen by the failed pass stands: its marker stays lowered.
+        if let Some(floor) = self.rescan_floor.get(table) {
+            restored.marker = restored.marker.map(|m| m.min(*floor));
+        }
+        self.state.tables.insert(table.to_string(), restored);
+        self.seq_index.forget(table);
+    }
+
     /// Forgets what a failed step staged: the state returns to the last commit (but never
-    /// above a rescan floor) and the code-move index is dropped.
+    /// above a rescan floor) and the code-move index (which may point at files never
+    /// committed) is dropped. `main`, the config, the counters and the clock reading are only
+    /// ever changed by steps that completed, so they stand.
     pub(crate) fn rollback(&mut self) {
         self.state = self.committed.clone();
+        self.apply_floor();
+        self.quarantine = self.committed_quarantine.clone();
+        self.seq_index.clear();
+    }
+
+    /// Lowers every marker above its rescan floor to the floor.
+    fn apply_floor(&mut self) {
         for (table, floor) in &self.rescan_floor {
             let mut t = self.state.table(table);
             if t.marker.is_some_and(|m| m > *floor) {
@@ -156,7 +218,16 @@ impl Known {
                 self.state.tables.insert(table.to_string(), t);
             }
         }
-        self.seq_index.clear();
+    }
+
+    /// The floors a restart would lose: those below the marker `main` holds. They belong
+    /// in the cache until a commit carries them or a poll passes `main`'s marker.
+    pub(crate) fn durable_floor(&self) -> BTreeMap<String, MwTime> {
+        self.rescan_floor
+            .iter()
+            .filter(|(t, f)| self.committed.table(t).marker.is_some_and(|m| m > **f))
+            .map(|(t, f)| (t.clone(), *f))
+            .collect()
     }
 
     /// A clock regression moved `table`'s marker back to `marker`: no rollback may return
@@ -253,5 +324,45 @@ mod tests {
         k.poll_succeeded();
         k.rollback();
         assert_eq!(k.state.table("Name").marker, Some(t("20240101120000")));
+    }
+
+    /// A floor below `main`'s marker must outlive the process until a commit carries it or
+    /// a poll passes `main`'s marker, and a restart that loads it reads from it.
+    #[test]
+    fn a_floor_below_main_is_durable_and_a_restart_reads_from_it() {
+        let t = |s: &str| MwTime::parse(s).expect("valid");
+        let set = |k: &mut Known, m: &str| {
+            k.state.tables.entry("Name".into()).or_default().marker = Some(t(m));
+        };
+        let mut k = Known::new(repo());
+        set(&mut k, "20240101120000");
+        k.committed();
+        assert!(k.durable_floor().is_empty());
+        k.note_regression("Name", t("20240101115500"));
+        set(&mut k, "20240101115500");
+        let floor = k.durable_floor();
+        assert_eq!(floor.get("Name"), Some(&t("20240101115500")));
+        // A restart: main still says 12:00, the cache's floor says 11:55.
+        let mut restarted = Known::new(repo());
+        let committed = k.committed.clone();
+        restarted.load(
+            None,
+            None,
+            &repo(),
+            committed.clone(),
+            Quarantine::default(),
+            floor.clone(),
+        );
+        assert_eq!(
+            restarted.state.table("Name").marker,
+            Some(t("20240101115500"))
+        );
+        // A poll that ends still behind main's marker keeps a (higher) floor durable.
+        set(&mut k, "20240101115800");
+        k.poll_succeeded();
+        assert_eq!(k.durable_floor().get("Name"), Some(&t("20240101115800")));
+        // A commit of the lowered state carries it: nothing left to keep.
+        k.committed();
+        assert!(k.durable_floor().is_empty());
     }
 }

@@ -36,6 +36,42 @@ pub enum EngineError {
         /// What the remote holds (`none` when the branch is gone).
         actual: String,
     },
+    /// The cache has never pushed, and the sync branch already exists: mwsync cannot tell
+    /// whether that commit is its own, so it adopts nothing without a human.
+    #[error(
+        "the `{branch}` branch on the git remote is at {tip}, but this cache directory has never pushed it, \
+         so mwsync cannot tell whether that commit is its own. If it is (the cache directory was lost, wiped or moved), \
+         check `{branch}` and run `mwsync rebaseline` to accept it; otherwise point the git URL at an empty repository or another branch."
+    )]
+    FreshCache {
+        /// The sync branch.
+        branch: String,
+        /// Its tip on the remote.
+        tip: String,
+    },
+    /// The sync branch does not exist on a remote that has other branches: most likely a
+    /// typo in the git URL's `#branch`.
+    #[error(
+        "the git remote has no branch `{branch}`; its branches are: {existing}. \
+         Check the branch after `#` in the git URL (MWSYNC_GIT_URL), or pass --create-branch (MWSYNC_CREATE_BRANCH=true) to create `{branch}`."
+    )]
+    BranchMissing {
+        /// The sync branch asked for.
+        branch: String,
+        /// The branches the remote has, comma-separated.
+        existing: String,
+    },
+    /// `main` was found at a commit of mwsync's own push that was still running when an
+    /// earlier process died; it was adopted, and the step that found it starts again.
+    #[error(
+        "`{branch}` is at {tip}, mwsync's own push from before a restart (recorded in the cache); adopted it, and the step starts again"
+    )]
+    Adopted {
+        /// The sync branch.
+        branch: String,
+        /// The adopted tip.
+        tip: String,
+    },
     /// MoneyWorks failed.
     #[error(transparent)]
     MoneyWorks(#[from] MwError),
@@ -54,13 +90,13 @@ pub enum EngineError {
         detail: String,
     },
     /// The local cache directory failed.
-    #[error("cannot write the local cache: {0}")]
+    #[error("the cache directory is unusable: {0}")]
     Local(String),
     /// A scan would delete more of a table than the repo config allows at once.
     #[error(
         "{vanished} of {total} {table} records are missing from MoneyWorks, more than max_delete_percent = {max_percent} allows at once. \
-         Nothing was deleted. If the deletions are real, raise max_delete_percent in .mwsync/config.toml (through the changes branch) and restart; \
-         if not, check the MoneyWorks server."
+         Nothing was deleted; the other tables go on, and {table}'s scan is tried again each interval. If the deletions are real, \
+         raise max_delete_percent in .mwsync/config.toml through the changes branch; if not, check the MoneyWorks server."
     )]
     MassDelete {
         /// Table.
@@ -72,8 +108,18 @@ pub enum EngineError {
         /// The configured limit.
         max_percent: u32,
     },
+    /// A one-shot run (`run --once`) could not read some tables; the others were synced.
+    #[error("{tables}")]
+    TablesFailed {
+        /// One line per table: `Name: what went wrong`.
+        tables: String,
+        /// True when one of them needs a human.
+        needs_human: bool,
+    },
     /// A full sync in check mode found differences.
-    #[error("full sync check found {count} differences between MoneyWorks and main:\n{report}")]
+    #[error(
+        "full sync check found {count} differences between MoneyWorks and main (nothing was committed; `mwsync sync --full` commits the fixes):\n{report}"
+    )]
     Drift {
         /// How many records differ.
         count: usize,
@@ -86,13 +132,39 @@ impl Classify for EngineError {
     fn class(&self) -> ErrorClass {
         match self {
             EngineError::MainMoved { .. }
+            | EngineError::FreshCache { .. }
             | EngineError::Corrupt { .. }
             | EngineError::Local(_)
-            | EngineError::MassDelete { .. } => ErrorClass::Fatal,
+            | EngineError::MassDelete { .. }
+            | EngineError::Drift { .. } => ErrorClass::NeedsHuman,
+            EngineError::Adopted { .. } => ErrorClass::Retryable,
+            EngineError::TablesFailed { needs_human, .. } => {
+                if *needs_human {
+                    ErrorClass::NeedsHuman
+                } else {
+                    ErrorClass::Retryable
+                }
+            }
             EngineError::MoneyWorks(e) => e.class(),
             EngineError::Store(e) => e.class(),
-            EngineError::Config(_) | EngineError::Drift { .. } => ErrorClass::Invalid,
+            EngineError::Config(_) | EngineError::BranchMissing { .. } => ErrorClass::Invalid,
         }
+    }
+}
+
+impl EngineError {
+    /// True when the error is about `main` itself or the cache that guards it: the daemon
+    /// cannot go on at all and exits (code 3). Other errors that need a human park the
+    /// daemon, or one table, while it keeps running.
+    pub fn stops_the_daemon(&self) -> bool {
+        matches!(
+            self,
+            EngineError::MainMoved { .. }
+                | EngineError::FreshCache { .. }
+                | EngineError::Corrupt { .. }
+                | EngineError::Local(_)
+                | EngineError::Drift { .. }
+        ) || self.class() == ErrorClass::Invalid
     }
 }
 
@@ -107,6 +179,8 @@ pub struct EngineSettings {
     pub initial_repo: RepoConfig,
     /// Retry policy for MoneyWorks and git transport.
     pub retry: RetryPolicy,
+    /// Create the sync branch even when the remote has other branches (`--create-branch`).
+    pub create_branch: bool,
 }
 
 /// The engine. Generic over its two seams so tests can use the simulator.
@@ -116,7 +190,8 @@ pub struct Engine<M, S> {
     pub(crate) store: S,
     events: Events,
     settings: EngineSettings,
-    cache: Cache,
+    /// The cache directory's memory (last push, intents, a check's answer).
+    pub(crate) cache: Cache,
     /// Everything mwsync knows and may have advanced in memory.
     pub(crate) known: Known,
 }
@@ -169,6 +244,16 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// Publishes an event.
     pub(crate) fn publish(&self, event: Event) {
         self.events.publish(event);
+    }
+
+    /// Records MoneyWorks holds that mwsync cannot file, held back.
+    pub fn quarantined(&self) -> Vec<crate::quarantine::QuarantinedRecord> {
+        self.known.quarantine.entries()
+    }
+
+    /// Warnings that stand (a missing changes branch), for `/status`.
+    pub fn warnings(&self) -> Vec<String> {
+        self.known.warnings.values().cloned().collect()
     }
 }
 

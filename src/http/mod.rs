@@ -213,6 +213,13 @@ pub fn health(board: &Board) -> Health {
     match s.state {
         DaemonState::Fatal => not(false, format!("stopped for a human: {last_error}")),
         DaemonState::Stopped => not(false, "stopped".into()),
+        DaemonState::Parked => not(
+            true,
+            format!(
+                "parked until a human acts: {}",
+                s.parked.as_deref().unwrap_or(last_error)
+            ),
+        ),
         _ if s.last_cycle_ok == Some(false) => not(
             true,
             format!("the last cycle failed and will be retried: {last_error}"),

@@ -10,7 +10,7 @@ use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, HeaderValue, USER_AGENT};
 use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
 
-use super::transport::{ReqwestTransport, Transport};
+use super::transport::{MB, ReqwestTransport, Transport, TransportError};
 use super::xml::parse_export;
 use super::{Direction, ExportFormat, ExportPage, ExportQuery, MoneyWorks, MwError};
 use crate::config::{MoneyWorksEndpoint, encode_document};
@@ -58,17 +58,18 @@ pub struct HttpMoneyWorks<T = ReqwestTransport> {
 }
 
 impl HttpMoneyWorks<ReqwestTransport> {
-    /// A client for `endpoint` over reqwest; every request is abandoned after `timeout`.
+    /// A client for `endpoint` over reqwest; every request is abandoned after `timeout`, and
+    /// a reply larger than `max_reply_bytes` is refused unread past that size.
     pub fn new(
         endpoint: &MoneyWorksEndpoint,
         timeout: Duration,
+        max_reply_bytes: u64,
     ) -> Result<HttpMoneyWorks, MwError> {
-        let transport = ReqwestTransport::new(timeout.min(MAX_CONNECT_TIMEOUT)).map_err(|e| {
-            MwError::Transport {
+        let transport = ReqwestTransport::new(timeout.min(MAX_CONNECT_TIMEOUT), max_reply_bytes)
+            .map_err(|e| MwError::Transport {
                 endpoint: endpoint.origin.clone(),
-                detail: e.detail,
-            }
-        })?;
+                detail: e.to_string(),
+            })?;
         HttpMoneyWorks::with_transport(endpoint, timeout, transport)
     }
 }
@@ -127,7 +128,9 @@ impl<T: Transport> HttpMoneyWorks<T> {
     /// version and its `Server:` header.
     pub async fn server_info(&self) -> Result<ServerInfo, MwError> {
         let url = format!("{}/REST//version", self.origin);
-        let reply = self.send_raw(http::Method::GET, url, None).await?;
+        let reply = self
+            .send_raw("version", http::Method::GET, url, None)
+            .await?;
         let server = reply
             .headers()
             .get(http::header::SERVER)
@@ -143,7 +146,7 @@ impl<T: Transport> HttpMoneyWorks<T> {
     /// the server asks for one.
     pub async fn server_list(&self) -> Result<String, MwError> {
         let url = format!("{}/REST//list", self.origin);
-        let reply = self.send_raw(http::Method::GET, url, None).await?;
+        let reply = self.send_raw("list", http::Method::GET, url, None).await?;
         let status = reply.status().as_u16();
         classify_reply(
             "list",
@@ -161,7 +164,7 @@ impl<T: Transport> HttpMoneyWorks<T> {
         url: String,
         body: Option<String>,
     ) -> Result<String, MwError> {
-        let reply = self.send_raw(method, url, body).await?;
+        let reply = self.send_raw(command, method, url, body).await?;
         let status = reply.status().as_u16();
         let body = String::from_utf8_lossy(reply.body()).into_owned();
         classify_reply(command, status, body)
@@ -171,6 +174,7 @@ impl<T: Transport> HttpMoneyWorks<T> {
     /// that got no answer is an error here.
     async fn send_raw(
         &self,
+        command: &str,
         method: http::Method,
         url: String,
         body: Option<String>,
@@ -194,8 +198,19 @@ impl<T: Transport> HttpMoneyWorks<T> {
             .map_err(|e| transport_error(format!("cannot build the request: {e}")))?;
         tokio::time::timeout(self.timeout, self.transport.send(request))
             .await
-            .map_err(|_| transport_error("the request timed out".into()))?
-            .map_err(|e| transport_error(e.detail))
+            .map_err(|_| {
+                transport_error(format!(
+                    "no answer within {} s (the request timed out)",
+                    self.timeout.as_secs()
+                ))
+            })?
+            .map_err(|e| match e {
+                TransportError::TooLarge { limit_bytes } => MwError::TooLarge {
+                    command: command.to_string(),
+                    limit_mb: limit_bytes / MB,
+                },
+                TransportError::Failed { detail } => transport_error(detail),
+            })
     }
 
     fn export_params(query: &ExportQuery) -> Vec<(&'static str, String)> {
@@ -253,8 +268,15 @@ pub fn classify_reply(command: &str, status: u16, body: String) -> Result<String
         });
     }
     if let Some(rest) = body.trim_start().strip_prefix("[ERROR]") {
-        return Err(MwError::Rejected {
-            message: rest.trim().to_string(),
+        let message = snippet(rest, "no message");
+        // Only an import changes data; an `[ERROR]` to a read is a failed read.
+        return Err(if command == "import" {
+            MwError::Rejected { message }
+        } else {
+            MwError::ErrorReply {
+                command: command.to_string(),
+                message,
+            }
         });
     }
     Ok(body)
@@ -290,19 +312,18 @@ impl<T: Transport> MoneyWorks for HttpMoneyWorks<T> {
                 ),
             });
         }
+        let held = doc.records.len() + doc.rejected.len();
         if let Some(limit) = query.limit
-            && doc.records.len() > limit as usize
+            && held > limit as usize
         {
             return Err(MwError::InvalidReply {
                 command: "export".into(),
-                detail: format!(
-                    "asked for at most {limit} records but got {}",
-                    doc.records.len()
-                ),
+                detail: format!("asked for at most {limit} records but got {held}"),
             });
         }
         Ok(ExportPage {
             records: doc.records,
+            rejected: doc.rejected,
             start: doc.start,
             found: doc.found,
         })
@@ -332,7 +353,8 @@ mod tests {
 
     use super::*;
     use crate::config::Secret;
-    use crate::moneyworks::transport::{HttpReply, HttpRequest, TransportError};
+    use crate::error::{Classify, ErrorClass};
+    use crate::moneyworks::transport::{HttpReply, HttpRequest};
     use crate::record::table_info;
 
     /// A transport that answers from a script, keeping every request it was given.
@@ -354,9 +376,7 @@ mod tests {
             self.replies
                 .lock()
                 .expect("test lock")
-                .push_back(Err(TransportError {
-                    detail: detail.to_string(),
-                }));
+                .push_back(Err(TransportError::failed(detail)));
             self
         }
     }
@@ -501,10 +521,127 @@ mod tests {
             mw.evaluate("1").await,
             Err(MwError::Transport {
                 endpoint: "http://h:6710".into(),
-                detail: "the request timed out".into()
+                detail: "no answer within 60 s (the request timed out)".into()
             })
         );
         assert_eq!(started.elapsed(), Duration::from_secs(60));
+    }
+
+    fn endpoint_at(origin: &str) -> MoneyWorksEndpoint {
+        MoneyWorksEndpoint {
+            origin: origin.into(),
+            ..endpoint()
+        }
+    }
+
+    async fn reqwest_error(origin: &str, timeout: Duration) -> String {
+        let mw = HttpMoneyWorks::new(&endpoint_at(origin), timeout, 256 * MB).expect("client");
+        mw.evaluate("1").await.expect_err("no answer").to_string()
+    }
+
+    /// Network failures say what kind they are and keep their cause chain: DNS, a refused
+    /// connection, TLS to a plain port, a timeout.
+    #[tokio::test]
+    async fn network_errors_carry_their_cause() {
+        let dns = reqwest_error("http://no-such-host.invalid:6710", Duration::from_secs(20)).await;
+        assert!(
+            dns.starts_with("could not reach MoneyWorks at http://no-such-host.invalid:6710: the host name cannot be resolved (DNS): error sending request: client error (Connect): dns error"),
+            "{dns}"
+        );
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = closed.local_addr().expect("addr").port();
+        drop(closed);
+        let refused =
+            reqwest_error(&format!("http://127.0.0.1:{port}"), Duration::from_secs(5)).await;
+        assert!(
+            refused.contains(": the connection was refused (is MoneyWorks listening on that host and port?): error sending request: client error (Connect): tcp connect error")
+                && refused.contains("Connection refused"),
+            "{refused}"
+        );
+        // A plain-HTTP port reached with https://: it answers the TLS hello with HTTP text.
+        let plain = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let plain_port = plain.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = plain.accept().await {
+                let mut buf = [0u8; 512];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")
+                    .await;
+            }
+        });
+        let tls = reqwest_error(
+            &format!("https://127.0.0.1:{plain_port}"),
+            Duration::from_secs(5),
+        )
+        .await;
+        assert!(
+            tls.contains(": the TLS handshake failed (is the port plain http://, or the certificate not trusted?): error sending request"),
+            "{tls}"
+        );
+        // A server that accepts and never answers.
+        let silent = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let silent_port = silent.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((s, _)) = silent.accept().await {
+                held.push(s);
+            }
+        });
+        let timeout = reqwest_error(
+            &format!("http://127.0.0.1:{silent_port}"),
+            Duration::from_secs(1),
+        )
+        .await;
+        assert_eq!(
+            timeout,
+            format!(
+                "could not reach MoneyWorks at http://127.0.0.1:{silent_port}: no answer within 1 s (the request timed out)"
+            )
+        );
+    }
+
+    /// A reply longer than the cap is refused with a message that says what to change, and
+    /// is not read past the cap.
+    #[tokio::test]
+    async fn oversized_replies_are_refused() {
+        let server = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = server.local_addr().expect("addr").port();
+        tokio::spawn(async move {
+            use tokio::io::{AsyncReadExt, AsyncWriteExt};
+            while let Ok((mut s, _)) = server.accept().await {
+                let mut buf = [0u8; 2048];
+                let _ = s.read(&mut buf).await;
+                let _ = s
+                    .write_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+                    .await;
+                let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "x".repeat(64 * 1024));
+                for _ in 0..64 {
+                    if s.write_all(chunk.as_bytes()).await.is_err() {
+                        break;
+                    }
+                }
+            }
+        });
+        let mw = HttpMoneyWorks::new(
+            &endpoint_at(&format!("http://127.0.0.1:{port}")),
+            Duration::from_secs(10),
+            MB,
+        )
+        .expect("client");
+        let err = mw.evaluate("1").await.expect_err("too large");
+        assert_eq!(
+            err.to_string(),
+            "MoneyWorks' reply to `evaluate` is larger than max_reply_mb = 1 MB, so mwsync stopped reading it. Lower page_size in .mwsync/config.toml (through the changes branch) or raise max_reply_mb (MWSYNC_MAX_REPLY_MB) and restart"
+        );
+        assert_eq!(err.class(), ErrorClass::NeedsHuman);
     }
 
     /// Parameter values are percent-encoded so the server sees them intact (spaces as %20).
@@ -517,7 +654,7 @@ mod tests {
             password: Secret::new("p"),
             folder: None,
         };
-        let mw = HttpMoneyWorks::new(&ep, Duration::from_secs(5)).expect("client builds");
+        let mw = HttpMoneyWorks::new(&ep, Duration::from_secs(5), 256 * MB).expect("client builds");
         let url = mw.url(
             "export",
             &[("search", "code=`A B`&x=\"1\""), ("format", "[code]\\t\n")],
@@ -532,7 +669,8 @@ mod tests {
     /// values alike, because MoneyWorks servers decode a bare `+` as a space.
     #[test]
     fn spaces_and_pluses_are_percent_encoded() {
-        let mw = HttpMoneyWorks::new(&endpoint(), Duration::from_secs(5)).expect("client builds");
+        let mw = HttpMoneyWorks::new(&endpoint(), Duration::from_secs(5), 256 * MB)
+            .expect("client builds");
         let url = mw.url(
             "export",
             &[
@@ -571,6 +709,14 @@ mod tests {
                 message: "Transaction is posted".into()
             })
         );
+        // An `[ERROR]` to a read is a failed read, retried; it names no import.
+        let read = classify_reply("export", 200, "[ERROR] Unknown table".into())
+            .expect_err("an error reply");
+        assert_eq!(
+            read.to_string(),
+            "MoneyWorks could not carry out the `export`: it answered [ERROR] Unknown table"
+        );
+        assert_eq!(read.class(), ErrorClass::Retryable);
         assert_eq!(classify_reply("evaluate", 200, "2".into()), Ok("2".into()));
         let export = "<?xml version=\"1.0\"?><table name=\"Memo\" count=\"1\" start=\"0\" found=\"1\"><memo><note>DoConnect failed -1</note></memo></table>";
         assert!(

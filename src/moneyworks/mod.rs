@@ -52,8 +52,11 @@ pub struct ExportQuery {
 /// A parsed verbose-XML export reply.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ExportPage {
-    /// Records in this reply (`count`).
+    /// The usable records in this reply.
     pub records: Vec<Record>,
+    /// Records of this reply that cannot be used, each with what is known of it: they are
+    /// quarantined, and the rest of the page goes on.
+    pub rejected: Vec<xml::RejectedRecord>,
     /// Offset of the first record (`start`).
     pub start: u64,
     /// Records matching the search in total (`found`).
@@ -65,7 +68,7 @@ pub struct ExportPage {
 pub enum MwError {
     /// The server's licensed concurrent users are all busy.
     #[error(
-        "MoneyWorks refused the request: the licensed concurrent users limit is reached (HTTP 500); will retry"
+        "MoneyWorks refused the request: its licensed concurrent users are all busy (HTTP 500)"
     )]
     LicenceLimit,
     /// Credentials were refused (`DoConnect failed -1` and friends).
@@ -102,24 +105,48 @@ pub enum MwError {
         /// What was wrong, with the position where known.
         detail: String,
     },
-    /// The server rejected imported data (`[ERROR] ...`).
+    /// The server rejected imported data (`[ERROR] ...` in reply to an import).
     #[error("MoneyWorks rejected the import: {message}")]
     Rejected {
         /// The server's message, starting after `[ERROR]`.
         message: String,
+    },
+    /// The server answered `[ERROR] ...` to a read (an export or an evaluate): the read
+    /// failed, nothing was changed.
+    #[error("MoneyWorks could not carry out the `{command}`: it answered [ERROR] {message}")]
+    ErrorReply {
+        /// The command (`export`, `evaluate`).
+        command: String,
+        /// The server's message, starting after `[ERROR]`.
+        message: String,
+    },
+    /// The reply was larger than the configured cap; it was not read further and is not
+    /// asked for again.
+    #[error(
+        "MoneyWorks' reply to `{command}` is larger than max_reply_mb = {limit_mb} MB, so mwsync stopped reading it. \
+         Lower page_size in .mwsync/config.toml (through the changes branch) or raise max_reply_mb (MWSYNC_MAX_REPLY_MB) and restart"
+    )]
+    TooLarge {
+        /// The command.
+        command: String,
+        /// The cap, in megabytes.
+        limit_mb: u64,
     },
 }
 
 impl Classify for MwError {
     fn class(&self) -> ErrorClass {
         match self {
-            MwError::LicenceLimit | MwError::Transport { .. } | MwError::InvalidReply { .. } => {
-                ErrorClass::Retryable
-            }
+            MwError::LicenceLimit
+            | MwError::Transport { .. }
+            | MwError::InvalidReply { .. }
+            | MwError::ErrorReply { .. } => ErrorClass::Retryable,
             MwError::Http { status, .. } if *status >= 500 => ErrorClass::Retryable,
-            MwError::Http { .. } => ErrorClass::Invalid,
-            MwError::Auth { .. } => ErrorClass::Unauthenticated,
-            MwError::Rejected { .. } => ErrorClass::Invalid,
+            MwError::Http { .. } | MwError::Auth { .. } | MwError::Rejected { .. } => {
+                ErrorClass::Invalid
+            }
+            // Asking again would download the same oversized reply again.
+            MwError::TooLarge { .. } => ErrorClass::NeedsHuman,
         }
     }
 }
@@ -141,4 +168,51 @@ pub trait MoneyWorks: Send + Sync {
     fn import(&self, body: &str) -> impl Future<Output = Result<String, MwError>> + Send;
     /// Evaluates an expression and returns the plain-text result.
     fn evaluate(&self, expr: &str) -> impl Future<Output = Result<String, MwError>> + Send;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each MoneyWorks failure says what happened and leaves "will retry" to the retry
+    /// layer, which knows; and each is classed by what can fix it.
+    #[test]
+    fn failures_read_well_and_are_classed() {
+        assert_eq!(
+            MwError::LicenceLimit.to_string(),
+            "MoneyWorks refused the request: its licensed concurrent users are all busy (HTTP 500)"
+        );
+        let cases = [
+            (MwError::LicenceLimit, ErrorClass::Retryable),
+            (
+                MwError::ErrorReply {
+                    command: "export".into(),
+                    message: "x".into(),
+                },
+                ErrorClass::Retryable,
+            ),
+            (
+                MwError::Rejected {
+                    message: "x".into(),
+                },
+                ErrorClass::Invalid,
+            ),
+            (
+                MwError::Auth {
+                    detail: "DoConnect failed -1".into(),
+                },
+                ErrorClass::Invalid,
+            ),
+            (
+                MwError::TooLarge {
+                    command: "export".into(),
+                    limit_mb: 256,
+                },
+                ErrorClass::NeedsHuman,
+            ),
+        ];
+        for (e, class) in cases {
+            assert_eq!(e.class(), class, "{e}");
+        }
+    }
 }

@@ -1,9 +1,55 @@
 //! Parsing of MoneyWorks export replies (`<table name count start found>` with lowercase
-//! record elements). It owns the checks that keep a malformed reply from ever reaching git;
-//! it must not do I/O.
+//! record elements). It owns the checks that keep a malformed reply from ever reaching git:
+//! a reply that is not well-formed, or not the shape asked for, is refused whole; one record
+//! that is not a usable record is set aside with what can be read of it (sequence number,
+//! key, stamp), so the rest of the page goes on. It must not do I/O.
 
-use crate::record::{Record, TableInfo, table_info};
-use crate::xmltree;
+use crate::mwtime::MwTime;
+use crate::record::{KeyField, LMT_FIELD, Record, SEQ_FIELD, TableInfo, table_info};
+use crate::xmltree::{self, Element};
+
+/// A record of a reply that cannot be used, with what could be read of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RejectedRecord {
+    /// Its position in the reply, from 1.
+    pub position: usize,
+    /// Its sequence number, when readable.
+    pub seq: Option<u64>,
+    /// Its code (code-keyed tables), when readable and not empty.
+    pub key: Option<String>,
+    /// Its LastModifiedTime, when readable, so paging can step past it.
+    pub modified: Option<MwTime>,
+    /// What is wrong with it.
+    pub reason: String,
+}
+
+impl RejectedRecord {
+    /// What can be read of `el`, a record element of `table` that is unusable for `reason`.
+    pub fn from_element(
+        table: &TableInfo,
+        el: &Element,
+        position: usize,
+        reason: String,
+    ) -> RejectedRecord {
+        let text = |name: &str| {
+            el.children
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case(name) && c.children.is_empty())
+                .map(|c| c.text.trim().to_string())
+        };
+        let key = match table.key {
+            KeyField::Code(field) => text(field).filter(|k| !k.is_empty()),
+            KeyField::Seq => None,
+        };
+        RejectedRecord {
+            position,
+            seq: text(SEQ_FIELD).and_then(|s| s.parse().ok()),
+            key,
+            modified: text(LMT_FIELD).and_then(|t| MwTime::parse(&t).ok()),
+            reason,
+        }
+    }
+}
 
 /// A parsed export document.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,13 +62,16 @@ pub struct ExportDocument {
     pub start: u64,
     /// `found`: records matching the search in total.
     pub found: u64,
-    /// The records, in document order.
+    /// The usable records, in document order.
     pub records: Vec<Record>,
+    /// The unusable ones, in document order.
+    pub rejected: Vec<RejectedRecord>,
 }
 
 /// Parses an export reply. When `expected` is given, the root must name that table.
-/// Refuses truncated or malformed XML, a wrong root, a `count` that disagrees with the
-/// records present, and records without a sequence number.
+/// Refuses truncated or malformed XML, a wrong root, and a `count` that disagrees with the
+/// records present. A record that is not the shape of a record, or has no sequence number,
+/// is set aside in `rejected`.
 pub fn parse_export(
     body: &str,
     expected: Option<&'static TableInfo>,
@@ -55,18 +104,19 @@ pub fn parse_export(
     };
     let (count, start, found) = (number("count")?, number("start")?, number("found")?);
     let mut records = Vec::with_capacity(root.children.len());
+    let mut rejected = Vec::new();
     for (i, el) in root.children.iter().enumerate() {
-        let record =
-            Record::from_element(table, el).map_err(|e| format!("record {}: {e}", i + 1))?;
-        if record.seq().is_none() {
-            return Err(format!("record {} has no numeric <sequencenumber>", i + 1));
+        let reject = |reason: String| RejectedRecord::from_element(table, el, i + 1, reason);
+        match Record::from_element(table, el) {
+            Ok(record) if record.seq().is_some() => records.push(record),
+            Ok(_) => rejected.push(reject(format!("it has no numeric <{SEQ_FIELD}>"))),
+            Err(e) => rejected.push(reject(e.to_string())),
         }
-        records.push(record);
     }
-    if records.len() as u64 != count {
+    let held = records.len() + rejected.len();
+    if held as u64 != count {
         return Err(format!(
-            "count=\"{count}\" but the reply holds {} records",
-            records.len()
+            "count=\"{count}\" but the reply holds {held} records"
         ));
     }
     Ok(ExportDocument {
@@ -75,6 +125,7 @@ pub fn parse_export(
         start,
         found,
         records,
+        rejected,
     })
 }
 
@@ -109,10 +160,6 @@ mod tests {
                 "holds 1 records",
             ),
             (
-                &PAGE.replace("<sequencenumber system=\"true\">3</sequencenumber>", "")[..],
-                "no numeric",
-            ),
-            (
                 &PAGE.replace("name=\"Name\"", "name=\"Product\"")[..],
                 "asked for table Name",
             ),
@@ -120,6 +167,52 @@ mod tests {
         for (body, needle) in cases {
             let err = parse_export(body, table_info("name")).expect_err(needle);
             assert!(err.contains(needle), "{err} should mention {needle}");
+        }
+    }
+
+    /// One unusable record is set aside with its sequence number, key, stamp and reason,
+    /// and the good records of the page are kept: a nested element, a field name outside
+    /// `[a-z0-9._]`, a missing sequence number.
+    #[test]
+    fn one_bad_record_does_not_spoil_the_page() {
+        let good = "<name><sequencenumber>1</sequencenumber><lastmodifiedtime>20240101000000</lastmodifiedtime><code>A</code></name>";
+        let cases = [
+            (
+                "<name><sequencenumber>2</sequencenumber><lastmodifiedtime>20240101000001</lastmodifiedtime><code>B</code><phone><x>1</x></phone></name>",
+                (
+                    Some(2),
+                    Some("B"),
+                    "not a Name record: field <phone> holds elements",
+                ),
+            ),
+            (
+                "<name><sequencenumber>3</sequencenumber><lastmodifiedtime>20240101000002</lastmodifiedtime><code>C</code><Bad-Name>1</Bad-Name></name>",
+                (
+                    Some(3),
+                    Some("C"),
+                    "not a Name record: <Bad-Name> is not a field name",
+                ),
+            ),
+            (
+                "<name><lastmodifiedtime>20240101000003</lastmodifiedtime><code>D</code></name>",
+                (None, Some("D"), "it has no numeric <sequencenumber>"),
+            ),
+        ];
+        for (bad, (seq, key, reason)) in cases {
+            let body = format!(
+                "<table name=\"Name\" count=\"2\" start=\"0\" found=\"2\">{good}{bad}</table>"
+            );
+            let doc = parse_export(&body, table_info("name")).expect("the page parses");
+            assert_eq!(doc.records.len(), 1, "{bad}");
+            let r = &doc.rejected[0];
+            assert_eq!(
+                (r.position, r.seq, r.key.as_deref(), r.reason.as_str()),
+                (2, seq, key, reason)
+            );
+            assert!(
+                r.modified.is_some(),
+                "the stamp is read so paging can step past"
+            );
         }
     }
 }

@@ -2,8 +2,10 @@
 //! owns the paging loop (modified-since pages with key-set restarts, and tie passes when a
 //! whole page shares one second), the checks that a reply is in the order asked for, and
 //! advancing the marker only past what is committed; what each record means for `main` is
-//! decided by the pure `stage`. It must not sleep or schedule; the daemon decides when to
-//! poll.
+//! decided by the pure `stage`. A table whose pass fails (MoneyWorks keeps failing, an
+//! `[ERROR]` answer, an oversized reply) is rolled back alone and reported, and the other
+//! tables go on; an unusable record is quarantined and the cursor steps past it. It must not
+//! sleep or schedule; the daemon decides when to poll.
 
 pub(crate) mod stage;
 
@@ -11,12 +13,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::commit_message::commit_message;
 use crate::engine::{ClockReading, Engine, EngineError};
+use crate::error::{Classify, ErrorClass};
 use crate::events::{ActivityKind, ChangedField, Event};
 use crate::moneyworks::MoneyWorks;
 use crate::mwtime::MwTime;
 use crate::progress::Tracker;
 use crate::query;
-use crate::record::{Record, TableInfo};
+use crate::record::TableInfo;
 use crate::state::{ClockCheck, check_clock, checkpoint_marker, note_committed, query_start};
 use crate::store::Store;
 use stage::{Staged, invalid};
@@ -24,7 +27,18 @@ use stage::{Staged, invalid};
 /// Record lines logged at INFO per commit; the rest are in the commit message and at debug.
 pub const INFO_RECORD_LINES: usize = 10;
 
-/// What one poll did.
+/// One table that could not be read in a cycle; the others went on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableError {
+    /// The table.
+    pub table: String,
+    /// What went wrong.
+    pub error: String,
+    /// True when only a human can fix it; the table is parked until then.
+    pub needs_human: bool,
+}
+
+/// What one poll (or a whole cycle) did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct PollReport {
     /// Records committed.
@@ -33,6 +47,8 @@ pub struct PollReport {
     pub requests: u64,
     /// Commits pushed.
     pub commits: u64,
+    /// Tables that failed while the others went on, each once.
+    pub table_errors: Vec<TableError>,
 }
 
 impl PollReport {
@@ -41,7 +57,26 @@ impl PollReport {
         self.records += later.records;
         self.requests += later.requests;
         self.commits += later.commits;
+        for e in &later.table_errors {
+            self.note_table_error(e.clone());
+        }
     }
+
+    /// Notes a table's failure; a later one for the same table replaces the earlier.
+    pub fn note_table_error(&mut self, error: TableError) {
+        self.table_errors.retain(|e| e.table != error.table);
+        self.table_errors.push(error);
+    }
+}
+
+/// True when `e`, met while reading one table, concerns that table alone: MoneyWorks kept
+/// failing, answered `[ERROR]`, sent an unusable or oversized page. A refused login, git
+/// and `main` concern everything.
+pub(crate) fn is_table_error(e: &EngineError) -> bool {
+    matches!(
+        e,
+        EngineError::MoneyWorks(_) | EngineError::MassDelete { .. }
+    ) && e.class() != ErrorClass::Invalid
 }
 
 /// The clock as this poll found it, and what it knew before.
@@ -61,7 +96,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     pub async fn poll(&mut self) -> Result<PollReport, EngineError> {
         let result = self.poll_inner().await;
         match result {
-            Ok(_) => self.known.poll_succeeded(),
+            Ok(_) => {
+                self.known.poll_succeeded();
+                self.keep_floor()?;
+            }
             Err(_) => self.known.rollback(),
         }
         result
@@ -85,20 +123,45 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             elapsed: self.known.last_clock.map(|c| c.at.elapsed().as_secs()),
         };
         let mut staged = Staged::default();
-        let mut records = 0u64;
+        let mut report = PollReport::default();
+        let config_hash = self.known.repo.hash();
         for table in self.known.repo.tables.clone() {
-            records += self.pull_table(table, clock, &mut staged).await?;
+            if let Some((hash, error)) = self.known.parked_tables.get(table.name) {
+                if *hash == config_hash {
+                    report.note_table_error(TableError {
+                        table: table.name.to_string(),
+                        error: error.to_string(),
+                        needs_human: true,
+                    });
+                    continue;
+                }
+                self.known.parked_tables.remove(table.name);
+            }
+            let before = self.known.state.table(table.name);
+            let snapshot = staged.clone();
+            let commits = self.known.commits;
+            match self.pull_table(table, clock, &mut staged).await {
+                Ok(n) => report.records += n,
+                Err(e) if is_table_error(&e) => {
+                    let checkpointed = self.known.commits != commits;
+                    staged = if checkpointed {
+                        Staged::default()
+                    } else {
+                        snapshot
+                    };
+                    self.known.rollback_table(table.name, before, checkpointed);
+                    report.note_table_error(self.table_failed(table, &e, &config_hash));
+                }
+                Err(e) => return Err(e),
+            }
         }
-        if staged.len() > 0 {
-            records += staged.len() as u64;
+        if staged.len() > 0 || self.known.quarantine_changed() {
+            report.records += staged.len() as u64;
             self.checkpoint(&mut staged, "Pull").await?;
         }
         self.known.last_clock = Some(reading);
-        let report = PollReport {
-            records,
-            requests: self.known.requests,
-            commits: self.known.commits,
-        };
+        report.requests = self.known.requests;
+        report.commits = self.known.commits;
         self.publish(Event::PollFinished {
             records: report.records,
             requests: report.requests,
@@ -106,6 +169,33 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             main: self.known.main.as_ref().map(ToString::to_string),
         });
         Ok(report)
+    }
+
+    /// Reports that `table` failed with `e`: published, and parked when only a human can
+    /// fix it (an oversized reply is then not asked for again until the repo config
+    /// changes).
+    pub(crate) fn table_failed(
+        &mut self,
+        table: &TableInfo,
+        e: &EngineError,
+        config_hash: &str,
+    ) -> TableError {
+        let needs_human = e.class() == ErrorClass::NeedsHuman;
+        if needs_human && matches!(e, EngineError::MoneyWorks(_)) {
+            self.known
+                .parked_tables
+                .insert(table.name.to_string(), (config_hash.to_string(), e.clone()));
+        }
+        self.publish(Event::TableFailed {
+            table: table.name.to_string(),
+            error: e.to_string(),
+            needs_human,
+        });
+        TableError {
+            table: table.name.to_string(),
+            error: e.to_string(),
+            needs_human,
+        }
     }
 
     /// Pulls one table. Returns the records committed by checkpoints inside it (records still
@@ -117,6 +207,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         staged: &mut Staged,
     ) -> Result<u64, EngineError> {
         let start = self.start_table(table, clock);
+        // A marker a regression moved back is kept in the cache before anything is read
+        // from it: a crash from here on must not resume from `main`'s higher marker.
+        self.keep_floor()?;
         let page_size = self.known.repo.file.page_size;
         let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
         // A table never completed is in its first sync (perhaps resumed from a checkpoint).
@@ -139,27 +232,29 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut committed = 0u64;
         let mut cursor = query_start(start, self.known.repo.file.lookback_secs);
         loop {
-            let (records, full, found) = self
-                .export_found(&query::modified_page(table, cursor, page_size))
+            let page = self
+                .export(&query::modified_page(table, cursor, page_size))
                 .await?;
+            let full = page.more;
             if progress.is_none() && full {
                 // More than a page to read: worth a progress bar, counted against `found`.
                 progress = Some(Tracker::new(
                     kind,
                     table.name,
-                    found,
+                    page.found,
                     tokio::time::Instant::now(),
                 ));
             }
-            let bounds = modification_bounds(table, &records, cursor)?;
+            let bounds = modification_bounds(table, &page.stamps, cursor)?;
             // Records of the restart second may be re-reads of the last page's; progress
             // counts only the newer ones (and is made whole when the pass completes).
-            let fresh = records
+            let fresh = page
+                .stamps
                 .iter()
-                .filter(|r| cursor.is_none_or(|c| r.last_modified().is_some_and(|t| t > c)))
+                .filter(|t| cursor.is_none_or(|c| **t > c))
                 .count() as u64;
-            let page_len = records.len() as u64;
-            self.stage_page(records, staged)?;
+            let page_len = page.stamps.len() as u64;
+            self.stage_page(page.records, staged)?;
             if let Some(p) = progress.as_mut() {
                 self.progress(p, fresh);
             }
@@ -244,12 +339,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut after = 0u64;
         let mut read = 0u64;
         loop {
-            let (records, full) = self
+            let page = self
                 .export(&query::tie_page(table, t, after, page_size))
                 .await?;
-            let last_seq = last_seq_in_order(table, &records, after)?;
-            read += records.len() as u64;
-            self.stage_page(records, staged)?;
+            let last_seq = last_seq_in_order(table, &page.seqs, after)?;
+            let full = page.more;
+            read += page.stamps.len() as u64;
+            self.stage_page(page.records, staged)?;
             match last_seq {
                 Some(s) if full => after = s,
                 _ => return Ok(read),
@@ -262,7 +358,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// [`stage::stage`] decide.
     pub(crate) fn stage_page(
         &mut self,
-        records: Vec<Record>,
+        records: Vec<crate::record::Record>,
         staged: &mut Staged,
     ) -> Result<(), EngineError> {
         if records.is_empty() {
@@ -277,17 +373,48 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             let bytes = staged.staged(&path).flatten().map(<[u8]>::to_vec);
             current.insert(path, bytes);
         }
-        let page = stage::stage(records, &current, &self.known.seq_index)?;
+        let page = stage::stage(records, &current, &self.known.seq_index);
         self.apply_staged(page, staged);
         Ok(())
     }
 
-    /// Adds `page` to `staged` and records its index updates.
-    pub(crate) fn apply_staged(&mut self, page: Staged, staged: &mut Staged) {
+    /// Adds `page` to `staged`, records its index updates, holds back the records it could
+    /// not stage and lets go of held records it filed or deleted.
+    pub(crate) fn apply_staged(&mut self, mut page: Staged, staged: &mut Staged) {
         for (table, seq, path) in &page.index {
             self.known.seq_index.note(table, *seq, path.clone());
+            self.release(table, *seq, None);
+        }
+        for held in std::mem::take(&mut page.quarantined) {
+            self.hold(held);
         }
         staged.extend(page);
+    }
+
+    /// What a commit says about the quarantine when it changed: the records newly held
+    /// back (with the reason) and those let go. Empty when it did not change.
+    fn quarantine_note(&self) -> String {
+        if !self.known.quarantine_changed() {
+            return String::new();
+        }
+        let before = self.known.committed_quarantine().entries();
+        let now = self.known.quarantine.entries();
+        let mut out = String::new();
+        for q in now.iter().filter(|q| !before.contains(q)) {
+            out.push_str(&format!("Held back: {}: {}\n", q.name(), q.reason));
+        }
+        for q in before
+            .iter()
+            .filter(|q| !now.iter().any(|n| n.name() == q.name()))
+        {
+            out.push_str(&format!("No longer held back: {}\n", q.name()));
+        }
+        out.push_str(&format!(
+            "{} records held back in total; see {}\n",
+            now.len(),
+            crate::writeback::STATUS_PATH
+        ));
+        out
     }
 
     /// Commits and pushes what is staged, with the state as it stands, then publishes one
@@ -310,7 +437,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             &staged.notes,
             &self.known.state,
             &self.known.repo.hash(),
-            "",
+            &self.quarantine_note(),
         );
         let commit = self
             .commit_main(staged.files, message.clone(), None)
@@ -348,25 +475,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 }
 
-/// The first and last LastModifiedTime of a modified-since page, after checking that the
-/// page is in stamp order and starts at or after `cursor`.
+/// The first and last LastModifiedTime of a modified-since page (`times`: the stamps of
+/// every record of the reply, quarantined ones included, in reply order), after checking
+/// that the page is in stamp order and starts at or after `cursor`.
 fn modification_bounds(
     table: &TableInfo,
-    records: &[Record],
+    times: &[MwTime],
     cursor: Option<MwTime>,
 ) -> Result<Option<(MwTime, MwTime)>, EngineError> {
-    let times = records
-        .iter()
-        .map(|r| {
-            r.last_modified().ok_or_else(|| {
-                invalid(format!(
-                    "{} record #{} has no valid lastmodifiedtime",
-                    r.table.name,
-                    r.seq().unwrap_or(0)
-                ))
-            })
-        })
-        .collect::<Result<Vec<MwTime>, EngineError>>()?;
     if times.windows(2).any(|w| w[0] > w[1]) {
         return Err(invalid(format!(
             "{} records are not in LastModifiedTime order",
@@ -388,14 +504,13 @@ fn modification_bounds(
     Ok(Some((first, last)))
 }
 
-/// The last sequence number of a tie-pass page, after checking that the page is in strictly
-/// rising sequence order after `after`.
+/// The last sequence number of a tie-pass page (`seqs`, in reply order), after checking
+/// that the page is in strictly rising sequence order after `after`.
 fn last_seq_in_order(
     table: &TableInfo,
-    records: &[Record],
+    seqs: &[u64],
     after: u64,
 ) -> Result<Option<u64>, EngineError> {
-    let seqs: Vec<u64> = records.iter().filter_map(Record::seq).collect();
     if seqs.windows(2).any(|w| w[0] >= w[1]) || seqs.first().is_some_and(|s| *s <= after) {
         return Err(invalid(format!(
             "{} records are not in SequenceNumber order",
@@ -410,21 +525,10 @@ mod tests {
     use super::*;
     use crate::record::table_info;
 
-    fn page(stamps: &[&str]) -> Vec<Record> {
-        let name = table_info("Name").expect("known");
+    fn page(stamps: &[&str]) -> Vec<MwTime> {
         stamps
             .iter()
-            .enumerate()
-            .map(|(i, s)| {
-                Record::from_xml(
-                    name,
-                    &format!(
-                        "<name><sequencenumber>{}</sequencenumber><lastmodifiedtime>{s}</lastmodifiedtime><code>C{i}</code></name>",
-                        i + 1
-                    ),
-                )
-                .expect("valid")
-            })
+            .map(|s| MwTime::parse(s).expect("valid"))
             .collect()
     }
 
@@ -450,9 +554,9 @@ mod tests {
             "{early}"
         );
         assert_eq!(
-            last_seq_in_order(name, &good, 0).expect("in order"),
+            last_seq_in_order(name, &[1, 2], 0).expect("in order"),
             Some(2)
         );
-        assert!(last_seq_in_order(name, &good, 1).is_err());
+        assert!(last_seq_in_order(name, &[1, 2], 1).is_err());
     }
 }

@@ -1,7 +1,8 @@
 //! Staging, pure: given records read from MoneyWorks and the current bytes of every path they
 //! touch, decides for each record whether it is skipped (same bytes), created, updated or
 //! moved (its code changed, so the file found by its sequence number goes), with the change
-//! notes, modification times and index updates that go with it. It also stages deletions
+//! notes, modification times and index updates that go with it; a record that cannot be
+//! keyed or written as XML is quarantined, never the whole batch. It also stages deletions
 //! found by scans. It must not read the store or MoneyWorks: the shell reads every path
 //! [`paths_to_read`] names first, in one go.
 
@@ -12,6 +13,7 @@ use crate::engine::{EngineError, SeqIndex};
 use crate::events::RecordAction;
 use crate::moneyworks::MwError;
 use crate::mwtime::MwTime;
+use crate::quarantine::QuarantinedRecord;
 use crate::record::{LMT_FIELD, Record, TableInfo, diff_fields, parse_record_path};
 use crate::store::FileChange;
 
@@ -19,7 +21,7 @@ use crate::store::FileChange;
 pub(crate) type Current = BTreeMap<String, Option<Vec<u8>>>;
 
 /// Changes staged for the next commit.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub(crate) struct Staged {
     /// Path → what happens to it.
     pub(crate) files: BTreeMap<String, FileChange>,
@@ -29,6 +31,8 @@ pub(crate) struct Staged {
     pub(crate) times: Vec<(&'static str, MwTime, u64)>,
     /// Where sequence numbers now live (table, seq, path or `None` for deleted).
     pub(crate) index: Vec<(&'static str, u64, Option<String>)>,
+    /// Records that could not be staged, held back with the reason.
+    pub(crate) quarantined: Vec<QuarantinedRecord>,
 }
 
 impl Staged {
@@ -43,6 +47,7 @@ impl Staged {
         self.notes.extend(later.notes);
         self.times.extend(later.times);
         self.index.extend(later.index);
+        self.quarantined.extend(later.quarantined);
     }
 
     /// The bytes `path` has with these changes applied, when they touch it.
@@ -79,47 +84,61 @@ pub(crate) fn paths_to_read(records: &[Record], index: &SeqIndex) -> BTreeSet<St
 
 /// Stages `records` in order against `current` (which holds every path
 /// [`paths_to_read`] named) and `index`. A record whose canonical bytes equal its file is
-/// skipped, unless an older file of the same sequence number must go.
-pub(crate) fn stage(
-    records: Vec<Record>,
-    current: &Current,
-    index: &SeqIndex,
-) -> Result<Staged, EngineError> {
+/// skipped, unless an older file of the same sequence number must go. A record that cannot
+/// be keyed or written is quarantined and the others go on.
+pub(crate) fn stage(records: Vec<Record>, current: &Current, index: &SeqIndex) -> Staged {
     let mut out = Staged::default();
     // Index updates made by earlier records of this batch.
     let mut moved: HashMap<(&'static str, u64), Option<String>> = HashMap::new();
     for record in records {
         let table = record.table;
-        let seq = record
-            .seq()
-            .ok_or_else(|| invalid(format!("a {} record has no sequence number", table.name)))?;
+        let Some(seq) = record.seq() else {
+            out.quarantined.push(QuarantinedRecord {
+                table: table.name.to_string(),
+                seq: None,
+                key: record.key().ok().map(|k| k.to_string()),
+                reason: "it has no numeric <sequencenumber>; correct the record in MoneyWorks"
+                    .into(),
+            });
+            continue;
+        };
         let old_path = match moved.get(&(table.name, seq)) {
             Some(p) => p.clone(),
             None => index.path(table, seq).map(str::to_string),
         };
-        if let Some(path) = stage_one(record, seq, old_path, current, &mut out)? {
-            moved.insert((table.name, seq), Some(path));
+        match stage_one(record, seq, old_path, current, &mut out) {
+            Ok(Some(path)) => {
+                moved.insert((table.name, seq), Some(path));
+            }
+            Ok(None) => {}
+            Err(held) => out.quarantined.push(held),
         }
     }
-    Ok(out)
+    out
 }
 
-/// Stages one record; returns its path when it was staged.
+/// Stages one record; returns its path when it was staged, or the record held back.
 fn stage_one(
     record: Record,
     seq: u64,
     old_path: Option<String>,
     current: &Current,
     out: &mut Staged,
-) -> Result<Option<String>, EngineError> {
+) -> Result<Option<String>, QuarantinedRecord> {
     let table = record.table;
-    let key = record
-        .key()
-        .map_err(|e| invalid(format!("{} record #{seq}: {e}", table.name)))?;
-    let path = record.path().map_err(|e| invalid(e.to_string()))?;
+    let held = |key: Option<String>, reason: String| QuarantinedRecord {
+        table: table.name.to_string(),
+        seq: Some(seq),
+        key,
+        reason: format!("{reason}; correct the record in MoneyWorks"),
+    };
+    let key = record.key().map_err(|e| held(None, e.to_string()))?;
+    let path = record
+        .path()
+        .map_err(|e| held(Some(key.to_string()), e.to_string()))?;
     let bytes = record
         .canonical_file()
-        .map_err(|e| invalid(format!("{e}; correct the value in MoneyWorks")))?;
+        .map_err(|e| held(Some(key.to_string()), e.to_string()))?;
     let read = |p: &str| -> Option<Vec<u8>> {
         match out.staged(p) {
             Some(b) => b.map(<[u8]>::to_vec),
@@ -251,8 +270,7 @@ mod tests {
             vec![a, b, name(3, "C", "3")],
             &current,
             &SeqIndex::default(),
-        )
-        .expect("stages");
+        );
         let actions: Vec<_> = staged
             .notes
             .iter()
@@ -279,7 +297,7 @@ mod tests {
         let index = index_with(7, "OLD");
         let paths = paths_to_read(std::slice::from_ref(&renamed), &index);
         assert_eq!(paths, BTreeSet::from([path("NEW"), path("OLD")]));
-        let staged = stage(vec![renamed], &current, &index).expect("stages");
+        let staged = stage(vec![renamed], &current, &index);
         assert_eq!(staged.files.get(&path("OLD")), Some(&FileChange::Delete));
         assert_eq!(staged.notes[0].action, RecordAction::Moved);
         assert_eq!(staged.notes[0].moved_from.as_deref(), Some("OLD"));
@@ -293,8 +311,7 @@ mod tests {
             (path("OLD"), file(&name(8, "OLD", "1"))),
             (path("NEW"), None),
         ]);
-        let staged =
-            stage(vec![name(7, "NEW", "1")], &current, &index_with(7, "OLD")).expect("stages");
+        let staged = stage(vec![name(7, "NEW", "1")], &current, &index_with(7, "OLD"));
         assert_eq!(staged.notes[0].action, RecordAction::Created);
         assert!(!staged.files.contains_key(&path("OLD")));
     }
@@ -307,25 +324,41 @@ mod tests {
             vec![name(1, "A", "1"), name(1, "B", "1")],
             &current,
             &SeqIndex::default(),
-        )
-        .expect("stages");
+        );
         assert_eq!(staged.notes[1].action, RecordAction::Moved);
         assert_eq!(staged.files.get(&path("A")), Some(&FileChange::Delete));
     }
 
-    /// A value XML cannot carry fails the batch, naming table, key and field.
+    /// A value XML cannot carry, or an empty code, holds that record back, naming table,
+    /// key and field, and the rest of the batch is staged.
     #[test]
-    fn unwritable_values_name_the_record_and_field() {
-        let err = stage(
-            vec![name(1, "A", "1&#1;")],
-            &Current::from([(path("A"), None)]),
+    fn unusable_records_are_held_back_alone() {
+        let staged = stage(
+            vec![name(1, "A", "1&#1;"), name(2, "", "2"), name(3, "C", "3")],
+            &Current::from([(path("A"), None), (path("C"), None)]),
             &SeqIndex::default(),
-        )
-        .expect_err("refused");
-        assert!(
-            err.to_string()
-                .contains("Name A cannot be written as XML: field <phone> holds U+0001"),
-            "{err}"
+        );
+        assert_eq!(staged.notes.len(), 1);
+        assert_eq!(staged.notes[0].key, "C");
+        let held: Vec<_> = staged
+            .quarantined
+            .iter()
+            .map(|q| (q.seq, q.key.as_deref(), q.reason.as_str()))
+            .collect();
+        assert_eq!(
+            held,
+            vec![
+                (
+                    Some(1),
+                    Some("A"),
+                    "Name A cannot be written as XML: field <phone> holds U+0001, a control character that XML 1.0 cannot carry; correct the record in MoneyWorks"
+                ),
+                (
+                    Some(2),
+                    None,
+                    "Name record has no usable key: field <code> is empty; correct the record in MoneyWorks"
+                ),
+            ]
         );
     }
 

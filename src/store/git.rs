@@ -308,6 +308,26 @@ impl Store for GitStore {
         }
     }
 
+    fn remote_branches(&self) -> Result<Vec<String>, StoreError> {
+        let refs = self
+            .repo
+            .references_glob("refs/remotes/origin/*")
+            .map_err(|e| local_err("cannot list the remote's branches", &e))?;
+        let mut out = Vec::new();
+        for r in refs {
+            let r = r.map_err(|e| local_err("cannot read a branch of the remote", &e))?;
+            if let Some(name) = r
+                .name()
+                .ok()
+                .and_then(|n| n.strip_prefix("refs/remotes/origin/"))
+            {
+                out.push(name.to_string());
+            }
+        }
+        out.sort();
+        Ok(out)
+    }
+
     fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         validate_path(path)?;
         let tree = self.commit_tree(commit)?;
@@ -474,6 +494,12 @@ impl Store for GitStore {
                 .reference(&tracking_ref(branch)?, new_oid, true, "mwsync push")
                 .map_err(|e| local_err("cannot record the pushed tip", &e))?;
             return Ok(());
+        }
+        if let Some(reason) = cli::permanent_refusal(&ran) {
+            return Err(StoreError::Refused {
+                branch: branch.to_string(),
+                reason,
+            });
         }
         let failure = self.cli.failure("push to", &ran);
         if matches!(failure, StoreError::Auth { .. }) {

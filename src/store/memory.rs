@@ -343,6 +343,10 @@ impl Store for MemoryStore {
         Ok(self.tips.get(branch).map(cid))
     }
 
+    fn remote_branches(&self) -> Result<Vec<String>, StoreError> {
+        Ok(self.tips.keys().cloned().collect())
+    }
+
     fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.db.read_file(commit, path)
     }

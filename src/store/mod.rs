@@ -84,6 +84,19 @@ pub enum StoreError {
         /// What git said, secrets removed.
         detail: String,
     },
+    /// The remote declined the push for good: a hook, a size limit or branch protection.
+    /// Retrying the same push cannot help; a human must change the remote (or the data).
+    #[error(
+        "the git remote refused to update `{branch}` and will keep refusing: {reason}. \
+         A human must fix this on the git host (a hook, a size limit or branch protection); \
+         nothing is lost, and a running daemon tries again at each poll interval"
+    )]
+    Refused {
+        /// The branch.
+        branch: String,
+        /// Git's own reason, with what the remote printed.
+        reason: String,
+    },
     /// A network or remote-side failure that may pass.
     #[error("git transport failed: {detail}")]
     Transport {
@@ -108,10 +121,9 @@ impl Classify for StoreError {
     fn class(&self) -> ErrorClass {
         match self {
             StoreError::BranchMoved { .. } => ErrorClass::Conflict,
-            StoreError::Auth { .. } => ErrorClass::Unauthenticated,
+            StoreError::Auth { .. } | StoreError::NotFound { .. } => ErrorClass::Invalid,
             StoreError::Transport { .. } => ErrorClass::Retryable,
-            StoreError::NotFound { .. } => ErrorClass::Invalid,
-            StoreError::Local { .. } => ErrorClass::Fatal,
+            StoreError::Refused { .. } | StoreError::Local { .. } => ErrorClass::NeedsHuman,
         }
     }
 }
@@ -123,6 +135,8 @@ pub trait Store: Send {
     fn fetch(&mut self) -> Result<(), StoreError>;
     /// The tip of `branch` on the remote as of the last `fetch` or successful `push`.
     fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError>;
+    /// Every branch on the remote as of the last `fetch`, sorted.
+    fn remote_branches(&self) -> Result<Vec<String>, StoreError>;
     /// The bytes of `path` in `commit`, or `None` when the path is absent.
     fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every file path at or below directory `dir` in `commit` (`""` for the whole tree), sorted.
@@ -164,6 +178,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
         (**self).remote_tip(branch)
+    }
+    fn remote_branches(&self) -> Result<Vec<String>, StoreError> {
+        (**self).remote_branches()
     }
     fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         (**self).read_file(commit, path)

@@ -339,6 +339,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let extra = status::commit_note(&report.commit, outcome);
         let status = StatusFile {
             last_write: Some(report),
+            quarantined: self.known.quarantine.entries(),
         };
         changes.insert(
             STATUS_PATH.to_string(),

@@ -114,6 +114,9 @@ pub struct StatusFile {
     /// The last write handled.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub last_write: Option<WriteReport>,
+    /// Records MoneyWorks holds that mwsync cannot file (see `crate::quarantine`).
+    #[serde(skip_serializing_if = "Vec::is_empty", default)]
+    pub quarantined: Vec<crate::quarantine::QuarantinedRecord>,
 }
 
 impl StatusFile {
@@ -424,6 +427,7 @@ mod tests {
         };
         let text = StatusFile {
             last_write: Some(report.clone()),
+            quarantined: Vec::new(),
         }
         .to_toml();
         assert!(text.contains("reason = \"no common history\""), "{text}");

@@ -1,6 +1,7 @@
 //! Step definitions, one module per feature area, sharing one world.
 
 pub mod converge;
+pub mod daemon;
 pub mod precondition;
 pub mod process;
 pub mod pull;
@@ -59,6 +60,12 @@ pub struct SyncWorld {
     pub bookkeeper_codes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Requests one write made: imports, exports, clock reads.
     pub write_requests: Option<(u64, u64, u64)>,
+    /// The last daemon run watched by a scenario.
+    pub daemon: Option<daemon::DaemonRun>,
+    /// The outputs of the restarts of a kill-and-restart scenario.
+    pub restarts: Vec<(i32, String, String)>,
+    /// A MoneyWorks stand-in with oversized replies.
+    pub huge: Option<daemon::HugeServer>,
 }
 
 impl fmt::Debug for SyncWorld {

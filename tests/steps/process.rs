@@ -26,8 +26,12 @@ pub struct HttpGit {
     pub url: String,
 }
 
-fn bin() -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_mwsync"));
+/// The binary under test: this build's, or the one `MWSYNC_TEST_BINARY` names (to show a
+/// scenario failing on an older build).
+pub(crate) fn bin() -> Command {
+    let binary = std::env::var_os("MWSYNC_TEST_BINARY")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mwsync").into());
+    let mut c = Command::new(binary);
     for (k, _) in std::env::vars() {
         if k.starts_with("MWSYNC_") {
             c.env_remove(k);
@@ -37,7 +41,7 @@ fn bin() -> Command {
     c
 }
 
-async fn output(mut cmd: Command) -> (i32, String, String) {
+pub(crate) async fn output(mut cmd: Command) -> (i32, String, String) {
     tokio::task::spawn_blocking(move || {
         let out = cmd.output().expect("the mwsync binary runs");
         (
@@ -51,7 +55,7 @@ async fn output(mut cmd: Command) -> (i32, String, String) {
 }
 
 /// `mwsync run --once` with the scenario's settings.
-async fn run_cmd(
+pub(crate) async fn run_cmd(
     w: &mut SyncWorld,
     git_url: &str,
     key: Option<&str>,
@@ -62,7 +66,7 @@ async fn run_cmd(
 
 /// `mwsync <subcommand...>` with the scenario's settings: its fake MoneyWorks, the given git
 /// remote, its own cache directory, and its page and checkpoint sizes.
-async fn mwsync_cmd(
+pub(crate) async fn mwsync_cmd(
     w: &mut SyncWorld,
     subcommand: &[&str],
     git_url: &str,
@@ -183,7 +187,7 @@ async fn git_server(w: &mut SyncWorld) {
     });
 }
 
-async fn bare_url(w: &mut SyncWorld) -> String {
+pub(crate) async fn bare_url(w: &mut SyncWorld) -> String {
     let Repo::Bare { path, .. } = &w.h().await.repo else {
         panic!("this scenario needs a real bare repository")
     };
@@ -509,11 +513,34 @@ async fn created_once(w: &mut SyncWorld) {
     tokio::time::sleep(Duration::from_millis(0)).await;
 }
 
+/// A thread that sends each line of `stream` (a child's stderr) until it closes.
+pub(crate) fn line_reader(
+    stream: impl std::io::Read + Send + 'static,
+) -> (
+    std::sync::mpsc::Receiver<String>,
+    std::thread::JoinHandle<()>,
+) {
+    use std::io::BufRead;
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stream).lines() {
+            let Ok(line) = line else { break };
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    (rx, reader)
+}
+
 /// How long a daemon may take to stop after SIGTERM before the scenario calls it hung.
-const SIGTERM_DEADLINE: Duration = Duration::from_secs(30);
+pub(crate) const SIGTERM_DEADLINE: Duration = Duration::from_secs(30);
 
 /// Waits for `child` to exit, killing it (and failing) when it outlives `deadline`.
-fn wait_or_kill(child: &mut std::process::Child, deadline: Duration) -> Result<i32, String> {
+pub(crate) fn wait_or_kill(
+    child: &mut std::process::Child,
+    deadline: Duration,
+) -> Result<i32, String> {
     let start = std::time::Instant::now();
     loop {
         if let Some(status) = child.try_wait().map_err(|e| e.to_string())? {
@@ -547,19 +574,9 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
     set_process(
         w,
         tokio::task::spawn_blocking(move || {
-            use std::io::BufRead;
             let mut child = d.spawn().expect("mwsync starts");
             let pid = child.id().to_string();
-            let stderr = child.stderr.take().expect("piped stderr");
-            let (tx, rx) = std::sync::mpsc::channel::<String>();
-            let reader = std::thread::spawn(move || {
-                for line in std::io::BufReader::new(stderr).lines() {
-                    let Ok(line) = line else { break };
-                    if tx.send(line).is_err() {
-                        break;
-                    }
-                }
-            });
+            let (rx, reader) = line_reader(child.stderr.take().expect("piped stderr"));
             let mut seen = String::new();
             let mut next_line = || {
                 let line = rx
@@ -768,7 +785,7 @@ async fn status_report(w: &mut SyncWorld) {
     assert!(v["polls"].as_u64().is_some_and(|n| n >= 1), "{v}");
 }
 
-mod plain_http {
+pub(crate) mod plain_http {
     //! A minimal blocking GET over a plain TCP socket, for use inside a blocking task.
     use std::io::{Read, Write};
 
@@ -825,7 +842,7 @@ fn main_tip(url: &str, key: Option<&str>) -> Result<Option<CommitId>, String> {
 }
 
 /// Records a finished process: its output and, when it ran against a repository, `main`.
-fn set_process(w: &mut SyncWorld, result: (i32, String, String)) {
+pub(crate) fn set_process(w: &mut SyncWorld, result: (i32, String, String)) {
     let binary = w.binary.get_or_insert_with(BinaryRuns::default);
     binary.outputs.push(format!("{}\n{}", result.1, result.2));
     if let Some((url, key)) = binary.remote.clone()

@@ -182,22 +182,187 @@ fn poll_ok(w: &mut SyncWorld) {
     }
 }
 
+/// The errors of the last cycle: its own, or those of the tables that failed while the
+/// others went on.
+fn cycle_errors(w: &SyncWorld) -> Vec<String> {
+    match &w.last {
+        Some(Err(e)) => vec![e.clone()],
+        Some(Ok(report)) => report
+            .table_errors
+            .iter()
+            .map(|e| format!("{}: {}", e.table, e.error))
+            .collect(),
+        None => panic!("no cycle ran"),
+    }
+}
+
 #[then("the poll fails")]
 fn poll_fails(w: &mut SyncWorld) {
     assert!(
-        matches!(w.last, Some(Err(_))),
-        "expected a failed poll, got {:?}",
+        !cycle_errors(w).is_empty(),
+        "expected a failed poll (or table), got {:?}",
         w.last
     );
 }
 
 #[then(expr = "the poll fails with {string}")]
 fn poll_fails_with(w: &mut SyncWorld, text: String) {
-    match &w.last {
-        Some(Err(e)) => assert!(e.contains(&text), "the error `{e}` should contain `{text}`"),
-        other => panic!("expected a failure, got {other:?}"),
-    }
+    let errors = cycle_errors(w);
+    assert!(
+        errors.iter().any(|e| e.contains(&text)),
+        "an error should contain `{text}`: {errors:?}"
+    );
     w.skip_invariants = true;
+}
+
+#[then(expr = "the poll reports that {word} failed with {string}")]
+fn table_failed(w: &mut SyncWorld, table: String, text: String) {
+    let Some(Ok(report)) = &w.last else {
+        panic!(
+            "expected a cycle that went on past the failed table, got {:?}",
+            w.last
+        );
+    };
+    assert!(
+        report
+            .table_errors
+            .iter()
+            .any(|e| e.table == table && e.error.contains(&text) && !e.needs_human),
+        "{table} should have failed with `{text}`: {:?}",
+        report.table_errors
+    );
+}
+
+#[then(expr = "a retry of {string} was published")]
+async fn retry_published(w: &mut SyncWorld, what: String) {
+    let events = w.h().await.events();
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, mwsync::events::Event::Retrying { what: w, .. } if *w == what)),
+        "no retry of `{what}` among the events"
+    );
+}
+
+#[when(expr = "MoneyWorks answers the next {int} exports with an [ERROR] reply")]
+async fn error_replies(w: &mut SyncWorld, n: u32) {
+    let h = w.h().await;
+    let state = h.sim.state().clone();
+    let mut injected = false;
+    h.set_hook(move |_, _| {
+        if !injected {
+            injected = true;
+            state.fail_next(FaultKind::ErrorReply, n);
+        }
+    });
+}
+
+#[when(expr = "the description of account {int} is changed to {string} in MoneyWorks")]
+async fn edit_account(w: &mut SyncWorld, nth: usize, value: String) {
+    let h = w.h().await;
+    let code = h.sim.records("Account")[nth - 1]
+        .text("code")
+        .expect("accounts have codes")
+        .to_string();
+    h.sim.advance(30);
+    h.sim.upsert("Account", &code, &[("description", &value)]);
+}
+
+#[when(expr = "name {string} is fixed in MoneyWorks with a stamp from the day before")]
+async fn fix_behind_marker(w: &mut SyncWorld, code: String) {
+    let h = w.h().await;
+    h.sim.advance(-86_400);
+    h.sim.upsert("Name", &code, &[("phone", "555 0101")]);
+    h.sim.advance(86_400);
+}
+
+/// The `[[quarantined]]` entries of `.mwsync/status.toml` on main, read as plain TOML (not
+/// through the engine's types).
+fn quarantined_on_main(files: &std::collections::BTreeMap<String, Vec<u8>>) -> Vec<toml::Value> {
+    let Some(bytes) = files.get(".mwsync/status.toml") else {
+        return vec![];
+    };
+    let value: toml::Value =
+        toml::from_str(std::str::from_utf8(bytes).expect("utf8")).expect("status.toml is TOML");
+    value
+        .get("quarantined")
+        .and_then(|q| q.as_array())
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[then(expr = "{word} {string} is quarantined on main because {string}")]
+async fn quarantined(w: &mut SyncWorld, table: String, key: String, reason: String) {
+    let h = w.h().await;
+    let seq = h
+        .sim
+        .record(&table, &key)
+        .and_then(|r| r.seq())
+        .expect("the record exists in MoneyWorks");
+    let entries = quarantined_on_main(&h.main_files());
+    assert!(
+        entries.iter().any(|e| {
+            e.get("table").and_then(|t| t.as_str()) == Some(table.as_str())
+                && e.get("key").and_then(|k| k.as_str()) == Some(key.as_str())
+                && e.get("seq").and_then(|s| s.as_integer()) == Some(seq as i64)
+                && e.get("reason")
+                    .and_then(|r| r.as_str())
+                    .is_some_and(|r| r.contains(&reason))
+        }),
+        "{table} {key} (#{seq}) should be quarantined because `{reason}`: {entries:?}"
+    );
+    let events = h.events();
+    assert!(
+        events.iter().any(|e| matches!(
+            e,
+            mwsync::events::Event::RecordQuarantined { table: t, .. } if *t == table
+        )),
+        "no quarantine event"
+    );
+}
+
+#[then("nothing is quarantined on main")]
+async fn nothing_quarantined(w: &mut SyncWorld) {
+    let files = w.h().await.main_files();
+    let entries = quarantined_on_main(&files);
+    assert!(entries.is_empty(), "still quarantined: {entries:?}");
+}
+
+#[then("main holds all other records as MoneyWorks holds them")]
+async fn main_equals_moneyworks_but_quarantined(w: &mut SyncWorld) {
+    compare_writable(w, None).await;
+}
+
+#[then(expr = "main holds every {word} record as MoneyWorks holds it")]
+async fn main_equals_moneyworks_table(w: &mut SyncWorld, table: String) {
+    compare_writable(w, Some(table)).await;
+}
+
+/// Every record MoneyWorks holds (of `only`, or of every tracked table) that has a file form
+/// is on main byte for byte; the ones that have none are not compared.
+async fn compare_writable(w: &mut SyncWorld, only: Option<String>) {
+    let h = w.h().await;
+    let got = h.main_records();
+    let mut compared = 0;
+    for t in &h.engine.repo_config().tables.clone() {
+        if only.as_deref().is_some_and(|o| o != t.name) {
+            continue;
+        }
+        for r in h.sim.records(t.name) {
+            let Ok(bytes) = mwsync_sim::layout::canonical_xml(&r) else {
+                continue;
+            };
+            let path = mwsync_sim::layout::record_path(&r).expect("sim records have keys");
+            assert_eq!(
+                got.get(&path)
+                    .map(|b| String::from_utf8_lossy(b).into_owned()),
+                Some(bytes),
+                "{path} differs from MoneyWorks"
+            );
+            compared += 1;
+        }
+    }
+    assert!(compared > 0, "the scenario should have records");
 }
 
 #[then("main holds exactly the records MoneyWorks holds")]

@@ -147,7 +147,7 @@ fn http_auth_and_plain_clone() {
             bad.push("main", Some(&c), &local).expect_err("refused"),
         ] {
             assert!(matches!(err, StoreError::Auth { .. }), "{name}: {err:?}");
-            assert_eq!(err.class(), ErrorClass::Unauthenticated);
+            assert_eq!(err.class(), ErrorClass::Invalid);
             let msg = format!("{err} {err:?}");
             for secret in ["wrong-key-9d2", "pw-secret-77", KEY] {
                 assert!(!msg.contains(secret), "{name}: {msg}");
@@ -303,9 +303,10 @@ fn push_outcome_unknown_is_rechecked() {
     assert_eq!(git(&r, &["rev-parse", "main"]).trim(), c.0);
 }
 
-/// A push the remote refuses without moving the branch is a retryable `Transport` error.
+/// A push a real `pre-receive` hook refuses is `Refused`, needs a human, and carries the
+/// hook's own words; the branch did not move.
 #[test]
-fn remote_rejection_is_transport() {
+fn remote_rejection_needs_a_human() {
     let tmp = tempfile::tempdir().expect("tmp");
     let r = bare_remote(tmp.path(), "remote.git");
     let hook = r.join("hooks/pre-receive");
@@ -316,8 +317,14 @@ fn remote_rejection_is_transport() {
         .commit(new_commit(&[], &[("x", Some("1"))], "m\n"))
         .expect("commit");
     let err = s.push("main", None, &c).expect_err("refused");
-    assert!(matches!(err, StoreError::Transport { .. }), "{err:?}");
-    assert_eq!(err.class(), ErrorClass::Retryable);
+    assert!(matches!(err, StoreError::Refused { .. }), "{err:?}");
+    assert_eq!(err.class(), ErrorClass::NeedsHuman);
+    assert!(
+        err.to_string().contains(
+            "[remote rejected] (pre-receive hook declined); the remote said: refused by policy"
+        ),
+        "{err}"
+    );
     assert_eq!(s.remote_tip("main").expect("tip"), None);
 }
 

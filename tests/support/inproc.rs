@@ -101,15 +101,11 @@ impl Transport for InProcess {
             .clone()
             .oneshot(request)
             .await
-            .map_err(|e| TransportError {
-                detail: format!("the in-process fake failed: {e}"),
-            })?;
+            .map_err(|e| TransportError::failed(format!("the in-process fake failed: {e}")))?;
         let (parts, body) = reply.into_parts();
-        let body = axum::body::to_bytes(body, usize::MAX)
-            .await
-            .map_err(|e| TransportError {
-                detail: format!("the in-process reply body failed: {e}"),
-            })?;
+        let body = axum::body::to_bytes(body, usize::MAX).await.map_err(|e| {
+            TransportError::failed(format!("the in-process reply body failed: {e}"))
+        })?;
         self.budget.count();
         if self.budget.is_tripped() {
             // The request was carried out; the process died before reading the reply.
@@ -148,6 +144,10 @@ impl<S: Store> Store for Counted<S> {
     fn remote_tip(&self, branch: &str) -> Result<Option<CommitId>, StoreError> {
         self.dead()?;
         self.inner.remote_tip(branch)
+    }
+    fn remote_branches(&self) -> Result<Vec<String>, StoreError> {
+        self.dead()?;
+        self.inner.remote_branches()
     }
     fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError> {
         self.dead()?;

@@ -438,7 +438,14 @@ impl Harness {
         )
         .expect("the sim URL is a valid MoneyWorks URL");
         let inner = match budget {
-            None => Client::Sockets(HttpMoneyWorks::new(&endpoint, timeout).expect("client")),
+            None => Client::Sockets(
+                HttpMoneyWorks::new(
+                    &endpoint,
+                    timeout,
+                    mwsync::moneyworks::transport::DEFAULT_MAX_REPLY_BYTES,
+                )
+                .expect("client"),
+            ),
             Some(budget) => Client::InProcess(
                 HttpMoneyWorks::with_transport(
                     &endpoint,
@@ -466,6 +473,7 @@ impl Harness {
                 .validate()
                 .expect("the scenario's repo config is valid"),
             retry: quick_retry(),
+            create_branch: false,
         };
         let store = match budget {
             None => repo.client(),
@@ -487,32 +495,22 @@ impl Harness {
         });
     }
 
-    /// Simulates a daemon restart: a new engine with a fresh cache, remembering only what
-    /// the daemon's cache directory would (the last push).
+    /// Simulates a daemon restart: a new engine over the same cache (an in-memory cache's
+    /// clones share it, as processes share a cache directory), so it remembers exactly what
+    /// the directory would: the last push and the pushes started.
     pub fn restart(&mut self) {
-        let local = {
-            let mut l = Cache::in_memory();
-            if let Some(t) = self.engine_local_last() {
-                l.set_last_pushed(t).expect("in-memory state cannot fail");
-            }
-            l
-        };
         self.engine = Self::engine(
             &self.sim,
             &self.repo,
             &self.events,
             (&self.hook, &self.import_hook),
-            local,
+            self.local.clone(),
             Spec {
                 repo_config: &self.repo_config,
                 timeout: self.timeout,
                 budget: self.budget.as_ref(),
             },
         );
-    }
-
-    fn engine_local_last(&self) -> Option<CommitId> {
-        self.engine.main_tip().cloned()
     }
 
     pub fn set_hook(&self, hook: impl FnMut(u64, u64) + Send + 'static) {

@@ -83,7 +83,7 @@ async fn rest(AxState(state): AxState<Arc<State>>, request: Request<Body>) -> Re
     let (command, path_params) = after.split_once('/').unwrap_or((after, ""));
     let command = command.to_ascii_lowercase();
     state.count(&command);
-    let fault = state.take_fault();
+    let fault = state.take_fault(&command);
     match fault {
         Some(FaultKind::LicenceLimit) => {
             return finish(
@@ -93,6 +93,15 @@ async fn rest(AxState(state): AxState<Arc<State>>, request: Request<Body>) -> Re
         }
         Some(FaultKind::Http500) => {
             return finish(&state, Reply::status(StatusCode::INTERNAL_SERVER_ERROR, ""));
+        }
+        Some(FaultKind::ErrorReply) => {
+            return finish(
+                &state,
+                Reply::status(
+                    StatusCode::OK,
+                    "[ERROR] The request could not be carried out (injected fault)",
+                ),
+            );
         }
         Some(FaultKind::Delay(d)) => tokio::time::sleep(d).await,
         _ => {}
@@ -501,6 +510,9 @@ struct FaultBody {
     count: u32,
     #[serde(default)]
     delay_ms: u64,
+    /// Only requests of this command take the fault.
+    #[serde(default)]
+    command: Option<String>,
 }
 
 fn one() -> u32 {
@@ -518,17 +530,21 @@ async fn post_faults(AxState(state): AxState<Arc<State>>, body: String) -> Respo
         "truncate" => FaultKind::Truncate,
         "malformed_xml" => FaultKind::MalformedXml,
         "delay" => FaultKind::Delay(std::time::Duration::from_millis(parsed.delay_ms)),
+        "error_reply" => FaultKind::ErrorReply,
         other => {
             return admin_error(
                 StatusCode::BAD_REQUEST,
                 format!(
                     "unknown fault kind `{other}` (known: licence_limit, http_500, truncate, \
-                     malformed_xml, delay)"
+                     malformed_xml, delay, error_reply)"
                 ),
             );
         }
     };
-    state.fail_next(kind, parsed.count);
+    match &parsed.command {
+        Some(command) => state.fail_next_command(command, kind, parsed.count),
+        None => state.fail_next(kind, parsed.count),
+    }
     axum::Json(serde_json::json!({ "pending": state.pending_faults() })).into_response()
 }
 

@@ -42,6 +42,9 @@ pub enum FaultKind {
     MalformedXml,
     /// The request waits this long (on `tokio::time`), then is carried out normally.
     Delay(Duration),
+    /// HTTP 200 with `[ERROR] …`, as the server answers a request it cannot carry out; the
+    /// request is not carried out.
+    ErrorReply,
 }
 
 /// REST requests served, per command (faulted and refused ones included).
@@ -100,6 +103,8 @@ pub struct State {
     pub clock: Clock,
     db: Mutex<Db>,
     faults: Mutex<VecDeque<FaultKind>>,
+    /// Faults only requests of one command take: (command, fault), in order.
+    command_faults: Mutex<VecDeque<(String, FaultKind)>>,
     counts: Mutex<RequestCounts>,
 }
 
@@ -111,6 +116,7 @@ impl State {
             clock,
             db: Mutex::new(db),
             faults: Mutex::new(VecDeque::new()),
+            command_faults: Mutex::new(VecDeque::new()),
             counts: Mutex::new(RequestCounts::default()),
         }
     }
@@ -146,7 +152,7 @@ impl State {
     }
 
     /// Queues `kind` for the next `count` REST requests (after faults already queued);
-    /// `count` 0 clears the queue.
+    /// `count` 0 clears the queue, the faults queued for one command included.
     pub fn fail_next(&self, kind: FaultKind, count: u32) {
         let mut q = self
             .faults
@@ -154,11 +160,36 @@ impl State {
             .expect("fault lock poisoned only by a panic");
         if count == 0 {
             q.clear();
+            self.command_faults
+                .lock()
+                .expect("fault lock poisoned only by a panic")
+                .clear();
         }
         q.extend(std::iter::repeat_n(kind, count as usize));
     }
 
-    fn take_fault(&self) -> Option<FaultKind> {
+    /// Queues `kind` for the next `count` requests of `command` only (`export`,
+    /// `evaluate`, ...); other requests pass untouched.
+    pub fn fail_next_command(&self, command: &str, kind: FaultKind, count: u32) {
+        let mut q = self
+            .command_faults
+            .lock()
+            .expect("fault lock poisoned only by a panic");
+        q.extend(std::iter::repeat_n(
+            (command.to_ascii_lowercase(), kind),
+            count as usize,
+        ));
+    }
+
+    fn take_fault(&self, command: &str) -> Option<FaultKind> {
+        let mut by_command = self
+            .command_faults
+            .lock()
+            .expect("fault lock poisoned only by a panic");
+        if let Some(i) = by_command.iter().position(|(c, _)| c == command) {
+            return by_command.remove(i).map(|(_, k)| k);
+        }
+        drop(by_command);
         self.faults
             .lock()
             .expect("fault lock poisoned only by a panic")
@@ -167,10 +198,17 @@ impl State {
 
     /// Faults still queued.
     pub fn pending_faults(&self) -> usize {
-        self.faults
+        let by_command = self
+            .command_faults
             .lock()
             .expect("fault lock poisoned only by a panic")
-            .len()
+            .len();
+        by_command
+            + self
+                .faults
+                .lock()
+                .expect("fault lock poisoned only by a panic")
+                .len()
     }
 
     /// The `Server:` header value.

@@ -28,6 +28,8 @@ pub(crate) struct GitCli {
 pub(crate) struct Ran {
     /// True when git exited with status 0.
     pub ok: bool,
+    /// How git ended, in words (`exit status 128`, `killed by signal 15`).
+    pub ended: String,
     /// Scrubbed standard output.
     pub stdout: String,
     /// Scrubbed standard error.
@@ -81,13 +83,13 @@ impl GitCli {
         &self.url
     }
 
-    /// Removes every secret and any `user:password@` from `text`.
+    /// Removes every secret and any `user:password@` from `text`. A secret is removed where
+    /// it stands as a whole token, so a short key does not eat into ordinary words
+    /// (`exists` stays `exists` when the key is `x`).
     pub(crate) fn scrub(&self, text: &str) -> String {
         let mut out = scrub_userinfo(text);
         for s in &self.secrets {
-            if out.contains(s.as_str()) {
-                out = out.replace(s.as_str(), "***");
-            }
+            out = replace_tokens(&out, s);
         }
         out
     }
@@ -138,6 +140,10 @@ impl GitCli {
         cmd.arg(format!("--git-dir={}", self.git_dir.display()));
         cmd.args(args);
         cmd.stdin(std::process::Stdio::null());
+        // Its own process group: a Ctrl-C or SIGTERM meant for mwsync does not cut a push
+        // short; mwsync finishes the step and stops.
+        #[cfg(unix)]
+        std::os::unix::process::CommandExt::process_group(&mut cmd, 0);
         let Output {
             status,
             stdout,
@@ -147,6 +153,7 @@ impl GitCli {
         })?;
         Ok(Ran {
             ok: status.success(),
+            ended: ended(&status),
             stdout: self.scrub(&String::from_utf8_lossy(&stdout)),
             stderr: self.scrub(&String::from_utf8_lossy(&stderr)),
         })
@@ -154,17 +161,102 @@ impl GitCli {
 
     /// Turns a failed transport run into `Auth` or `Transport`.
     pub(crate) fn failure(&self, what: &str, ran: &Ran) -> StoreError {
-        let detail = format!(
-            "{what} {} failed: {}",
-            self.scrub(&self.url),
-            ran.stderr.trim()
-        );
+        let said = ran.stderr.trim();
+        let detail = if said.is_empty() {
+            format!(
+                "{what} {} failed: git {} and printed nothing (out of disk space, or stopped by a signal?)",
+                self.scrub(&self.url),
+                ran.ended
+            )
+        } else {
+            format!(
+                "{what} {} failed ({}): {said}",
+                self.scrub(&self.url),
+                ran.ended
+            )
+        };
         if is_auth_failure(&ran.stderr) {
             StoreError::Auth { detail }
         } else {
             StoreError::Transport { detail }
         }
     }
+}
+
+/// How a process ended, in words.
+fn ended(status: &std::process::ExitStatus) -> String {
+    #[cfg(unix)]
+    if let Some(sig) = std::os::unix::process::ExitStatusExt::signal(status) {
+        return format!("was killed by signal {sig}");
+    }
+    match status.code() {
+        Some(code) => format!("exited with status {code}"),
+        None => "ended abnormally".to_string(),
+    }
+}
+
+/// Git's reason when a push failed in a way a retry cannot fix: the remote rejected the
+/// ref update (a hook, branch protection) or the upload is over a size limit. A lost lease
+/// (`[rejected] (stale info)`), a network failure or a refused login is not one.
+pub(crate) fn permanent_refusal(ran: &Ran) -> Option<String> {
+    if ran.ok {
+        return None;
+    }
+    let remote: Vec<&str> = ran
+        .stderr
+        .lines()
+        .filter_map(|l| l.strip_prefix("remote:"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let said = if remote.is_empty() {
+        String::new()
+    } else {
+        format!("; the remote said: {}", remote.join(" / "))
+    };
+    let rejected = ran
+        .stdout
+        .lines()
+        .filter(|l| l.starts_with('!'))
+        .filter_map(|l| l.split('\t').nth(2))
+        .find(|summary| {
+            summary.contains("[remote rejected]")
+                // The remote could not take the ref's lock, or found the ref moved under
+                // the lease: another push won; that is a lost compare-and-swap, not a
+                // refusal.
+                && !summary.contains("failed to lock")
+                && !summary.contains("cannot lock")
+                && !summary.contains("failed to update ref")
+        });
+    if let Some(summary) = rejected {
+        return Some(format!("{}{said}", summary.trim()));
+    }
+    let lower = ran.stderr.to_ascii_lowercase();
+    let size = [
+        "http 413",
+        "request entity too large",
+        "exceeds maximum allowed size",
+        "pack exceeds",
+        "large files detected",
+        "exceeds the size limit",
+        "protected branch",
+    ]
+    .iter()
+    .find(|p| lower.contains(*p));
+    size.map(|p| {
+        let line = ran
+            .stderr
+            .lines()
+            .find(|l| l.to_ascii_lowercase().contains(p))
+            .unwrap_or(p)
+            .trim()
+            .to_string();
+        if said.is_empty() {
+            line
+        } else {
+            format!("{line}{said}")
+        }
+    })
 }
 
 /// True when git's message says the credentials were refused.
@@ -182,6 +274,33 @@ pub(crate) fn is_auth_failure(stderr: &str) -> bool {
     ]
     .iter()
     .any(|p| s.contains(p))
+}
+
+/// `text` with every occurrence of `secret` that is not part of a longer word replaced by
+/// `***`. A word character next to the secret's own first or last word character means the
+/// match is inside a longer word.
+pub(crate) fn replace_tokens(text: &str, secret: &str) -> String {
+    if secret.is_empty() || !text.contains(secret) {
+        return text.to_string();
+    }
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    let starts_word = secret.chars().next().is_some_and(word);
+    let ends_word = secret.chars().next_back().is_some_and(word);
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before: Option<char> = None;
+    while let Some(i) = rest.find(secret) {
+        let prev = rest[..i].chars().next_back().or(before);
+        let after = rest[i + secret.len()..].chars().next();
+        let inside =
+            (starts_word && prev.is_some_and(word)) || (ends_word && after.is_some_and(word));
+        out.push_str(&rest[..i]);
+        out.push_str(if inside { secret } else { "***" });
+        before = secret.chars().next_back();
+        rest = &rest[i + secret.len()..];
+    }
+    out.push_str(rest);
+    out
 }
 
 /// The password in `scheme://user:password@host…`, if any.
@@ -231,6 +350,69 @@ mod tests {
             auth,
         };
         GitCli::new(Path::new("/nonexistent"), &remote)
+    }
+
+    /// A key is scrubbed where it stands alone, never out of the middle of a word.
+    #[test]
+    fn short_keys_leave_words_alone() {
+        let c = cli("https://h/r", Some("xist"), AuthMode::Bearer);
+        assert_eq!(
+            c.scrub("the branch exists; key xist, 'xist', xist."),
+            "the branch exists; key ***, '***', ***."
+        );
+    }
+
+    /// A push the remote declines for good carries git's reason and the remote's words; a
+    /// lost lease is not such a refusal.
+    #[test]
+    fn permanent_refusals_are_recognised() {
+        let ran = |stdout: &str, stderr: &str| Ran {
+            ok: false,
+            ended: "exited with status 1".into(),
+            stdout: stdout.into(),
+            stderr: stderr.into(),
+        };
+        let hook = ran(
+            "To /r.git\n!\tabc:refs/heads/main\t[remote rejected] (pre-receive hook declined)\nDone\n",
+            "remote: policy: main is frozen        \nerror: failed to push some refs to '/r.git'\n",
+        );
+        assert_eq!(
+            permanent_refusal(&hook).as_deref(),
+            Some(
+                "[remote rejected] (pre-receive hook declined); the remote said: policy: main is frozen"
+            )
+        );
+        let size = ran(
+            "",
+            "error: RPC failed; HTTP 413 curl 22 The requested URL returned error: 413\n",
+        );
+        assert_eq!(
+            permanent_refusal(&size).as_deref(),
+            Some("error: RPC failed; HTTP 413 curl 22 The requested URL returned error: 413")
+        );
+        let stale = ran("!\tabc:refs/heads/main\t[rejected] (stale info)\n", "");
+        assert_eq!(permanent_refusal(&stale), None);
+        let lock = ran(
+            "!\tabc:refs/heads/main\t[remote rejected] (failed to lock)\n",
+            "",
+        );
+        assert_eq!(permanent_refusal(&lock), None);
+    }
+
+    /// A failed run that printed nothing says how git ended.
+    #[test]
+    fn silent_failures_say_how_git_ended() {
+        let c = cli("/tmp/r.git", None, AuthMode::Bearer);
+        let ran = Ran {
+            ok: false,
+            ended: "was killed by signal 15".into(),
+            stdout: String::new(),
+            stderr: String::new(),
+        };
+        assert_eq!(
+            c.failure("push to", &ran).to_string(),
+            "git transport failed: push to /tmp/r.git failed: git was killed by signal 15 and printed nothing (out of disk space, or stopped by a signal?)"
+        );
     }
 
     /// Userinfo in any URL inside a message is replaced, host and path kept.
