@@ -42,6 +42,9 @@ pub enum Verdict {
     Pass,
     /// Needs fixing before mwsync can run well.
     Fail,
+    /// mwsync runs, but something may be a mistake (a `changes` branch nobody pushed yet,
+    /// or a typo in its name).
+    Warn,
     /// Not run, because an earlier check failed.
     Skip,
 }
@@ -90,6 +93,20 @@ impl Report {
         });
     }
 
+    fn warn(
+        &mut self,
+        name: impl Into<String>,
+        detail: impl Into<String>,
+        remedy: impl Into<String>,
+    ) {
+        self.checks.push(Check {
+            name: name.into(),
+            verdict: Verdict::Warn,
+            detail: detail.into(),
+            remedy: Some(remedy.into()),
+        });
+    }
+
     fn skip(&mut self, name: &str, why: &str) {
         self.checks.push(Check {
             name: name.into(),
@@ -99,9 +116,11 @@ impl Report {
         });
     }
 
-    /// True when no check failed or was skipped.
+    /// True when no check failed or was skipped (warnings pass).
     pub fn passed(&self) -> bool {
-        self.checks.iter().all(|c| c.verdict == Verdict::Pass)
+        self.checks
+            .iter()
+            .all(|c| matches!(c.verdict, Verdict::Pass | Verdict::Warn))
     }
 
     /// The check named `name`, if run.
@@ -109,14 +128,15 @@ impl Report {
         self.checks.iter().find(|c| c.name == name)
     }
 
-    /// One line per check (`PASS`, `FAIL` or `SKIP`, the name, what was found), each failure
-    /// followed by its remedy, and a closing count.
+    /// One line per check (`PASS`, `WARN`, `FAIL` or `SKIP`, the name, what was found), each
+    /// failure or warning followed by its remedy, and a closing count.
     pub fn text(&self) -> String {
         let mut out = String::new();
         for c in &self.checks {
             let word = match c.verdict {
                 Verdict::Pass => "PASS",
                 Verdict::Fail => "FAIL",
+                Verdict::Warn => "WARN",
                 Verdict::Skip => "SKIP",
             };
             out.push_str(&format!("{word}  {}: {}\n", c.name, c.detail));
@@ -124,13 +144,16 @@ impl Report {
                 out.push_str(&format!("      remedy: {r}\n"));
             }
         }
-        let failed = self
-            .checks
-            .iter()
-            .filter(|c| c.verdict != Verdict::Pass)
-            .count();
-        out.push_str(&if failed == 0 {
+        let count = |v: Verdict| self.checks.iter().filter(|c| c.verdict == v).count();
+        let failed = count(Verdict::Fail) + count(Verdict::Skip);
+        let warned = count(Verdict::Warn);
+        out.push_str(&if failed == 0 && warned == 0 {
             format!("all {} checks passed\n", self.checks.len())
+        } else if failed == 0 {
+            format!(
+                "all {} checks passed, {warned} with a warning\n",
+                self.checks.len()
+            )
         } else {
             format!(
                 "{failed} of {} checks failed or could not run\n",
@@ -673,7 +696,8 @@ fn git_checks(cfg: &DaemonConfig, report: &mut Report) {
                 &tip[..tip.len().min(10)]
             ),
         ),
-        None => report.fail(
+        // mwsync runs without it (and warns once), so this is a warning, not a failure.
+        None => report.warn(
             names::CHANGES,
             format!(
                 "`{}` does not exist on the remote{}",
