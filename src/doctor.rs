@@ -520,12 +520,19 @@ fn clock_check(server: Option<MwTime>, report: &mut Report) {
             format!("MoneyWorks says {server}; {zone_text}; off by {beyond} s beyond that"),
         );
     } else {
+        // Past the widest time zone the quarter-hour split means nothing: say the whole
+        // difference.
+        let (off, words) = if zone.abs() > 14 * 3600 {
+            (raw, "more than any time zone explains")
+        } else {
+            (beyond, "beyond any time zone")
+        };
         report.fail(
             names::CLOCK,
             format!(
-                "MoneyWorks says {server}, {} {} this machine's clock (UTC) beyond any time zone",
-                duration(beyond.unsigned_abs()),
-                if beyond > 0 { "ahead of" } else { "behind" }
+                "MoneyWorks says {server}, {} {} this machine's clock (UTC), {words}",
+                duration(off.unsigned_abs()),
+                if off > 0 { "ahead of" } else { "behind" }
             ),
             "set the MoneyWorks server's clock (NTP); mwsync keeps its markers in server time, so a wrong clock stamps records wrongly and misleads the status page",
         );
@@ -791,6 +798,30 @@ mod tests {
         assert_eq!(skew(at("20260630220005"), local), (36_005, 5));
         assert_eq!(skew(at("20260630115500"), local), (-300, -300));
         assert_eq!(skew(at("20260630123100"), local), (1860, 60));
+    }
+
+    /// A server clock months off is reported by its whole difference, not by what is left
+    /// of it past a quarter hour.
+    #[test]
+    fn a_clock_months_off_says_how_far() {
+        let now = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970")
+            .as_secs() as i64;
+        let mut report = Report::default();
+        clock_check(
+            Some(MwTime::from_unix_secs(now - 154 * 86_400 - 215)),
+            &mut report,
+        );
+        let check = report.check(names::CLOCK).expect("ran");
+        assert_eq!(check.verdict, Verdict::Fail);
+        assert!(
+            check.detail.contains(
+                "154 d 0 h behind this machine's clock (UTC), more than any time zone explains"
+            ),
+            "{}",
+            check.detail
+        );
     }
 
     /// Network failures are named by their cause.

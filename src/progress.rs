@@ -135,12 +135,13 @@ pub fn thousands(n: u64) -> String {
     out
 }
 
-/// Seconds as `37 s`, `2 min 10 s` or `1 h 5 min`.
+/// Seconds as `37 s`, `2 min 10 s`, `1 h 5 min` or `3 d 4 h`.
 pub fn duration(secs: u64) -> String {
     match secs {
         0..60 => format!("{secs} s"),
         60..3600 => format!("{} min {} s", secs / 60, secs % 60),
-        _ => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+        3600..86_400 => format!("{} h {} min", secs / 3600, (secs % 3600) / 60),
+        _ => format!("{} d {} h", secs / 86_400, (secs % 86_400) / 3600),
     }
 }
 
