@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Sort, Tree, TreeWalkMode};
 
 use self::cli::GitCli;
-use super::{CommitId, CommitInfo, FileChange, NewCommit, Store, StoreError};
+use super::{CommitId, CommitInfo, DirEntry, FileChange, NewCommit, Store, StoreError};
 
 /// How the API key is presented to an http(s) remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -281,6 +281,36 @@ impl Store for GitStore {
         Ok(out)
     }
 
+    fn list_dir(&self, commit: &CommitId, dir: &str) -> Result<Vec<DirEntry>, StoreError> {
+        let dir = dir.trim_end_matches('/');
+        let root = self.commit_tree(commit)?;
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            validate_path(dir)?;
+            let entry = match root.get_path(Path::new(dir)) {
+                Ok(e) => e,
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(local_err("cannot look up a path", &e)),
+            };
+            if entry.kind() != Some(ObjectType::Tree) {
+                return Ok(Vec::new());
+            }
+            self.repo
+                .find_tree(entry.id())
+                .map_err(|e| local_err("cannot read a tree", &e))?
+        };
+        let mut out: Vec<DirEntry> = tree
+            .iter()
+            .map(|e| DirEntry {
+                name: String::from_utf8_lossy(e.name_bytes()).into_owned(),
+                is_dir: e.kind() == Some(ObjectType::Tree),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     fn changed_paths(
         &self,
         from: Option<&CommitId>,
@@ -376,15 +406,11 @@ impl Store for GitStore {
         );
         let refspec = format!("{new_oid}:{dest}");
         let url = self.cli.url().to_string();
-        let ran = self.cli.run(&[
-            "push",
-            "--porcelain",
-            "--no-verify",
-            "--quiet",
-            &lease,
-            &url,
-            &refspec,
-        ])?;
+        // `--porcelain` without `--quiet`: git prints one status line per ref, so success is
+        // read from the reply and needs no fetch to confirm.
+        let ran = self
+            .cli
+            .run(&["push", "--porcelain", "--no-verify", &lease, &url, &refspec])?;
         let flag = ran
             .stdout
             .lines()

@@ -303,6 +303,45 @@ fn push_outcome_unknown_is_rechecked() {
     assert_eq!(git(&r, &["rev-parse", "main"]).trim(), c.0);
 }
 
+/// A successful push is read from git's own reply: no fetch follows it, so a branch that
+/// moved on the remote meanwhile is still seen where the last fetch left it.
+#[test]
+fn successful_push_needs_no_fetch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bare_remote(tmp.path(), "remote.git");
+    let mut s = open(tmp.path(), "cache", local(&r.to_string_lossy()));
+    let c1 = s
+        .commit(new_commit(&[], &[("x", Some("1"))], "m\n"))
+        .expect("commit");
+    s.push("main", None, &c1).expect("first push");
+    s.push("other", None, &c1).expect("other branch");
+    s.fetch().expect("fetch");
+    // Someone moves `other` on the remote; only a fetch could tell this cache.
+    let c2 = s
+        .commit(new_commit(&[&c1], &[("x", Some("2"))], "m\n"))
+        .expect("commit");
+    git(
+        &tmp.path().join("cache"),
+        &[
+            "push",
+            "--quiet",
+            &r.to_string_lossy(),
+            &format!("{c2}:refs/heads/other"),
+        ],
+    );
+    let c3 = s
+        .commit(new_commit(&[&c1], &[("y", Some("3"))], "m\n"))
+        .expect("commit");
+    s.push("main", Some(&c1), &c3)
+        .expect("push by compare-and-swap");
+    assert_eq!(s.remote_tip("main").expect("tip"), Some(c3));
+    assert_eq!(
+        s.remote_tip("other").expect("tip"),
+        Some(c1),
+        "a fetch ran after the successful push"
+    );
+}
+
 /// A push the remote refuses without moving the branch is a retryable `Transport` error.
 #[test]
 fn remote_rejection_is_transport() {

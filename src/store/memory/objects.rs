@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::super::git::validate_path;
-use super::super::{CommitId, FileChange, StoreError};
+use super::super::{CommitId, DirEntry, FileChange, StoreError};
 
 /// A raw object id.
 pub(super) type Oid = [u8; 20];
@@ -168,6 +168,33 @@ impl Db {
         }
         out.sort();
         Ok(out)
+    }
+
+    pub(super) fn list_dir(
+        &self,
+        commit: &CommitId,
+        dir: &str,
+    ) -> Result<Vec<DirEntry>, StoreError> {
+        let dir = dir.trim_end_matches('/');
+        let root = self.commit_tree(commit)?;
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            validate_path(dir)?;
+            match self.lookup(root, dir) {
+                Some(Entry { dir: true, id }) => id,
+                _ => return Ok(Vec::new()),
+            }
+        };
+        Ok(self
+            .tree(&tree)
+            .into_iter()
+            .flatten()
+            .map(|(name, e)| DirEntry {
+                name: name.clone(),
+                is_dir: e.dir,
+            })
+            .collect())
     }
 
     /// Adds to `out` every file path that differs between trees `a` and `b` below `prefix`.
