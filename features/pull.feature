@@ -87,13 +87,25 @@ Feature: Pull MoneyWorks records into git main
     And main did not move
     And the poll made 6 requests
 
+  Scenario: A first sync whose last checkpoint is full leaves nothing to redo after a restart
+    Given checkpoints of 10 records
+    And the page size is 10
+    And a MoneyWorks document with 40 names
+    And mwsync has polled
+    When mwsync restarts
+    And mwsync polls
+    Then the poll succeeds
+    And main did not move
+    And the poll made 6 requests
+
   Scenario: Checkpoints commit at most the configured number of records
     Given checkpoints of 10 records
     And the page size is 10
     And a MoneyWorks document with 35 names
     When mwsync polls
     Then the poll succeeds
-    And main has exactly 4 commits
+    # 35 names and the generator's 10 accounts: four full checkpoints and the last 5.
+    And main has exactly 5 commits
     And main holds exactly the records MoneyWorks holds
 
   Scenario: A record whose code changes moves to its new file

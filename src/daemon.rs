@@ -1,5 +1,6 @@
 //! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
-//! time, repeat, and stop cleanly between cycles when told. It also wires the production seams from a validated
+//! time, repeat, and stop cleanly when told: the engine checks the same token between pages
+//! and checkpoints, so a stop abandons at most the records not yet committed. It also wires the production seams from a validated
 //! `DaemonConfig`. It owns scheduling and the status snapshot; it must not contain sync logic.
 
 use std::time::Duration;
@@ -56,7 +57,9 @@ pub fn connect(
         initial_repo: cfg.initial_repo.clone(),
         retry: RetryPolicy::default(),
     };
-    Ok(Engine::new(mw, store, cache, settings, events))
+    let mut engine = Engine::new(mw, store, cache, settings, events);
+    engine.set_report_dir(cfg.cache_dir.clone());
+    Ok(engine)
 }
 
 /// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that a
@@ -68,6 +71,7 @@ pub async fn run<M: MoneyWorks, S: Store>(
     shutdown: &CancellationToken,
 ) -> Result<(), EngineError> {
     set_status(status, |s| s.state = "running".into());
+    engine.set_shutdown(shutdown.clone());
     let mut polls = 0u64;
     loop {
         if shutdown.is_cancelled() {
@@ -95,6 +99,8 @@ pub async fn run<M: MoneyWorks, S: Store>(
                 s.main = engine.main_tip().map(ToString::to_string);
                 s.last_error = None;
             }),
+            // Asked to stop: the step in progress was finished or abandoned.
+            Err(EngineError::Cancelled) => break,
             Err(e) if e.class() == ErrorClass::Retryable && !options.once => {
                 engine.events().publish(Event::PollFailed {
                     error: e.to_string(),

@@ -1,37 +1,124 @@
-//! The full sync: every record of every tracked table re-read and compared with `main`. In
-//! `apply` mode the differences are committed in checkpoints (deletions behind the
-//! mass-delete guard); in `check` mode nothing is committed and the run fails with the list
-//! of differences, built by the pure [`describe_difference`]. It must not schedule itself
-//! (the cycle and the CLI decide when it runs).
+//! The full sync: every record of every tracked table re-read and compared with `main`,
+//! merge-joined in sequence order a page and a shard at a time (memory holds one page, one
+//! shard and the vanished sequence numbers). In `apply` mode the differences are committed
+//! in checkpoints (deletions last, behind the mass-delete guard); in `check` mode nothing is
+//! committed and the run fails with the differences, built by the pure
+//! [`describe_difference`]: the first [`REPORT_SHOWN`] in memory and on screen, all of them in
+//! a file. It must not schedule itself (the cycle and the CLI decide when it runs).
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::config::FullSyncMode;
 use crate::engine::{Engine, EngineError};
 use crate::moneyworks::{ExportFormat, MoneyWorks};
-use crate::pull::stage::{Staged, invalid, stage_deletes};
+use crate::mwtime::MwTime;
+use crate::pull::stage::{Staged, invalid};
 use crate::query::seq_page;
 use crate::record::{Record, TableInfo, diff_fields};
+use crate::scan::too_many_deletes;
 use crate::state::FullSyncState;
 use crate::store::Store;
 
+/// Differences a check report keeps in memory and prints; the rest are only in its file.
+pub const REPORT_SHOWN: usize = 50;
+
+/// The check report: the first [`REPORT_SHOWN`] blocks in memory, every block in a file
+/// (created at the first difference), so a million differences cost no memory.
+#[derive(Debug)]
+struct CheckReport {
+    /// Where the full list goes.
+    path: PathBuf,
+    /// The open file, once a difference was found.
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    /// The blocks shown.
+    shown: String,
+    /// Blocks written.
+    blocks: usize,
+}
+
+impl CheckReport {
+    fn new(dir: &Path, now: MwTime) -> CheckReport {
+        CheckReport {
+            path: dir.join(format!("mwsync-full-sync-check-{now}.txt")),
+            file: None,
+            shown: String::new(),
+            blocks: 0,
+        }
+    }
+
+    /// Adds one block.
+    fn push(&mut self, block: &str) -> Result<(), EngineError> {
+        if self.blocks < REPORT_SHOWN {
+            self.shown.push_str(block);
+        }
+        self.blocks += 1;
+        let local = |e: std::io::Error| {
+            EngineError::Local(format!(
+                "cannot write the check report {}: {e}",
+                self.path.display()
+            ))
+        };
+        if self.file.is_none() {
+            let file = std::fs::File::create(&self.path).map_err(local)?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(block.as_bytes()).map_err(local)?;
+        }
+        Ok(())
+    }
+
+    /// The text for the screen: the blocks shown, and where the full list is.
+    fn finish(mut self) -> Result<String, EngineError> {
+        if let Some(mut f) = self.file.take() {
+            f.flush().map_err(|e| {
+                EngineError::Local(format!(
+                    "cannot write the check report {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        }
+        let mut out = self.shown;
+        if self.blocks > REPORT_SHOWN {
+            out.push_str(&format!(
+                "… and {} more; the full list is in {}\n",
+                self.blocks - REPORT_SHOWN,
+                self.path.display()
+            ));
+        } else if self.blocks > 0 {
+            out.push_str(&format!("(this list is also in {})\n", self.path.display()));
+        }
+        Ok(out)
+    }
+}
+
 /// What a full sync found so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Findings {
     /// Records that differ.
     differences: usize,
-    /// In check mode: one block per record and field.
-    report: String,
+    /// In check mode: the report.
+    report: CheckReport,
     /// In apply mode: the fixes not yet committed.
     staged: Staged,
 }
 
+/// Pages of MoneyWorks' records of a table in sequence order.
+struct ServerRecords {
+    after: u64,
+    done: bool,
+    buf: VecDeque<Record>,
+}
+
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    /// Polls, then re-reads every record of every tracked table and compares it with `main`.
-    /// `Apply` commits the differences in checkpoints and records the run in the state;
-    /// `Check` commits nothing and fails with the list of differences. `request` names what
-    /// the run answers; `None` answers the repo config's current request. Returns the number
-    /// of differing records.
+    /// Polls, then re-reads every record of every tracked table and compares it with `main`,
+    /// merge-joined in sequence order a page and a shard at a time. `Apply` commits the
+    /// differences in checkpoints and records the run in the state; `Check` commits nothing
+    /// and fails with the differences (the first [`REPORT_SHOWN`] in the error, all of them in
+    /// a file it names). `request` names what the run answers; `None` answers the repo
+    /// config's current request. Returns the number of differing records.
     pub async fn full_sync(
         &mut self,
         mode: FullSyncMode,
@@ -44,7 +131,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             str::to_string,
         );
         let now = self.read_clock().await?;
-        let mut found = Findings::default();
+        let mut found = Findings {
+            differences: 0,
+            report: CheckReport::new(self.report_dir(), now),
+            staged: Staged::default(),
+        };
         for table in self.known.repo.tables.clone() {
             self.full_sync_table(table, mode, &mut found).await?;
         }
@@ -58,7 +149,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             // Check mode commits nothing; the result reaches main with the next commit.
             FullSyncMode::Check if found.differences > 0 => Err(EngineError::Drift {
                 count: found.differences,
-                report: found.report,
+                report: found.report.finish()?,
             }),
             FullSyncMode::Check => Ok(0),
             FullSyncMode::Apply => {
@@ -68,99 +159,167 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
     }
 
-    /// Compares one table, page by page, then deals with files whose record is gone.
+    /// The next page of `table`'s records when nothing read is left.
+    async fn fill_records(
+        &mut self,
+        table: &'static TableInfo,
+        walk: &mut ServerRecords,
+    ) -> Result<(), EngineError> {
+        if !walk.buf.is_empty() || walk.done {
+            return Ok(());
+        }
+        let page = self.known.repo.file.page_size;
+        let query = seq_page(table, walk.after, page, ExportFormat::Verbose);
+        let (records, full) = self.export(&query).await?;
+        let seqs: Vec<u64> = records.iter().filter_map(Record::seq).collect();
+        if seqs.len() != records.len()
+            || seqs.windows(2).any(|w| w[0] >= w[1])
+            || seqs.first().is_some_and(|s| *s <= walk.after)
+        {
+            // A server that ignored the search would make this loop forever.
+            return Err(invalid(format!(
+                "asked for {} records after #{} in SequenceNumber order but got others",
+                table.name, walk.after
+            )));
+        }
+        match seqs.last() {
+            Some(&last) => walk.after = last,
+            None => walk.done = true,
+        }
+        walk.done |= !full;
+        walk.buf.extend(records);
+        Ok(())
+    }
+
+    /// Compares one table: MoneyWorks' records and the files on `main`, merge-joined in
+    /// sequence order; fixes are staged in checkpoints (apply) or reported (check), and
+    /// files whose record is gone are deleted last, behind the mass-delete guard.
     async fn full_sync_table(
         &mut self,
         table: &'static TableInfo,
         mode: FullSyncMode,
         found: &mut Findings,
     ) -> Result<(), EngineError> {
-        let mut main = self.main_fingerprints(table)?;
-        let page = self.known.repo.file.page_size;
-        let mut after = 0u64;
+        let mut main = self.main_walk(table).await?;
+        let total = main.total;
+        let max_percent = self.known.repo.file.max_delete_percent;
+        let mut server = ServerRecords {
+            after: 0,
+            done: false,
+            buf: VecDeque::new(),
+        };
+        let mut fixes: Vec<Record> = Vec::new();
+        let mut vanished: Vec<u64> = Vec::new();
+        let mut too_many: Option<usize> = None;
+        let page = self.known.repo.file.page_size as usize;
         loop {
-            let query = seq_page(table, after, page, ExportFormat::Verbose);
-            let (records, full) = self.export(&query).await?;
-            if records
-                .first()
-                .and_then(Record::seq)
-                .is_some_and(|s| s <= after)
-            {
-                // A server that ignored the search would make this loop forever.
-                return Err(invalid(format!(
-                    "asked for {} records after #{after} but got an earlier one",
-                    table.name
-                )));
-            }
-            for record in records {
-                after = after.max(record.seq().unwrap_or(0));
-                let path = record.path().map_err(|e| invalid(e.to_string()))?;
-                // Only this record's own path is accounted for; any other file holding its
-                // sequence number is stale and is reported or removed below.
-                main.remove(&path);
-                self.compare_record(record, path, mode, found).await?;
-            }
-            if !full {
-                break;
-            }
-        }
-        let vanished: Vec<(String, u64)> = main.into_iter().map(|(p, (s, _))| (p, s)).collect();
-        found.differences += vanished.len();
-        match mode {
-            FullSyncMode::Check => {
-                for (p, _) in &vanished {
-                    found.report.push_str(&format!(
-                        "{} {p}: on main but not in MoneyWorks\n",
-                        table.name
-                    ));
+            self.check_cancelled()?;
+            self.fill_records(table, &mut server).await?;
+            self.fill_walk(&mut main).await?;
+            let seq = match (server.buf.front(), main.peek()) {
+                (None, None) => break,
+                (Some(r), None) => r.seq().unwrap_or(0),
+                (None, Some(m)) => m.seq,
+                (Some(r), Some(m)) => r.seq().unwrap_or(0).min(m.seq),
+            };
+            let record = if server.buf.front().and_then(Record::seq) == Some(seq) {
+                server.buf.pop_front()
+            } else {
+                None
+            };
+            let file = if main.peek().map(|m| m.seq) == Some(seq) {
+                main.pop()
+            } else {
+                None
+            };
+            match (record, file) {
+                (None, None) => {}
+                (None, Some(file)) => {
+                    found.differences += 1;
+                    match mode {
+                        FullSyncMode::Check => found.report.push(&format!(
+                            "{} {}: on main but not in MoneyWorks\n",
+                            table.name, file.path
+                        ))?,
+                        FullSyncMode::Apply => match too_many.as_mut() {
+                            Some(n) => *n += 1,
+                            None => {
+                                vanished.push(seq);
+                                if too_many_deletes(vanished.len(), total, max_percent) {
+                                    too_many = Some(vanished.len());
+                                    vanished = Vec::new();
+                                }
+                            }
+                        },
+                    }
+                }
+                (Some(record), file) => {
+                    let path = record.path().map_err(|e| invalid(e.to_string()))?;
+                    let bytes = record
+                        .canonical_file()
+                        .map_err(|e| invalid(format!("{e}; correct the value in MoneyWorks")))?;
+                    let own = file.as_ref().filter(|f| f.path == path);
+                    if own.is_some_and(|f| f.bytes == bytes) {
+                        continue;
+                    }
+                    found.differences += 1;
+                    let stale = file.as_ref().filter(|f| f.path != path);
+                    match mode {
+                        FullSyncMode::Check => {
+                            let old = own
+                                .and_then(|f| std::str::from_utf8(&f.bytes).ok())
+                                .and_then(|t| Record::from_xml(record.table, t).ok());
+                            found.report.push(&describe_difference(
+                                &path,
+                                &record,
+                                old.as_ref(),
+                            ))?;
+                            if let Some(stale) = stale {
+                                found.differences += 1;
+                                found.report.push(&format!(
+                                    "{} {}: on main but not in MoneyWorks\n",
+                                    table.name, stale.path
+                                ))?;
+                            }
+                        }
+                        FullSyncMode::Apply => {
+                            // Staging finds and removes a stale file through the index.
+                            found.differences += usize::from(stale.is_some());
+                            fixes.push(record);
+                        }
+                    }
                 }
             }
-            FullSyncMode::Apply => {
-                let total = self.main_fingerprints(table)?.len();
-                self.guard_deletes(table, vanished.len(), total)?;
-                self.apply_staged(stage_deletes(table, &vanished), &mut found.staged);
+            if fixes.len() >= page && too_many.is_none() {
+                self.stage_fixes(std::mem::take(&mut fixes), found).await?;
             }
         }
+        if mode == FullSyncMode::Check {
+            return Ok(());
+        }
+        if let Some(vanished) = too_many {
+            return Err(EngineError::MassDelete {
+                table: table.name.to_string(),
+                vanished,
+                total,
+                max_percent,
+            });
+        }
+        self.stage_fixes(fixes, found).await?;
+        self.delete_vanished(table, vanished, &mut found.staged, "Full sync")
+            .await?;
         Ok(())
     }
 
-    /// Compares one re-read record with its file on `main`: reports it (check) or stages it,
-    /// committing a checkpoint when enough are staged (apply).
-    async fn compare_record(
+    /// Stages re-read records that differ from `main`, in checkpoints.
+    async fn stage_fixes(
         &mut self,
-        record: Record,
-        path: String,
-        mode: FullSyncMode,
+        records: Vec<Record>,
         found: &mut Findings,
     ) -> Result<(), EngineError> {
-        let bytes = record
-            .canonical_file()
-            .map_err(|e| invalid(format!("{e}; correct the value in MoneyWorks")))?;
-        let current = self
-            .read_main_files(&BTreeSet::from([path.clone()]))?
-            .remove(&path)
-            .flatten();
-        if current.as_deref() == Some(bytes.as_slice()) {
-            return Ok(());
-        }
-        found.differences += 1;
-        match mode {
-            FullSyncMode::Check => {
-                let old = current
-                    .as_ref()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|t| Record::from_xml(record.table, t).ok());
-                found
-                    .report
-                    .push_str(&describe_difference(&path, &record, old.as_ref()));
-            }
-            FullSyncMode::Apply => {
-                self.stage_page(vec![record], &mut found.staged)?;
-                if found.staged.len() >= self.known.repo.file.checkpoint_records as usize {
-                    self.checkpoint(&mut found.staged, "Full sync").await?;
-                }
-            }
-        }
+        let page = self.stage_records(records, &found.staged).await?;
+        self.add_checkpointed(page, &mut found.staged, "Full sync", None)
+            .await?;
         Ok(())
     }
 

@@ -75,6 +75,22 @@ pub fn seq_page(
     }
 }
 
+/// The records of `table` with sequence numbers `first..=last`, in sequence order: how scans
+/// re-read what differs, a range per request rather than a record per request.
+pub fn seq_range(table: &'static TableInfo, first: u64, last: u64, limit: u32) -> ExportQuery {
+    ExportQuery {
+        table,
+        search: Some(format!(
+            "SequenceNumber >= {first} and SequenceNumber <= {last}"
+        )),
+        sort: Some("SequenceNumber".into()),
+        direction: Direction::Ascending,
+        start: 0,
+        limit: Some(limit),
+        format: ExportFormat::Verbose,
+    }
+}
+
 /// The custom export format for fingerprints of `table`.
 pub fn fingerprint_format(table: &TableInfo) -> String {
     match table.key {

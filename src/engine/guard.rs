@@ -18,16 +18,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// it when it changed.
     pub async fn refresh_main(&mut self) -> Result<(), EngineError> {
         let policy = self.settings.retry;
-        let store = &mut self.store;
         retry(&policy, &self.events, "git fetch", || {
-            std::future::ready(store.fetch())
+            self.store_call(|s| s.fetch())
         })
-        .await
-        .map_err(EngineError::Store)?;
-        let tip = self
-            .store
-            .remote_tip(&self.settings.branch)
-            .map_err(EngineError::Store)?;
+        .await?;
+        let branch = self.settings.branch.clone();
+        let tip = self.store_call(move |s| s.remote_tip(&branch)).await?;
         let expected = self.cache.last_pushed().cloned();
         match (&expected, &tip) {
             (None, None) => {}
@@ -36,7 +32,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 self.record_push(t)?;
             }
             (Some(e), Some(t)) if e == t => {}
-            (Some(e), Some(t)) if self.is_own_successor(e, t) => {
+            (Some(e), Some(t)) if self.is_own_successor(e, t).await => {
                 tracing::warn!(
                     "`{}` is one mwsync commit ahead of the cache ({}); a push finished just before a crash; adopting it",
                     self.settings.branch,
@@ -55,14 +51,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
         }
         if tip != self.known.main {
-            self.load_main(tip)?;
+            self.load_main(tip).await?;
         }
         Ok(())
     }
 
-    fn is_own_successor(&self, expected: &CommitId, tip: &CommitId) -> bool {
-        self.store
-            .commit_info(tip)
+    async fn is_own_successor(&self, expected: &CommitId, tip: &CommitId) -> bool {
+        let tip = tip.clone();
+        self.store_call(move |s| s.commit_info(&tip))
+            .await
             .is_ok_and(|info| info.parents.first() == Some(expected) && has_trailers(&info.message))
     }
 
@@ -73,15 +70,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// Reads config and state from `tip`.
-    fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
+    async fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
         let (repo, state) = match &tip {
             None => (None, SyncState::default()),
             Some(tip_id) => {
-                let repo = match self.read_text(tip_id, REPO_CONFIG_PATH)? {
+                let repo = match self.read_text(tip_id, REPO_CONFIG_PATH).await? {
                     Some(text) => Some(RepoConfigFile::parse(&text, REPO_CONFIG_PATH)?.validate()?),
                     None => None,
                 };
-                let state = match self.read_text(tip_id, STATE_PATH)? {
+                let state = match self.read_text(tip_id, STATE_PATH).await? {
                     Some(text) => SyncState::parse(&text, STATE_PATH).map_err(|detail| {
                         EngineError::Corrupt {
                             path: STATE_PATH.into(),
@@ -119,13 +116,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut parents: Vec<CommitId> = self.known.main.iter().cloned().collect();
         parents.extend(extra_parent);
         let new = self
-            .store
-            .commit(NewCommit {
-                parents,
-                changes,
-                message,
+            .store_call(move |s| {
+                s.commit(NewCommit {
+                    parents,
+                    changes,
+                    message,
+                })
             })
-            .map_err(EngineError::Store)?;
+            .await?;
         self.push_main(&new).await?;
         self.known.committed();
         Ok(new)
@@ -136,25 +134,25 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let policy = self.settings.retry;
         let branch = self.settings.branch.clone();
         let expected = self.known.main.clone();
-        let store = &mut self.store;
         let pushed = retry(&policy, &self.events, "git push", || {
-            std::future::ready(store.push(&branch, expected.as_ref(), new))
+            let (branch, expected, new) = (branch.clone(), expected.clone(), new.clone());
+            self.store_call(move |s| s.push(&branch, expected.as_ref(), &new))
         })
         .await;
         match pushed {
             Ok(()) => {}
             // A retry after an unknown outcome can find its own earlier push already there.
-            Err(StoreError::BranchMoved { actual, .. }) if actual == new.0 => {}
-            Err(StoreError::BranchMoved {
+            Err(EngineError::Store(StoreError::BranchMoved { actual, .. })) if actual == new.0 => {}
+            Err(EngineError::Store(StoreError::BranchMoved {
                 expected, actual, ..
-            }) => {
+            })) => {
                 return Err(EngineError::MainMoved {
                     branch,
                     expected,
                     actual,
                 });
             }
-            Err(e) => return Err(EngineError::Store(e)),
+            Err(e) => return Err(e),
         }
         self.record_push(new)?;
         self.known.pushed(new.clone());
@@ -164,15 +162,17 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// Accepts the remote's current tip of the sync branch as mwsync's own (after a human
     /// has checked it). Returns the adopted tip.
     pub async fn rebaseline(&mut self) -> Result<Option<CommitId>, EngineError> {
-        self.store.fetch().map_err(EngineError::Store)?;
+        let branch = self.settings.branch.clone();
         let tip = self
-            .store
-            .remote_tip(&self.settings.branch)
-            .map_err(EngineError::Store)?;
+            .store_call(move |s| {
+                s.fetch()?;
+                s.remote_tip(&branch)
+            })
+            .await?;
         if let Some(t) = &tip {
             self.record_push(t)?;
         }
-        self.load_main(tip.clone())?;
+        self.load_main(tip.clone()).await?;
         Ok(tip)
     }
 }

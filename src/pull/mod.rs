@@ -100,7 +100,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// Pulls one table. Returns the records committed by checkpoints inside it (records still
-    /// staged at the end are counted by the caller).
+    /// staged at the end are counted by the caller). A checkpoint is committed only when the
+    /// next page brings records that would not fit, so the last records of a table are always
+    /// committed together with its completed state (marker, `complete`, `fingerprint_time`).
     async fn pull_table(
         &mut self,
         table: &'static TableInfo,
@@ -109,40 +111,93 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     ) -> Result<u64, EngineError> {
         let start = self.start_table(table, clock);
         let page_size = self.known.repo.file.page_size;
-        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
         let mut committed = 0u64;
         let mut cursor = query_start(start, self.known.repo.file.lookback_secs);
         loop {
+            self.check_cancelled()?;
             let (records, full) = self
                 .export(&query::modified_page(table, cursor, page_size))
                 .await?;
             let bounds = modification_bounds(table, &records, cursor)?;
-            self.stage_page(records, staged)?;
+            // Everything before the cursor of this page is read.
+            committed += self
+                .stage_checkpointed(table, records, staged, cursor, clock.now)
+                .await?;
             let (true, Some((first, last))) = (full, bounds) else {
                 break;
             };
             if first == last {
                 // A whole page shares one second: read that second by sequence number.
-                self.tie_pass(table, last, staged).await?;
+                committed += self.tie_pass(table, last, staged, clock.now).await?;
                 cursor = Some(last.add_secs(1));
             } else {
                 cursor = Some(last);
-            }
-            if staged.len() >= checkpoint_size {
-                self.known.state.table_mut(table.name).marker =
-                    checkpoint_marker(cursor, clock.now);
-                committed += staged.len() as u64;
-                self.checkpoint(staged, "Pull").await?;
             }
         }
         // A complete pass: everything modified before this poll's clock reading is read.
         let st = self.known.state.table_mut(table.name);
         st.marker = Some(clock.now);
-        if start.is_none() && st.fingerprint_time.is_none() {
-            // A first sync just read everything; the first scan is due one interval later.
-            st.fingerprint_time = Some(clock.now);
+        if !st.complete {
+            // The first sync just read everything; the first scan is due one interval later.
+            st.complete = true;
+            st.fingerprint_time.get_or_insert(clock.now);
         }
         Ok(committed)
+    }
+
+    /// Stages `records` of `table`, committing a checkpoint whenever one is full and more
+    /// records follow, so every checkpoint holds exactly `checkpoint_records` records and the
+    /// last records of a pass stay staged until the pass ends. `frontier` is the position
+    /// everything before which is read (a checkpoint's marker, capped at `now`). Returns the
+    /// records committed.
+    async fn stage_checkpointed(
+        &mut self,
+        table: &'static TableInfo,
+        mut records: Vec<Record>,
+        staged: &mut Staged,
+        frontier: Option<MwTime>,
+        now: MwTime,
+    ) -> Result<u64, EngineError> {
+        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
+        let mut committed = 0u64;
+        while !records.is_empty() {
+            if staged.len() >= checkpoint_size {
+                self.known.state.table_mut(table.name).marker = checkpoint_marker(frontier, now);
+                committed += staged.len() as u64;
+                self.checkpoint(staged, "Pull").await?;
+                self.check_cancelled()?;
+            }
+            let room = checkpoint_size - staged.len();
+            let (page, rest) = self.stage_records_up_to(records, staged, room).await?;
+            self.apply_staged(page, staged);
+            records = rest;
+        }
+        Ok(committed)
+    }
+
+    /// Adds `page` to `staged`, first committing `staged` as a checkpoint (`verb` names it)
+    /// when the page would not fit in it. `marker`, when given, is the marker `table` records
+    /// in that checkpoint. Returns the records added and the records committed.
+    pub(crate) async fn add_checkpointed(
+        &mut self,
+        page: Staged,
+        staged: &mut Staged,
+        verb: &str,
+        marker: Option<(&'static str, Option<MwTime>)>,
+    ) -> Result<(usize, usize), EngineError> {
+        let added = page.len();
+        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
+        let mut committed = 0;
+        if staged.len() > 0 && staged.len() + added > checkpoint_size {
+            if let Some((table, m)) = marker {
+                self.known.state.table_mut(table).marker = m;
+            }
+            committed = staged.len();
+            self.checkpoint(staged, verb).await?;
+            self.check_cancelled()?;
+        }
+        self.apply_staged(page, staged);
+        Ok((added, committed))
     }
 
     /// Notes the clock reading in `table`'s state, moving its marker back after a clock
@@ -173,51 +228,71 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         marker
     }
 
-    /// Reads every record modified within second `t`, in sequence-number pages.
+    /// Reads every record modified within second `t`, in sequence-number pages. Checkpoints
+    /// inside it record `t` as the marker: everything before that second is read. Returns the
+    /// records committed.
     async fn tie_pass(
         &mut self,
         table: &'static TableInfo,
         t: MwTime,
         staged: &mut Staged,
-    ) -> Result<(), EngineError> {
+        now: MwTime,
+    ) -> Result<u64, EngineError> {
         let page_size = self.known.repo.file.page_size;
         let mut after = 0u64;
+        let mut committed = 0;
         loop {
+            self.check_cancelled()?;
             let (records, full) = self
                 .export(&query::tie_page(table, t, after, page_size))
                 .await?;
             let last_seq = last_seq_in_order(table, &records, after)?;
-            self.stage_page(records, staged)?;
+            committed += self
+                .stage_checkpointed(table, records, staged, Some(t), now)
+                .await?;
             match last_seq {
                 Some(s) if full => after = s,
-                _ => return Ok(()),
+                _ => return Ok(committed),
             }
         }
     }
 
-    /// Stages records (of any tracked tables) on top of `staged`: builds the code-move index
-    /// they need, reads the current bytes of every path they touch in one go, and lets
-    /// [`stage::stage`] decide.
-    pub(crate) fn stage_page(
+    /// Stages records (of any tracked tables) on top of `staged` without adding them: finds
+    /// the previous file of records whose code may have changed, reads the current bytes of
+    /// every path they touch in one go, and lets [`stage::stage`] decide. The caller applies
+    /// the result.
+    pub(crate) async fn stage_records(
         &mut self,
         records: Vec<Record>,
-        staged: &mut Staged,
-    ) -> Result<(), EngineError> {
+        staged: &Staged,
+    ) -> Result<Staged, EngineError> {
+        Ok(self
+            .stage_records_up_to(records, staged, usize::MAX)
+            .await?
+            .0)
+    }
+
+    /// Like [`Self::stage_records`], stopping after `limit` records are staged; returns
+    /// the records after those, unstaged.
+    async fn stage_records_up_to(
+        &mut self,
+        records: Vec<Record>,
+        staged: &Staged,
+        limit: usize,
+    ) -> Result<(Staged, Vec<Record>), EngineError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok((Staged::default(), records));
         }
-        self.build_seq_index(records.iter().map(|r| r.table))?;
-        let paths = stage::paths_to_read(&records, &self.known.seq_index);
+        let previous = self.previous_paths(&records).await?;
+        let paths = stage::paths_to_read(&records, &previous);
         let (in_staged, on_main): (BTreeSet<String>, BTreeSet<String>) =
             paths.into_iter().partition(|p| staged.staged(p).is_some());
-        let mut current = self.read_main_files(&on_main)?;
+        let mut current = self.read_main_files(on_main).await?;
         for path in in_staged {
             let bytes = staged.staged(&path).flatten().map(<[u8]>::to_vec);
             current.insert(path, bytes);
         }
-        let page = stage::stage(records, &current, &self.known.seq_index)?;
-        self.apply_staged(page, staged);
-        Ok(())
+        stage::stage_up_to(records, &current, &previous, limit)
     }
 
     /// Adds `page` to `staged` and records its index updates.

@@ -85,10 +85,25 @@ pub(crate) fn stage(
     current: &Current,
     index: &SeqIndex,
 ) -> Result<Staged, EngineError> {
+    Ok(stage_up_to(records, current, index, usize::MAX)?.0)
+}
+
+/// Like [`stage`], but stops once `limit` records are staged and returns the records after
+/// the last one staged, unstaged, so a checkpoint can be filled exactly.
+pub(crate) fn stage_up_to(
+    records: Vec<Record>,
+    current: &Current,
+    index: &SeqIndex,
+    limit: usize,
+) -> Result<(Staged, Vec<Record>), EngineError> {
     let mut out = Staged::default();
     // Index updates made by earlier records of this batch.
     let mut moved: HashMap<(&'static str, u64), Option<String>> = HashMap::new();
-    for record in records {
+    let mut records = records.into_iter();
+    while out.len() < limit {
+        let Some(record) = records.next() else {
+            break;
+        };
         let table = record.table;
         let seq = record
             .seq()
@@ -101,7 +116,7 @@ pub(crate) fn stage(
             moved.insert((table.name, seq), Some(path));
         }
     }
-    Ok(out)
+    Ok((out, records.collect()))
 }
 
 /// Stages one record; returns its path when it was staged.
@@ -311,6 +326,29 @@ mod tests {
         .expect("stages");
         assert_eq!(staged.notes[1].action, RecordAction::Moved);
         assert_eq!(staged.files.get(&path("A")), Some(&FileChange::Delete));
+    }
+
+    /// Staging stops after the limit and hands back the rest unstaged; skipped records do not
+    /// count against it.
+    #[test]
+    fn staging_up_to_a_limit_returns_the_rest() {
+        let same = name(1, "A", "1");
+        let current = Current::from([
+            (path("A"), file(&same)),
+            (path("B"), None),
+            (path("C"), None),
+        ]);
+        let (staged, rest) = stage_up_to(
+            vec![same, name(2, "B", "2"), name(3, "C", "3")],
+            &current,
+            &SeqIndex::default(),
+            1,
+        )
+        .expect("stages");
+        assert_eq!(staged.len(), 1);
+        assert_eq!(staged.notes[0].key, "B");
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].seq(), Some(3));
     }
 
     /// A value XML cannot carry fails the batch, naming table, key and field.

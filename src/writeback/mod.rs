@@ -36,27 +36,25 @@ struct ChangeSet {
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// The `changes` commit waiting to be handled, if any: not yet in `main` and not already
     /// answered by the status on `main`.
-    pub fn pending_write(&self) -> Result<Option<CommitId>, EngineError> {
+    pub async fn pending_write(&self) -> Result<Option<CommitId>, EngineError> {
+        // Writes wait for the first poll to create main.
+        let Some(main) = self.known.main.clone() else {
+            return Ok(None);
+        };
+        let changes = self.settings().changes_branch.clone();
+        let on_main = main.clone();
         let Some(tip) = self
-            .store
-            .remote_tip(&self.settings().changes_branch)
-            .map_err(EngineError::Store)?
+            .store_call(move |s| match s.remote_tip(&changes)? {
+                Some(tip) if !s.is_ancestor(&tip, &on_main)? => Ok(Some(tip)),
+                _ => Ok(None),
+            })
+            .await?
         else {
             return Ok(None);
         };
-        // Writes wait for the first poll to create main.
-        let Some(main) = &self.known.main else {
-            return Ok(None);
-        };
-        if self
-            .store
-            .is_ancestor(&tip, main)
-            .map_err(EngineError::Store)?
-        {
-            return Ok(None);
-        }
         let answered = self
-            .read_text(main, STATUS_PATH)?
+            .read_text(&main, STATUS_PATH)
+            .await?
             .and_then(|text| StatusFile::parse(&text).ok())
             .and_then(|status| status.last_write)
             .is_some_and(|last| last.commit == tip.0 && last.outcome != Outcome::Applied);
@@ -73,7 +71,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 path: self.settings().branch.clone(),
                 detail: "writes need an existing main; wait for the first poll".into(),
             })?;
-        let change = self.read_change_set(&main, tip)?;
+        let change = self.read_change_set(&main, tip).await?;
         let plan = plan(&self.known.repo.tables, change.files);
         let now = self.read_clock().await?;
         let mut report = WriteReport::new(tip, &change.info, now);
@@ -100,7 +98,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
             report.files.push(file);
         }
-        let merged = self.stage_server_truth(got.into_iter().flatten().collect())?;
+        let merged = self
+            .stage_server_truth(got.into_iter().flatten().collect())
+            .await?;
         report.files.extend(
             plan.already
                 .iter()
@@ -111,42 +111,53 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// The tip's commit info and, for every path changed between the merge base and the tip,
     /// its bytes at the base, at the tip and on `main`.
-    fn read_change_set(&self, main: &CommitId, tip: &CommitId) -> Result<ChangeSet, EngineError> {
-        let store = &self.store;
-        let info = store.commit_info(tip).map_err(EngineError::Store)?;
-        let base = store.merge_base(main, tip).map_err(EngineError::Store)?;
-        let paths = store
-            .changed_paths(base.as_ref(), tip)
-            .map_err(EngineError::Store)?;
-        let records = paths.iter().filter(|p| !p.starts_with(".mwsync/")).count();
+    async fn read_change_set(
+        &self,
+        main: &CommitId,
+        tip: &CommitId,
+    ) -> Result<ChangeSet, EngineError> {
+        let commit = tip.to_string();
+        let (main, tip) = (main.clone(), tip.clone());
+        let (info, files) = self
+            .store_call(move |store| {
+                let info = store.commit_info(&tip)?;
+                let base = store.merge_base(&main, &tip)?;
+                let paths = store.changed_paths(base.as_ref(), &tip)?;
+                let read = |c: Option<&CommitId>, path: &str| match c {
+                    Some(c) => store.read_file(c, path),
+                    None => Ok(None),
+                };
+                let files = paths
+                    .iter()
+                    .map(|path| {
+                        Ok(FileVersions {
+                            path: path.clone(),
+                            base: read(base.as_ref(), path)?,
+                            desired: read(Some(&tip), path)?,
+                            current: read(Some(&main), path)?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()?;
+                Ok((info, files))
+            })
+            .await?;
+        let records = files
+            .iter()
+            .filter(|f| !f.path.starts_with(".mwsync/"))
+            .count();
         self.publish(Event::WriteDetected {
-            commit: tip.to_string(),
+            commit,
             author: info.author.clone(),
             records,
         });
-        let read = |c: Option<&CommitId>, path: &str| match c {
-            Some(c) => store.read_file(c, path).map_err(EngineError::Store),
-            None => Ok(None),
-        };
-        let files = paths
-            .iter()
-            .map(|path| {
-                Ok(FileVersions {
-                    path: path.clone(),
-                    base: read(base.as_ref(), path)?,
-                    desired: read(Some(tip), path)?,
-                    current: read(Some(main), path)?,
-                })
-            })
-            .collect::<Result<_, EngineError>>()?;
         Ok(ChangeSet { info, files })
     }
 
     /// What `main` takes after the import: the re-read records as MoneyWorks holds them,
     /// staged against `main` (records already equal are left out).
-    fn stage_server_truth(&mut self, records: Vec<Record>) -> Result<Staged, EngineError> {
+    async fn stage_server_truth(&mut self, records: Vec<Record>) -> Result<Staged, EngineError> {
         let paths: BTreeSet<String> = records.iter().filter_map(|r| r.path().ok()).collect();
-        let current = self.read_main_files(&paths)?;
+        let current = self.read_main_files(paths).await?;
         // No code moves here: a write cannot change a key, and the re-read is by key.
         let mut page = stage::stage(records, &current, &SeqIndex::default())?;
         // The newest-modified marker moves with pulls, not with write-backs.

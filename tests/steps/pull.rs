@@ -94,6 +94,11 @@ async fn polls(w: &mut SyncWorld) {
     w.cycle().await;
 }
 
+#[when("mwsync restarts")]
+async fn restarts(w: &mut SyncWorld) {
+    w.h().await.restart();
+}
+
 #[when(expr = "the {word} of name {string} is changed to {string} in MoneyWorks")]
 #[given(expr = "the {word} of name {string} is changed to {string} in MoneyWorks")]
 async fn change_field(w: &mut SyncWorld, field: String, code: String, value: String) {
