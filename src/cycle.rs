@@ -4,6 +4,7 @@
 //! schedule (that is `daemon`).
 
 use crate::engine::{Engine, EngineError};
+use crate::events::{ActivityKind, Event};
 use crate::moneyworks::MoneyWorks;
 use crate::pull::PollReport;
 use crate::store::Store;
@@ -28,6 +29,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut handled = 0;
         while let Some(tip) = self.pending_write().await? {
             self.check_cancelled()?;
+            self.publish(Event::Activity {
+                kind: ActivityKind::WritingBack,
+                table: None,
+            });
             self.handle_write(&tip).await?;
             handled += 1;
             report.add(&self.poll().await?);

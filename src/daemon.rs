@@ -1,8 +1,10 @@
 //! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
 //! time, repeat, and stop cleanly when told: the engine checks the same token between pages
-//! and checkpoints, so a stop abandons at most the records not yet committed. It also wires the production seams from a validated
-//! `DaemonConfig`. It owns scheduling and the status snapshot; it must not contain sync logic.
+//! and checkpoints, so a stop abandons at most the records not yet committed. It also wires the production
+//! seams from a validated `DaemonConfig`. It owns scheduling and what the status board
+//! learns between cycles; it must not contain sync logic.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio_util::sync::CancellationToken;
@@ -12,10 +14,11 @@ use crate::config::{DaemonConfig, GitAuthKind};
 use crate::engine::{Engine, EngineError, EngineSettings};
 use crate::error::{Classify, ErrorClass};
 use crate::events::{Event, Events};
-use crate::http::{SharedStatus, StatusSnapshot};
+use crate::metrics::{Counted, Metrics};
 use crate::moneyworks::MoneyWorks;
 use crate::moneyworks::client::HttpMoneyWorks;
 use crate::retry::RetryPolicy;
+use crate::status::{Board, CycleFacts, DaemonState};
 use crate::store::Store;
 use crate::store::git::{AuthMode, GitRemote, GitStore};
 
@@ -26,18 +29,16 @@ pub struct RunOptions {
     pub once: bool,
     /// Stop after this many polls (the demo and tests); `None` runs until shutdown.
     pub max_polls: Option<u64>,
+    /// Count the records on `main` once for the status board (when it is served).
+    pub count_records: bool,
 }
 
-/// Builds the production engine: reqwest for MoneyWorks, git2 + git CLI for the store.
-pub fn connect(
-    cfg: &DaemonConfig,
-    events: Events,
-) -> Result<Engine<HttpMoneyWorks, GitStore>, EngineError> {
-    let mw = HttpMoneyWorks::new(
-        &cfg.moneyworks,
-        Duration::from_secs(cfg.request_timeout_secs),
-    )?;
-    let remote = GitRemote {
+/// The production engine's MoneyWorks: the HTTP client, its requests counted.
+pub type ProductionMoneyWorks = Counted<HttpMoneyWorks>;
+
+/// The git remote as `cfg` names it, with its credentials.
+pub fn git_remote(cfg: &DaemonConfig) -> GitRemote {
+    GitRemote {
         url: cfg.git.url.clone(),
         api_key: cfg.api_key.as_ref().map(|k| k.expose().to_string()),
         auth: match cfg.git_auth {
@@ -46,9 +47,24 @@ pub fn connect(
             },
             GitAuthKind::Bearer => AuthMode::Bearer,
         },
-    };
-    let store =
-        GitStore::open(&cfg.cache_dir.join("repo.git"), remote).map_err(EngineError::Store)?;
+    }
+}
+
+/// Builds the production engine: reqwest for MoneyWorks (its requests counted in
+/// `metrics`), git2 + git CLI for the store, committing as `cfg.commit_author`.
+pub fn connect(
+    cfg: &DaemonConfig,
+    events: Events,
+    metrics: Arc<Metrics>,
+) -> Result<Engine<ProductionMoneyWorks, GitStore>, EngineError> {
+    let mw = HttpMoneyWorks::new(
+        &cfg.moneyworks,
+        Duration::from_secs(cfg.request_timeout_secs),
+    )?;
+    let mw = Counted::new(mw, metrics);
+    let mut store = GitStore::open(&cfg.cache_dir.join("repo.git"), git_remote(cfg))
+        .map_err(EngineError::Store)?;
+    store.set_author(&cfg.commit_author.name, &cfg.commit_author.email);
     let cache = Cache::load(&cfg.cache_dir)
         .map_err(|e| EngineError::Local(format!("{}: {e}", cfg.cache_dir.display())))?;
     let settings = EngineSettings {
@@ -63,15 +79,20 @@ pub fn connect(
 }
 
 /// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that a
-/// retry cannot fix. Transient failures are reported and retried at the next interval.
+/// retry cannot fix. Transient failures are reported and retried at the next interval. The
+/// status board learns the daemon's state, each cycle's facts and, once, the record counts.
 pub async fn run<M: MoneyWorks, S: Store>(
     engine: &mut Engine<M, S>,
     options: &RunOptions,
-    status: &SharedStatus,
+    board: &Board,
     shutdown: &CancellationToken,
 ) -> Result<(), EngineError> {
-    set_status(status, |s| s.state = "running".into());
+    board.track_tables(engine.repo_config().tables.iter().map(|t| t.name));
     engine.set_shutdown(shutdown.clone());
+    engine.events().publish(Event::Started {
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        instance: engine.events().instance().to_string(),
+    });
     let mut polls = 0u64;
     loop {
         if shutdown.is_cancelled() {
@@ -79,60 +100,76 @@ pub async fn run<M: MoneyWorks, S: Store>(
         }
         let outcome = engine.cycle().await;
         polls += 1;
+        let last = options.once || options.max_polls.is_some_and(|m| polls >= m);
+        let interval = Duration::from_secs(engine.repo_config().file.poll_interval_secs);
+        let next_poll_in_secs = (!last).then_some(interval.as_secs());
         match outcome {
-            Ok(report) => set_status(status, |s| {
-                s.polls += 1;
-                s.last_poll = engine
-                    .state()
-                    .tables
-                    .values()
-                    .filter_map(|t| t.server_time)
-                    .max()
-                    .map(|t| t.to_string());
-                s.last_poll_records = report.records;
-                s.markers = engine
-                    .state()
-                    .tables
-                    .iter()
-                    .filter_map(|(k, v)| v.marker.map(|m| (k.clone(), m.to_string())))
-                    .collect();
-                s.main = engine.main_tip().map(ToString::to_string);
-                s.last_error = None;
-            }),
+            Ok(report) => {
+                board.cycle_succeeded(cycle_facts(engine, report.records));
+                if options.count_records && board.needs_counts() {
+                    match engine.count_records().await {
+                        Ok(counts) => board.set_counts(counts),
+                        Err(e) => tracing::warn!("cannot count the records on main: {e}"),
+                    }
+                }
+                engine.events().publish(Event::CycleFinished {
+                    ok: true,
+                    next_poll_in_secs,
+                });
+            }
             // Asked to stop: the step in progress was finished or abandoned.
             Err(EngineError::Cancelled) => break,
             Err(e) if e.class() == ErrorClass::Retryable && !options.once => {
                 engine.events().publish(Event::PollFailed {
                     error: e.to_string(),
+                    class: e.class(),
                 });
-                set_status(status, |s| s.last_error = Some(e.to_string()));
+                engine.events().publish(Event::CycleFinished {
+                    ok: false,
+                    next_poll_in_secs,
+                });
             }
             Err(e) => {
                 engine.events().publish(Event::Fatal {
                     error: e.to_string(),
+                    class: e.class(),
                 });
-                set_status(status, |s| {
-                    s.state = "fatal".into();
-                    s.last_error = Some(e.to_string());
-                });
+                board.set_state(DaemonState::Fatal);
                 return Err(e);
             }
         }
-        if options.once || options.max_polls.is_some_and(|m| polls >= m) {
+        if last {
             break;
         }
-        let interval = Duration::from_secs(engine.repo_config().file.poll_interval_secs);
         tokio::select! {
             _ = shutdown.cancelled() => break,
             _ = tokio::time::sleep(interval) => {}
         }
     }
-    set_status(status, |s| s.state = "stopped".into());
+    board.set_state(DaemonState::Stopped);
     Ok(())
 }
 
-fn set_status(status: &SharedStatus, f: impl FnOnce(&mut StatusSnapshot)) {
-    if let Ok(mut s) = status.lock() {
-        f(&mut s);
+/// What the board learns after a successful cycle.
+fn cycle_facts<M: MoneyWorks, S: Store>(engine: &Engine<M, S>, records: u64) -> CycleFacts {
+    let state = engine.state();
+    CycleFacts {
+        main: engine.main_tip().map(ToString::to_string),
+        markers: engine
+            .repo_config()
+            .tables
+            .iter()
+            .map(|t| {
+                let marker = state.tables.get(t.name).and_then(|s| s.marker);
+                (t.name.to_string(), marker.map(|m| m.to_string()))
+            })
+            .collect(),
+        server_time: state
+            .tables
+            .values()
+            .filter_map(|t| t.server_time)
+            .max()
+            .map(|t| t.to_string()),
+        records,
     }
 }

@@ -1,11 +1,18 @@
 //! Typed events: one struct per notable moment, published on a broadcast bus. Each becomes
-//! a structured log line (here), an SSE message (`http`) and a test assertion. It owns the
-//! event vocabulary and its log wording; it must not decide when things happen.
+//! a structured log line (here), an SSE message (`http`), an update of the status board and
+//! the metrics (`status`, through [`Observer`]) and a test assertion. It owns the event
+//! vocabulary, its log wording, event ids and the bounded ring that lets a client replay what
+//! it missed; it must not decide when things happen.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use tokio::sync::broadcast;
 
+use crate::error::ErrorClass;
 use crate::record::FieldChange;
+use crate::writeback::WriteReport;
 
 /// One changed field, as events carry it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -42,10 +49,95 @@ pub enum RecordAction {
     Deleted,
 }
 
+/// What the daemon is doing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ActivityKind {
+    /// Waiting for the next poll.
+    Idle,
+    /// An ordinary modified-since poll.
+    Polling,
+    /// Reading a table for the first time (or resuming that read after a restart).
+    FirstSync,
+    /// Re-reading every record (`sync --full` or a request in the repo config).
+    FullSync,
+    /// A fingerprint scan for deletions and missed changes.
+    Scanning,
+    /// Applying a write from the `changes` branch.
+    WritingBack,
+}
+
+impl ActivityKind {
+    /// The words a log line uses.
+    pub fn words(self) -> &'static str {
+        match self {
+            ActivityKind::Idle => "idle",
+            ActivityKind::Polling => "poll",
+            ActivityKind::FirstSync => "first sync",
+            ActivityKind::FullSync => "full sync",
+            ActivityKind::Scanning => "fingerprint scan",
+            ActivityKind::WritingBack => "write-back",
+        }
+    }
+}
+
 /// Everything the daemon reports.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum Event {
+    /// The daemon started.
+    Started {
+        /// mwsync's version.
+        version: String,
+        /// The events' id prefix: new at every start, so a client can tell a restart.
+        instance: String,
+    },
+    /// The daemon began something (or went idle).
+    Activity {
+        /// What.
+        kind: ActivityKind,
+        /// The table, where the work is per table.
+        table: Option<String>,
+    },
+    /// How far long work has come: published at most twice a second, and once at the end.
+    Progress {
+        /// The work.
+        kind: ActivityKind,
+        /// The table.
+        table: String,
+        /// Records read so far.
+        done: u64,
+        /// Records to read, from the first page's `found`.
+        total: u64,
+        /// Records per second since the work began.
+        per_sec: u64,
+        /// Seconds left at that rate, when there is a rate.
+        eta_secs: Option<u64>,
+    },
+    /// A cycle ended, well or not; the next starts in `next_poll_in_secs` unless stopped.
+    CycleFinished {
+        /// Whether it succeeded.
+        ok: bool,
+        /// Seconds until the next cycle (`None`: there is none, as with `--once`).
+        next_poll_in_secs: Option<u64>,
+    },
+    /// mwsync pushed a commit to `main`.
+    Committed {
+        /// The commit.
+        commit: String,
+        /// Its subject line.
+        subject: String,
+        /// Its record lines (`Name ACME updated: phone "1" → "2"`), at most
+        /// [`COMMIT_LINES`].
+        lines: Vec<String>,
+        /// Record lines left out of `lines`.
+        more: usize,
+    },
+    /// `.mwsync/status.toml` on `main` now holds this write-back report.
+    WriteStatus {
+        /// The report, with the field-level detail of conflicts and failures.
+        report: WriteReport,
+    },
     /// A poll finished (changed or not).
     PollFinished {
         /// Records committed in this poll.
@@ -120,12 +212,21 @@ pub enum Event {
         /// What went wrong.
         reasons: Vec<String>,
     },
+    /// MoneyWorks changed records of a write while it was being imported.
+    WriteLostRace {
+        /// The changes tip.
+        commit: String,
+        /// One `path: what changed` per record.
+        reasons: Vec<String>,
+    },
     /// A transient failure that will be retried.
     Retrying {
         /// What was being done.
         what: String,
         /// The error.
         error: String,
+        /// Its recovery class.
+        class: ErrorClass,
         /// Attempt number, from 1.
         attempt: u32,
     },
@@ -133,13 +234,20 @@ pub enum Event {
     PollFailed {
         /// The error.
         error: String,
+        /// Its recovery class.
+        class: ErrorClass,
     },
     /// The daemon stopped for a human.
     Fatal {
         /// The error, with what to do.
         error: String,
+        /// Its recovery class.
+        class: ErrorClass,
     },
 }
+
+/// Most record lines a [`Event::Committed`] carries.
+pub const COMMIT_LINES: usize = 20;
 
 impl Event {
     /// Writes the event as one log line a bookkeeper's IT person can act on.
@@ -179,20 +287,46 @@ impl Event {
                 what,
                 error,
                 attempt,
+                ..
             } => tracing::warn!(
                 what,
                 attempt,
                 "{what} failed (attempt {attempt}), retrying: {error}"
             ),
-            Event::PollFailed { error } => {
+            Event::PollFailed { error, .. } => {
                 tracing::error!("poll failed, will try again next interval: {error}")
             }
-            Event::Fatal { error } => tracing::error!("stopping, a human is needed: {error}"),
+            Event::Fatal { error, .. } => tracing::error!("stopping, a human is needed: {error}"),
+            Event::Started { version, instance } => {
+                tracing::debug!(version, instance, "mwsync {version} started")
+            }
+            Event::Activity { kind, table } => {
+                tracing::debug!(table, "now: {}", kind.words())
+            }
+            Event::Progress {
+                table, done, total, ..
+            } => tracing::debug!(table, done, total, "progress: {done} of {total}"),
+            Event::CycleFinished {
+                ok,
+                next_poll_in_secs,
+            } => tracing::debug!(ok, next_poll_in_secs, "cycle finished"),
+            Event::Committed {
+                commit, subject, ..
+            } => {
+                tracing::debug!(commit, "pushed {}: {subject}", short(commit))
+            }
+            Event::WriteStatus { report } => tracing::debug!(
+                commit = report.commit,
+                "status.toml reports {:?} for changes@{}",
+                report.outcome,
+                short(&report.commit)
+            ),
             write @ (Event::WriteDetected { .. }
             | Event::WriteApplied { .. }
             | Event::WriteConflict { .. }
             | Event::WriteRejected { .. }
-            | Event::WriteFailed { .. }) => log_write(write),
+            | Event::WriteFailed { .. }
+            | Event::WriteLostRace { .. }) => log_write(write),
         }
     }
 }
@@ -281,6 +415,12 @@ fn log_write(event: &Event) {
             short(commit),
             reasons.join("; ")
         ),
+        Event::WriteLostRace { commit, reasons } => tracing::warn!(
+            commit,
+            "write changes@{} raced with edits in MoneyWorks during the import; main shows what MoneyWorks holds; check it, then rebase on main and retry what is missing: {}",
+            short(commit),
+            reasons.join("; ")
+        ),
         _ => {}
     }
 }
@@ -298,10 +438,76 @@ fn action_word(action: RecordAction) -> &'static str {
     }
 }
 
-/// The event bus: publish logs the event and hands it to every subscriber.
-#[derive(Debug, Clone)]
+/// An event with its place on the bus: `id` counts from 1 within one [`Events`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sequenced {
+    /// The event's number.
+    pub id: u64,
+    /// The event.
+    pub event: Event,
+}
+
+/// Sees every event as it is published, in order, before any subscriber does; the status
+/// board and the metrics are observers. It must be quick and must not publish.
+pub trait Observer: Send + Sync {
+    /// Takes in `event`, which has the SSE id `id`.
+    fn observe(&self, id: &str, event: &Event);
+}
+
+/// Why a resuming client cannot be given every event it missed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Gap {
+    /// Its last id is from another run of mwsync (it restarted), or not an id at all.
+    Restarted,
+    /// Its last id is older than the oldest event the ring keeps.
+    TooOld,
+    /// It fell behind the live stream by this many events.
+    Lagged(u64),
+}
+
+/// What a client resuming from a `Last-Event-ID` gets: the events it missed, or a gap it
+/// must fill by re-reading `/status`, then the live stream.
+pub struct Resume {
+    /// Events after the client's last one, oldest first.
+    pub replay: Vec<Arc<Sequenced>>,
+    /// Set when some events cannot be replayed.
+    pub gap: Option<Gap>,
+    /// Events published from now on.
+    pub live: broadcast::Receiver<Arc<Sequenced>>,
+}
+
+/// Events the ring keeps for replay.
+pub const RING_EVENTS: usize = 1024;
+/// Undelivered events a live subscriber may fall behind before it is told it lagged.
+pub const CHANNEL_EVENTS: usize = 4096;
+
+struct Log {
+    next: u64,
+    ring: VecDeque<Arc<Sequenced>>,
+    observers: Vec<Arc<dyn Observer>>,
+}
+
+struct Bus {
+    instance: String,
+    ring_capacity: usize,
+    log: Mutex<Log>,
+    tx: broadcast::Sender<Arc<Sequenced>>,
+}
+
+/// The event bus: publish logs the event, numbers it, shows it to the observers, keeps it in
+/// a bounded ring for replay, and hands it to every subscriber.
+#[derive(Clone)]
 pub struct Events {
-    tx: broadcast::Sender<Event>,
+    bus: Arc<Bus>,
+}
+
+impl std::fmt::Debug for Events {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Events")
+            .field("instance", &self.bus.instance)
+            .finish()
+    }
 }
 
 impl Default for Events {
@@ -311,19 +517,166 @@ impl Default for Events {
 }
 
 impl Events {
-    /// A bus that keeps up to 4,096 undelivered events per subscriber.
+    /// A bus with a ring of [`RING_EVENTS`] and room for [`CHANNEL_EVENTS`] per subscriber.
     pub fn new() -> Events {
+        Events::with_capacity(RING_EVENTS, CHANNEL_EVENTS)
+    }
+
+    /// A bus whose ring keeps `ring` events and whose subscribers may fall `channel` behind.
+    pub fn with_capacity(ring: usize, channel: usize) -> Events {
         Events {
-            tx: broadcast::channel(4096).0,
+            bus: Arc::new(Bus {
+                instance: new_instance(),
+                ring_capacity: ring.max(1),
+                log: Mutex::new(Log {
+                    next: 1,
+                    ring: VecDeque::new(),
+                    observers: Vec::new(),
+                }),
+                tx: broadcast::channel(channel.max(1)).0,
+            }),
         }
     }
-    /// Logs and publishes.
+
+    /// This bus's id prefix, new for every run of mwsync.
+    pub fn instance(&self) -> &str {
+        &self.bus.instance
+    }
+
+    /// The SSE id of event number `n`: `{instance}-{n}`.
+    pub fn id_text(&self, n: u64) -> String {
+        format!("{}-{n}", self.bus.instance)
+    }
+
+    fn log(&self) -> std::sync::MutexGuard<'_, Log> {
+        self.bus
+            .log
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Adds an observer; it sees the events published from now on.
+    pub fn observe(&self, observer: Arc<dyn Observer>) {
+        self.log().observers.push(observer);
+    }
+
+    /// Logs, numbers and publishes.
     pub fn publish(&self, event: Event) {
         event.log();
-        let _ = self.tx.send(event);
+        let mut log = self.log();
+        let id = log.next;
+        log.next += 1;
+        let text = self.id_text(id);
+        for o in &log.observers {
+            o.observe(&text, &event);
+        }
+        let item = Arc::new(Sequenced { id, event });
+        if log.ring.len() >= self.bus.ring_capacity {
+            log.ring.pop_front();
+        }
+        log.ring.push_back(item.clone());
+        // Sent under the lock, so a resuming client neither misses nor repeats an event.
+        let _ = self.bus.tx.send(item);
     }
+
     /// A new subscriber that sees events published from now on.
-    pub fn subscribe(&self) -> broadcast::Receiver<Event> {
-        self.tx.subscribe()
+    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Sequenced>> {
+        self.bus.tx.subscribe()
+    }
+
+    /// A subscriber that resumes after the event whose SSE id is `last` (what a browser
+    /// sends as `Last-Event-ID`). Without `last` nothing is replayed.
+    pub fn resume(&self, last: Option<&str>) -> Resume {
+        let log = self.log();
+        let live = self.bus.tx.subscribe();
+        let Some(last) = last else {
+            return Resume {
+                replay: vec![],
+                gap: None,
+                live,
+            };
+        };
+        let n = last
+            .rsplit_once('-')
+            .filter(|(instance, _)| *instance == self.bus.instance)
+            .and_then(|(_, n)| n.parse::<u64>().ok())
+            .filter(|n| *n < log.next);
+        let Some(n) = n else {
+            return Resume {
+                replay: vec![],
+                gap: Some(Gap::Restarted),
+                live,
+            };
+        };
+        let oldest = log.ring.front().map_or(log.next, |e| e.id);
+        let gap = (n + 1 < oldest).then_some(Gap::TooOld);
+        let replay = log.ring.iter().filter(|e| e.id > n).cloned().collect();
+        Resume { replay, gap, live }
+    }
+}
+
+/// A prefix unlikely to repeat across runs: the start time in microseconds and the process id.
+fn new_instance() -> String {
+    let micros = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros());
+    format!("{:x}{:x}", micros, std::process::id())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn poll() -> Event {
+        Event::PollFinished {
+            records: 0,
+            requests: 1,
+            commits: 0,
+            main: None,
+        }
+    }
+
+    /// A resume replays exactly the events after the given id, and says when it cannot.
+    #[test]
+    fn resume_replays_after_the_last_id_or_names_the_gap() {
+        let events = Events::with_capacity(3, 16);
+        for _ in 0..5 {
+            events.publish(poll());
+        }
+        let ids = |r: &Resume| r.replay.iter().map(|e| e.id).collect::<Vec<_>>();
+        let r = events.resume(Some(&events.id_text(3)));
+        assert_eq!((ids(&r), r.gap), (vec![4, 5], None));
+        let r = events.resume(Some(&events.id_text(2)));
+        assert_eq!((ids(&r), r.gap), (vec![3, 4, 5], None));
+        let r = events.resume(Some(&events.id_text(1)));
+        assert_eq!(r.gap, Some(Gap::TooOld));
+        let r = events.resume(Some("0abc-3"));
+        assert_eq!((ids(&r), r.gap), (vec![], Some(Gap::Restarted)));
+        let r = events.resume(Some(&events.id_text(9)));
+        assert_eq!(r.gap, Some(Gap::Restarted));
+        let r = events.resume(None);
+        assert_eq!((ids(&r), r.gap), (vec![], None));
+    }
+
+    /// Observers see every event with its id before subscribers do.
+    #[test]
+    fn observers_see_ids_in_order() {
+        struct Seen(Mutex<Vec<String>>);
+        impl Observer for Seen {
+            fn observe(&self, id: &str, _: &Event) {
+                self.0.lock().expect("test lock").push(id.to_string());
+            }
+        }
+        let events = Events::new();
+        let seen = Arc::new(Seen(Mutex::new(vec![])));
+        events.observe(seen.clone());
+        let mut rx = events.subscribe();
+        events.publish(poll());
+        events.publish(poll());
+        assert_eq!(
+            *seen.0.lock().expect("test lock"),
+            vec![events.id_text(1), events.id_text(2)]
+        );
+        assert_eq!(rx.try_recv().expect("published").id, 1);
     }
 }

@@ -12,8 +12,10 @@ use std::path::{Path, PathBuf};
 
 use crate::config::FullSyncMode;
 use crate::engine::{Engine, EngineError};
+use crate::events::{ActivityKind, Event};
 use crate::moneyworks::{ExportFormat, MoneyWorks};
 use crate::mwtime::MwTime;
+use crate::progress::Tracker;
 use crate::pull::stage::{Staged, invalid};
 use crate::query::seq_page;
 use crate::record::{Record, TableInfo, diff_fields};
@@ -159,18 +161,19 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
     }
 
-    /// The next page of `table`'s records when nothing read is left.
+    /// The next page of `table`'s records when nothing read is left; returns the records
+    /// the page brought and how many the server says match, when a page was read.
     async fn fill_records(
         &mut self,
         table: &'static TableInfo,
         walk: &mut ServerRecords,
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<(u64, u64)>, EngineError> {
         if !walk.buf.is_empty() || walk.done {
-            return Ok(());
+            return Ok(None);
         }
         let page = self.known.repo.file.page_size;
         let query = seq_page(table, walk.after, page, ExportFormat::Verbose);
-        let (records, full) = self.export(&query).await?;
+        let (records, full, matching) = self.export_found(&query).await?;
         let seqs: Vec<u64> = records.iter().filter_map(Record::seq).collect();
         if seqs.len() != records.len()
             || seqs.windows(2).any(|w| w[0] >= w[1])
@@ -187,8 +190,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             None => walk.done = true,
         }
         walk.done |= !full;
+        let read = records.len() as u64;
         walk.buf.extend(records);
-        Ok(())
+        Ok(Some((read, matching)))
     }
 
     /// Compares one table: MoneyWorks' records and the files on `main`, merge-joined in
@@ -200,6 +204,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         mode: FullSyncMode,
         found: &mut Findings,
     ) -> Result<(), EngineError> {
+        self.publish(Event::Activity {
+            kind: ActivityKind::FullSync,
+            table: Some(table.name.to_string()),
+        });
+        let mut progress: Option<Tracker> = None;
         let mut main = self.main_walk(table).await?;
         let total = main.total;
         let max_percent = self.known.repo.file.max_delete_percent;
@@ -214,7 +223,17 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let page = self.known.repo.file.page_size as usize;
         loop {
             self.check_cancelled()?;
-            self.fill_records(table, &mut server).await?;
+            if let Some((read, matching)) = self.fill_records(table, &mut server).await? {
+                let tracker = progress.get_or_insert_with(|| {
+                    Tracker::new(
+                        ActivityKind::FullSync,
+                        table.name,
+                        matching,
+                        tokio::time::Instant::now(),
+                    )
+                });
+                self.progress(tracker, read);
+            }
             self.fill_walk(&mut main).await?;
             let seq = match (server.buf.front(), main.peek()) {
                 (None, None) => break,
@@ -293,6 +312,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             if fixes.len() >= page && too_many.is_none() {
                 self.stage_fixes(std::mem::take(&mut fixes), found).await?;
             }
+        }
+        if let Some(p) = progress.as_mut() {
+            let end = p.finish(tokio::time::Instant::now());
+            self.publish(end);
         }
         if mode == FullSyncMode::Check {
             return Ok(());

@@ -10,8 +10,10 @@
 //!   [`writeback`] (the `changes` branch), [`scan`] (fingerprint scans), [`fullsync`];
 //! - the data: [`record`] (model, keys, paths, diffs), [`state`] (the marker),
 //!   [`config`], [`query`] (what is asked of MoneyWorks), [`commit_message`];
-//! - the edges: [`moneyworks`], [`store`], [`cache`], [`http`] (status page), [`events`],
-//!   [`xmltree`] and [`xmlwrite`] (reading and writing XML), [`retry`], [`mwtime`], [`error`].
+//! - the edges: [`moneyworks`], [`store`], [`cache`], [`http`] (status page, SSE, health,
+//!   metrics), [`events`], [`status`] (the board behind `/status`), [`metrics`],
+//!   [`progress`], [`doctor`] (checks before running), [`xmltree`] and [`xmlwrite`]
+//!   (reading and writing XML), [`retry`], [`mwtime`], [`error`].
 #![deny(missing_docs)]
 
 pub mod cache;
@@ -19,19 +21,23 @@ pub mod commit_message;
 pub mod config;
 pub mod cycle;
 pub mod daemon;
+pub mod doctor;
 pub mod engine;
 pub mod error;
 pub mod events;
 pub mod fullsync;
 pub mod http;
+pub mod metrics;
 pub mod moneyworks;
 pub mod mwtime;
+pub mod progress;
 pub mod pull;
 pub mod query;
 pub mod record;
 pub mod retry;
 pub mod scan;
 pub mod state;
+pub mod status;
 pub mod store;
 pub mod writeback;
 pub mod xmltree;

@@ -1,10 +1,11 @@
 //! The MoneyWorks requests mwsync makes, as data: the modified-since page, the tie pass of
-//! one second, key-set pages by sequence number, one record by key, the fingerprint format
-//! and the clock expression. Pure; it must not send anything or judge replies.
+//! one second, key-set pages by sequence number, a batch of records by sequence number or
+//! code, the fingerprint format and the clock expression. Pure; it must not send anything
+//! or judge replies.
 
 use crate::moneyworks::{Direction, ExportFormat, ExportQuery};
 use crate::mwtime::MwTime;
-use crate::record::{KeyField, RecordKey, TableInfo};
+use crate::record::{KeyField, TableInfo};
 
 /// The expression that reads the server clock.
 pub const CLOCK_EXPRESSION: &str = "DateToText(Time(), DateFormYYYYMMDDHHMMSS)";
@@ -99,33 +100,65 @@ pub fn fingerprint_format(table: &TableInfo) -> String {
     }
 }
 
-/// A MoneyWorks search that finds exactly one record by key (case-insensitive text
-/// comparison is filtered afterwards).
-pub fn key_search(table: &TableInfo, key: &RecordKey) -> String {
-    match (table.key, key) {
-        (KeyField::Code(field), RecordKey::Code(code)) if !code.contains('`') => {
-            format!("{field} = `{code}`")
-        }
-        (KeyField::Code(field), RecordKey::Code(code)) => {
-            format!(
-                "{field} = \"{}\"",
-                code.replace('\\', "\\\\").replace('"', "\\\"")
-            )
-        }
-        (_, RecordKey::Seq(n)) => format!("SequenceNumber = {n}"),
-        (KeyField::Seq, RecordKey::Code(c)) => format!("SequenceNumber = {c}"),
+/// `text` as a MoneyWorks string constant: in backquotes, or in double quotes with `\` and
+/// `"` escaped when it holds a backquote or a backslash (which starts an escape).
+fn quoted(text: &str) -> String {
+    if text.contains('`') || text.contains('\\') {
+        format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+    } else {
+        format!("`{text}`")
     }
 }
 
-/// The export of one record by key (a few, in case a code matches in other letter cases).
-pub fn by_key(table: &'static TableInfo, key: &RecordKey) -> ExportQuery {
+/// The search for the records of `table` with any of the sequence numbers `seqs` (a run of
+/// consecutive numbers as one range) or any of the codes `codes`. Codes compare the way
+/// MoneyWorks compares text, without regard to letter case, so the caller sorts out exact
+/// matches; a code holding `@`, which `=` takes as a wildcard, is compared by `>=` and `<=`
+/// instead. `None` when there is nothing to find.
+pub fn identity_search(table: &TableInfo, seqs: &[u64], codes: &[String]) -> Option<String> {
+    let mut sorted = seqs.to_vec();
+    sorted.sort_unstable();
+    sorted.dedup();
+    let mut terms = Vec::new();
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j + 1 < sorted.len() && sorted[j + 1] == sorted[j] + 1 {
+            j += 1;
+        }
+        terms.push(if i == j {
+            format!("SequenceNumber = {}", sorted[i])
+        } else {
+            format!(
+                "(SequenceNumber >= {} and SequenceNumber <= {})",
+                sorted[i], sorted[j]
+            )
+        });
+        i = j + 1;
+    }
+    if let KeyField::Code(field) = table.key {
+        for code in codes {
+            let q = quoted(code);
+            terms.push(if code.contains('@') {
+                format!("({field} >= {q} and {field} <= {q})")
+            } else {
+                format!("{field} = {q}")
+            });
+        }
+    }
+    (!terms.is_empty()).then(|| terms.join(" or "))
+}
+
+/// The export of a batch of records by sequence number or code (see [`identity_search`]),
+/// in sequence order and without a limit: the search bounds the reply.
+pub fn by_identities(table: &'static TableInfo, seqs: &[u64], codes: &[String]) -> ExportQuery {
     ExportQuery {
         table,
-        search: Some(key_search(table, key)),
-        sort: None,
+        search: identity_search(table, seqs, codes),
+        sort: Some("SequenceNumber".into()),
         direction: Direction::Ascending,
         start: 0,
-        limit: Some(10),
+        limit: None,
         format: ExportFormat::Verbose,
     }
 }
@@ -149,20 +182,27 @@ mod tests {
         );
     }
 
-    /// Key searches quote codes safely.
+    /// Batched searches join runs of sequence numbers into ranges and quote codes safely,
+    /// comparing a code with `@` without the wildcard.
     #[test]
-    fn key_searches() {
+    fn identity_searches() {
         let name = table_info("Name").expect("known");
         assert_eq!(
-            key_search(name, &RecordKey::Code("AC ME".into())),
-            "code = `AC ME`"
+            identity_search(name, &[9, 3, 4, 5, 7], &[]).as_deref(),
+            Some(
+                "(SequenceNumber >= 3 and SequenceNumber <= 5) or SequenceNumber = 7 or SequenceNumber = 9"
+            )
         );
         assert_eq!(
-            key_search(name, &RecordKey::Code("A`\"B".into())),
-            "code = \"A`\\\"B\""
+            identity_search(name, &[], &["AC ME".into(), "A`\"B".into(), "A@B".into()]).as_deref(),
+            Some("code = `AC ME` or code = \"A`\\\"B\" or (code >= `A@B` and code <= `A@B`)")
         );
         let tx = table_info("Transaction").expect("known");
-        assert_eq!(key_search(tx, &RecordKey::Seq(9)), "SequenceNumber = 9");
+        assert_eq!(
+            identity_search(tx, &[2], &["X".into()]).as_deref(),
+            Some("SequenceNumber = 2")
+        );
+        assert_eq!(identity_search(tx, &[], &[]), None);
     }
 
     /// The fingerprint format names the stamp explicitly and the code for code-keyed tables.

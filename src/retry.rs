@@ -51,6 +51,7 @@ where
                 events.publish(Event::Retrying {
                     what: what.to_string(),
                     error: e.to_string(),
+                    class: e.class(),
                     attempt,
                 });
                 tokio::time::sleep(delay).await;

@@ -374,6 +374,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         now: MwTime,
         staged: &mut Staged,
     ) -> Result<usize, EngineError> {
+        self.publish(crate::events::Event::Activity {
+            kind: crate::events::ActivityKind::Scanning,
+            table: Some(table.name.to_string()),
+        });
         let mut main = self.main_walk(table).await?;
         let total = main.total;
         let max_percent = self.known.repo.file.max_delete_percent;

@@ -1,9 +1,14 @@
 //! The one integration test binary: modules mirror `src/` and talk to the simulator.
 
+mod browser;
+mod demo;
+mod doctor;
 mod e2e;
 mod gateway;
 mod golden;
 mod interop;
+mod paths;
 mod simulation;
+mod status;
 mod store;
 mod support;

@@ -1,8 +1,12 @@
 //! The seeded convergence simulation: random creates, edits and deletes, clock steps both
 //! ways, MoneyWorks faults, transient git failures, daemon restarts and write-backs (some
-//! conflicting), then quiescence. Afterwards `main` must equal MoneyWorks byte for byte, no
-//! marker may be ahead of the clock, `main` only moved forward, and every write-back was
-//! applied once or reported.
+//! conflicting, some met by a bookkeeper's edit or delete timed between the write's poll and
+//! its import), then quiescence. Afterwards `main` must equal MoneyWorks byte for byte, no
+//! marker may be ahead of the clock, `main` only moved forward, every write-back was applied
+//! once or reported, and no MoneyWorks edit was overwritten without a conflict or lost-race
+//! report (save the one case mwsync documents it cannot see: an edit of nothing but the
+//! written field inside the one request between the last read and the import, which is
+//! counted and printed).
 //!
 //! The run is deterministic: one current-thread runtime on tokio's paused clock, the fake
 //! MoneyWorks answered in-process, `main` in memory, crash points "after the Nth MoneyWorks
@@ -11,6 +15,8 @@
 //! replays one.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use mwsync::config::RepoConfigFile;
@@ -35,7 +41,225 @@ struct Trace {
     main: BTreeMap<String, Vec<u8>>,
 }
 
-async fn writer_edit(h: &mut Harness, rng: &mut ChaCha8Rng, trace: &mut Trace) -> Option<CommitId> {
+/// When a bookkeeper's edit lands during a write-back's cycle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Moment {
+    /// Before the n-th export of the cycle: in its poll, the live read or the verification.
+    Export(u64),
+    /// Just before the import: inside the one request mwsync cannot close.
+    BeforeImport,
+    /// After the import, before its verification.
+    AfterImport,
+}
+
+/// A MoneyWorks edit (or delete) made while a write-back was under way.
+#[derive(Debug, Clone)]
+struct MidEdit {
+    /// Which scheduled edit this is (unique in a run).
+    id: usize,
+    /// The changes tip being written.
+    write: CommitId,
+    /// The path that write changes, and the field it sets there.
+    written: (String, &'static str),
+    /// The name the bookkeeper edits, and its file's path.
+    code: String,
+    path: String,
+    /// Fields set, with their values; empty for a delete.
+    fields: Vec<(&'static str, String)>,
+    moment: Moment,
+    /// True once the edit was made.
+    made: bool,
+}
+
+/// Edits scheduled by the run, shared with the hooks that make them.
+type MidEdits = Arc<Mutex<Vec<MidEdit>>>;
+
+/// Makes edit `id` in MoneyWorks (one second later, so it has its own stamp) and marks it
+/// made; an edit already settled or forgotten is not made.
+fn make_edit(state: &mwsync_sim::fake::State, edits: &MidEdits, id: usize) {
+    let mut all = edits.lock().expect("edits lock");
+    let Some(e) = all.iter_mut().find(|e| e.id == id) else {
+        return;
+    };
+    if e.made {
+        return;
+    }
+    state.clock.advance(1);
+    if e.fields.is_empty() {
+        let _ = state.try_delete("Name", &e.code);
+    } else {
+        let fields: Vec<(&str, &str)> = e.fields.iter().map(|(f, v)| (*f, v.as_str())).collect();
+        let _ = state.try_upsert("Name", &e.code, &fields);
+    }
+    e.made = true;
+}
+
+/// Schedules a bookkeeper's edit or delete of a name (the written one, when the write is to
+/// a name) at a random moment of the next cycle, by the harness's hooks.
+fn schedule_mid_edit(
+    h: &Harness,
+    rng: &mut ChaCha8Rng,
+    edits: &MidEdits,
+    write: &CommitId,
+    written: (String, &'static str),
+    names: &[String],
+    trace: &mut Trace,
+) {
+    let written_code =
+        mwsync_sim::layout::parse_path(&written.0)
+            .ok()
+            .and_then(|(t, key)| match key {
+                mwsync_sim::layout::RecordKey::Code(c) if t.name == "Name" => Some(c),
+                _ => None,
+            });
+    let code = match written_code {
+        Some(c) if rng.random_bool(0.8) => c,
+        _ if names.is_empty() => return,
+        _ => names[rng.random_range(0..names.len())].clone(),
+    };
+    let n = rng.random_range(0..100_000);
+    let fields: Vec<(&'static str, String)> = match rng.random_range(0..4) {
+        0 => vec![("phone", format!("BK {n}"))],
+        1 => vec![("name", format!("Bookkept {n}"))],
+        2 => vec![
+            ("phone", format!("BK {n}")),
+            ("name", format!("Bookkept {n}")),
+        ],
+        _ if names.len() > 1 => vec![],
+        _ => vec![("phone", format!("BK {n}"))],
+    };
+    let moment = match rng.random_range(0..3) {
+        0 => Moment::Export(rng.random_range(1..12)),
+        1 => Moment::BeforeImport,
+        _ => Moment::AfterImport,
+    };
+    let path = crate::support::path_of("Name", mwsync_sim::layout::RecordKey::Code(code.clone()));
+    let id = trace.steps.len();
+    edits.lock().expect("edits lock").push(MidEdit {
+        id,
+        write: write.clone(),
+        written,
+        code: code.clone(),
+        path,
+        fields: fields.clone(),
+        moment,
+        made: false,
+    });
+    // Both hooks are this edit's now (a fault hook set earlier is dropped).
+    h.clear_hook();
+    let state = h.sim.state().clone();
+    let (e1, e2) = (edits.clone(), edits.clone());
+    match moment {
+        Moment::Export(at) => {
+            let calls = AtomicU64::new(0);
+            h.set_hook(move |_, _| {
+                if calls.fetch_add(1, Ordering::SeqCst) + 1 == at {
+                    make_edit(&state, &e1, id);
+                }
+            });
+        }
+        Moment::BeforeImport => h.set_import_hook(move |_| make_edit(&state, &e1, id)),
+        Moment::AfterImport => {
+            let imported = Arc::new(AtomicBool::new(false));
+            let seen = imported.clone();
+            h.set_import_hook(move |_| seen.store(true, Ordering::SeqCst));
+            h.set_hook(move |_, _| {
+                if imported.load(Ordering::SeqCst) {
+                    make_edit(&state, &e2, id);
+                }
+            });
+        }
+    }
+    let what = if fields.is_empty() {
+        "deletes".to_string()
+    } else {
+        let names: Vec<&str> = fields.iter().map(|(f, _)| *f).collect();
+        format!("edits {}", names.join("+"))
+    };
+    trace
+        .steps
+        .push(format!("bookkeeper {what} of {code} at {moment:?}"));
+}
+
+/// True when the events report `path` of `write` as a conflict, a lost race or a failure.
+fn reports_edit(events: &[Event], write: &CommitId, path: &str) -> bool {
+    events.iter().any(|e| match e {
+        Event::WriteConflict { commit, records } => {
+            *commit == write.0 && records.iter().any(|r| r == path)
+        }
+        Event::WriteLostRace { commit, reasons } | Event::WriteFailed { commit, reasons } => {
+            *commit == write.0 && reasons.iter().any(|r| r.starts_with(&format!("{path}: ")))
+        }
+        _ => false,
+    })
+}
+
+/// True when the events answer `write` in any way.
+fn answered(events: &[Event], write: &CommitId) -> bool {
+    events.iter().any(|e| match e {
+        Event::WriteApplied { commit, .. }
+        | Event::WriteConflict { commit, .. }
+        | Event::WriteRejected { commit, .. }
+        | Event::WriteFailed { commit, .. }
+        | Event::WriteLostRace { commit, .. } => *commit == write.0,
+        _ => false,
+    })
+}
+
+/// The strengthened invariant, checked after every cycle: a bookkeeper's edit made during a
+/// write-back is either still in MoneyWorks, or reported for that write as a conflict, lost
+/// race or failure. The one exception is counted in `window`: an edit of nothing but the
+/// written field of the written record, made inside the one request between the last read
+/// and the import, which mwsync documents it cannot see. Settled edits leave the list.
+fn check_mid_edits(h: &Harness, edits: &MidEdits, window: &mut u64) -> Result<(), String> {
+    let events = h.events();
+    let mut all = edits.lock().expect("edits lock");
+    let mut left = Vec::new();
+    for e in all.drain(..) {
+        if !e.made {
+            left.push(e);
+            continue;
+        }
+        let now = h.sim.record("Name", &e.code);
+        let overwritten = if e.fields.is_empty() {
+            now.is_some()
+        } else {
+            now.is_some_and(|r| e.fields.iter().any(|(f, v)| r.text(f) != Some(v.as_str())))
+        };
+        if !overwritten {
+            if !answered(&events, &e.write) {
+                left.push(e);
+            }
+            continue;
+        }
+        if reports_edit(&events, &e.write, &e.path) {
+            continue;
+        }
+        let only_the_written_field = e.path == e.written.0
+            && !e.fields.is_empty()
+            && e.fields.iter().all(|(f, _)| *f == e.written.1);
+        if e.moment == Moment::BeforeImport && only_the_written_field {
+            *window += 1;
+            continue;
+        }
+        return Err(format!(
+            "a MoneyWorks edit was overwritten without a conflict or lost-race report: {e:?}"
+        ));
+    }
+    *all = left;
+    Ok(())
+}
+
+/// Forgets the pending edits of `code`: a later edit or delete of it supersedes them.
+fn supersede(edits: &MidEdits, code: &str) {
+    edits.lock().expect("edits lock").retain(|e| e.code != code);
+}
+
+async fn writer_edit(
+    h: &mut Harness,
+    rng: &mut ChaCha8Rng,
+    trace: &mut Trace,
+) -> Option<(CommitId, String, &'static str)> {
     let Repo::Memory(remote) = &h.repo else {
         unreachable!("the simulation runs in memory")
     };
@@ -81,7 +305,7 @@ async fn writer_edit(h: &mut Harness, rng: &mut ChaCha8Rng, trace: &mut Trace) -
     c.push("changes", c.remote_tip("changes").ok()?.as_ref(), &id)
         .ok()?;
     trace.steps.push(format!("writer sets {field} of {path}"));
-    Some(id)
+    Some((id, path, field))
 }
 
 /// Totals over all seeds, printed so a run shows what it exercised.
@@ -92,6 +316,9 @@ struct Totals {
     applied: u64,
     conflicts: u64,
     failed_writes: u64,
+    lost_races: u64,
+    mid_edits: u64,
+    window_overwrites: u64,
     regressions: u64,
     restarts: u64,
     crashes: u64,
@@ -105,6 +332,9 @@ impl std::ops::AddAssign for Totals {
         self.applied += o.applied;
         self.conflicts += o.conflicts;
         self.failed_writes += o.failed_writes;
+        self.lost_races += o.lost_races;
+        self.mid_edits += o.mid_edits;
+        self.window_overwrites += o.window_overwrites;
         self.regressions += o.regressions;
         self.restarts += o.restarts;
         self.crashes += o.crashes;
@@ -141,6 +371,7 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
     let remote = remote.clone();
     let mut trace = Trace::default();
     let mut writes: Vec<CommitId> = Vec::new();
+    let mid_edits: MidEdits = Arc::new(Mutex::new(Vec::new()));
     let mut next_code = 0u32;
     for _ in 0..STEPS {
         let roll = rng.random_range(0..100);
@@ -161,6 +392,7 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
             }
             15..=34 if !names.is_empty() => {
                 let code = &names[rng.random_range(0..names.len())];
+                supersede(&mid_edits, code);
                 h.sim.advance(rng.random_range(0..3));
                 h.sim.upsert(
                     "Name",
@@ -178,6 +410,7 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
             }
             35..=39 if names.len() > 1 => {
                 let code = &names[rng.random_range(0..names.len())];
+                supersede(&mid_edits, code);
                 h.sim.delete("Name", code);
                 trace.steps.push(format!("delete {code}"));
             }
@@ -254,11 +487,29 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
                 ));
             }
             68..=79 => {
-                if let Some(id) = writer_edit(&mut h, &mut rng, &mut trace).await {
-                    writes.push(id);
-                    if rng.random_bool(0.3) && !names.is_empty() {
+                // A new write replaces the waiting one: edits timed for the old one are
+                // settled or forgotten (the new writer may have seen them on main).
+                check_mid_edits(&h, &mid_edits, &mut totals.window_overwrites)
+                    .map_err(|e| format!("{e}\nsteps: {:?}", trace.steps))?;
+                mid_edits.lock().expect("edits lock").clear();
+                if let Some((id, path, field)) = writer_edit(&mut h, &mut rng, &mut trace).await {
+                    writes.push(id.clone());
+                    if rng.random_bool(0.5) {
+                        // A MoneyWorks user edits or deletes during the write-back.
+                        schedule_mid_edit(
+                            &h,
+                            &mut rng,
+                            &mid_edits,
+                            &id,
+                            (path, field),
+                            &names,
+                            &mut trace,
+                        );
+                        totals.mid_edits += 1;
+                    } else if rng.random_bool(0.3) && !names.is_empty() {
                         // A MoneyWorks user edits too; the write may now conflict.
                         let code = &names[rng.random_range(0..names.len())];
+                        supersede(&mid_edits, code);
                         h.sim.advance(1);
                         h.sim.upsert("Name", code, &[("phone", "MW edit")]);
                         trace.steps.push(format!("conflicting edit {code}"));
@@ -281,6 +532,8 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
                 trace.steps.push(format!("cycle failed: {e}"));
             }
         }
+        check_mid_edits(&h, &mid_edits, &mut totals.window_overwrites)
+            .map_err(|e| format!("{e}\nsteps: {:?}", trace.steps))?;
     }
     // Quiescence: let the clock pass every stamp and the fingerprint interval, drain faults.
     // A generous timeout from here on, so a slow machine cannot turn ordinary requests into
@@ -304,6 +557,8 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
             trace.steps
         ));
     }
+    check_mid_edits(&h, &mid_edits, &mut totals.window_overwrites)
+        .map_err(|e| format!("{e}\nsteps: {:?}", trace.steps))?;
     // The poll alone must have every record MoneyWorks holds; only deleted ones may linger.
     let want = h.expected_files();
     let got = h.main_records();
@@ -349,7 +604,8 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
             Event::WriteApplied { commit, .. } => *applied.entry(commit.clone()).or_default() += 1,
             Event::WriteConflict { commit, .. }
             | Event::WriteRejected { commit, .. }
-            | Event::WriteFailed { commit, .. } => {
+            | Event::WriteFailed { commit, .. }
+            | Event::WriteLostRace { commit, .. } => {
                 reported.insert(commit.clone());
             }
             _ => {}
@@ -364,6 +620,10 @@ async fn run_seed(seed: u64) -> Result<(Totals, Trace), String> {
     totals.failed_writes += events
         .iter()
         .filter(|e| matches!(e, Event::WriteFailed { .. }))
+        .count() as u64;
+    totals.lost_races += events
+        .iter()
+        .filter(|e| matches!(e, Event::WriteLostRace { .. }))
         .count() as u64;
     totals.regressions += events
         .iter()

@@ -490,6 +490,59 @@ async fn import_updates_by_code_and_creates() {
     );
 }
 
+/// Import matches codes without regard to letter case, as MoneyWorks does: an update of
+/// `acme` changes ACME (which keeps its spelling), and a create of `acme` is a duplicate.
+#[tokio::test]
+async fn import_matches_codes_in_any_letter_case() {
+    let sim = sim(0).await;
+    let (seq, _) = sim.upsert("name", "ACME", &[("name", "Acme Ltd")]);
+    let c = Client::new(&sim);
+    let (_, body) = c
+        .import(
+            "",
+            "<table name=\"Name\"><name><code>acme</code><name>Lower</name></name></table>",
+        )
+        .await;
+    assert!(
+        body.starts_with("[ERROR] ") && body.contains("Duplicate code"),
+        "{body}"
+    );
+    assert_eq!(sim.records("name").len(), 1, "nothing was created");
+    let (_, body) = c
+        .import(
+            "",
+            "<table name=\"Name\" update=\"true\"><name><code>Acme</code><phone>7</phone></name></table>",
+        )
+        .await;
+    assert_eq!(body, "created 0; updated 1");
+    let acme = sim.record("name", "ACME").expect("still filed as ACME");
+    assert_eq!((acme.seq(), acme.text("phone")), (Some(seq), Some("7")));
+    assert!(sim.record("name", "Acme").is_none());
+}
+
+/// Line breaks sent as LF, CRLF or CR are all stored as CR, top level and in lines.
+#[tokio::test]
+async fn import_stores_line_breaks_as_cr() {
+    let sim = sim(0).await;
+    let c = Client::new(&sim);
+    let (_, body) = c
+        .import(
+            "",
+            "<table name=\"Name\"><name><code>A</code><address1>1 Road&#10;Town</address1>\
+             <address2>2 Road&#13;&#10;Town</address2><address3>3 Road&#13;Town</address3></name></table>",
+        )
+        .await;
+    assert_eq!(body, "created 1; updated 0");
+    let a = sim.record("name", "A").expect("created");
+    for (field, n) in [("address1", 1), ("address2", 2), ("address3", 3)] {
+        assert_eq!(
+            a.text(field),
+            Some(format!("{n} Road\rTown").as_str()),
+            "{field}"
+        );
+    }
+}
+
 /// Transactions: creation with work-it-out and normalised numbers, return_seq, update by
 /// seqnum, balance checks, and `[ERROR]` once posted.
 #[tokio::test]

@@ -2,19 +2,24 @@
 //! library): subcommands, flags → settings, logging set-up and exit codes. It must not hold
 //! sync logic.
 
+mod bar;
 #[cfg(feature = "demo")]
 mod demo;
 
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 use mwsync::config::{DaemonArgs, DaemonConfig, FullSyncMode, LogFormat};
-use mwsync::daemon::{RunOptions, connect, run};
+use mwsync::daemon::{ProductionMoneyWorks, RunOptions, connect, run};
 use mwsync::engine::{Engine, EngineError};
 use mwsync::error::{Classify, ErrorClass};
 use mwsync::events::Events;
-use mwsync::http::StatusSnapshot;
-use mwsync::moneyworks::client::HttpMoneyWorks;
+use mwsync::http::ServeOptions;
+use mwsync::metrics::Metrics;
+use mwsync::record::{KeyField, RecordKey, TABLES, record_path, table_info};
+use mwsync::status::Board;
 use mwsync::store::git::GitStore;
 use tokio_util::sync::CancellationToken;
 
@@ -64,6 +69,24 @@ enum Command {
         #[command(flatten)]
         conn: DaemonArgs,
     },
+    /// Check the configuration, MoneyWorks, the git remote and the cache before running;
+    /// prints one PASS or FAIL line per check, with the remedy, and exits 1 if any fails.
+    /// It never writes to main or to MoneyWorks.
+    Doctor {
+        /// Fail the cache check below this much free space, in megabytes.
+        #[arg(long, default_value_t = mwsync::doctor::DEFAULT_MIN_FREE_MB)]
+        min_free_mb: u64,
+        #[command(flatten)]
+        conn: DaemonArgs,
+    },
+    /// Print the path of a record's file on main: `mwsync path Name ACME`, `mwsync path
+    /// Transaction 12345` (see docs/paths.md).
+    Path {
+        /// The table (Name, Transaction, ...; any letter case).
+        table: String,
+        /// The record's code, or its sequence number for tables filed by number.
+        key: String,
+    },
     /// Run against an embedded fake MoneyWorks and a local bare git repository.
     #[cfg(feature = "demo")]
     Demo(demo::DemoArgs),
@@ -87,9 +110,9 @@ fn load_and_log(conn: &DaemonArgs) -> Result<DaemonConfig, u8> {
 /// Loads the config and builds the production engine, or reports why not with the exit code.
 fn connect_engine(
     conn: &DaemonArgs,
-) -> Result<(DaemonConfig, Engine<HttpMoneyWorks, GitStore>), u8> {
+) -> Result<(DaemonConfig, Engine<ProductionMoneyWorks, GitStore>), u8> {
     let cfg = load_and_log(conn)?;
-    match connect(&cfg, Events::new()) {
+    match connect(&cfg, Events::new(), Arc::new(Metrics::new())) {
         Ok(engine) => Ok((cfg, engine)),
         Err(e) => Err(report(&e)),
     }
@@ -100,7 +123,7 @@ pub fn init_logging(format: LogFormat) {
         tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into());
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let builder = tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
+        .with_writer(bar::make_writer)
         .with_env_filter(filter)
         .with_target(false)
         .with_ansi(ansi);
@@ -157,14 +180,20 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 Ok(cfg) => cfg,
                 Err(code) => return code,
             };
-            run_daemon(
-                &cfg,
-                RunOptions {
-                    once,
-                    max_polls: None,
-                },
-            )
-            .await
+            let daemon = match Daemon::start(&cfg).await {
+                Ok(d) => d,
+                Err(code) => return code,
+            };
+            daemon
+                .run(
+                    &cfg,
+                    RunOptions {
+                        once,
+                        max_polls: None,
+                        count_records: cfg.status_addr.is_some(),
+                    },
+                )
+                .await
         }
         Command::Rebaseline { conn } => {
             let (cfg, mut engine) = match connect_engine(&conn) {
@@ -214,9 +243,53 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 Err(e) => report(&e),
             }
         }
+        Command::Doctor { min_free_mb, conn } => {
+            let loaded = conn.load(|p| std::fs::read_to_string(p));
+            let report =
+                mwsync::doctor::run(loaded, &mwsync::doctor::DoctorOptions { min_free_mb }).await;
+            print!("{}", report.text());
+            if report.passed() { EXIT_OK } else { EXIT_OTHER }
+        }
+        Command::Path { table, key } => print_path(&table, &key),
         #[cfg(feature = "demo")]
         Command::Demo(args) => demo::run(args).await,
     }
+}
+
+/// `mwsync path TABLE KEY`: the record's file on `main`, or why there is none.
+fn print_path(table: &str, key: &str) -> u8 {
+    let Some(info) = table_info(table) else {
+        let names: Vec<&str> = TABLES.iter().map(|t| t.name).collect();
+        eprintln!(
+            "mwsync: {table:?} is not a table mwsync can track; the tables are {}",
+            names.join(", ")
+        );
+        return EXIT_INVALID;
+    };
+    let key = match info.key {
+        KeyField::Seq => match key.trim_start_matches('#').parse::<u64>() {
+            Ok(n) => RecordKey::Seq(n),
+            Err(_) => {
+                eprintln!(
+                    "mwsync: {} records are filed by sequence number, and {key:?} is not one",
+                    info.name
+                );
+                return EXIT_INVALID;
+            }
+        },
+        KeyField::Code(field) => {
+            if key.is_empty() {
+                eprintln!(
+                    "mwsync: {} records are filed by their {field}, which is empty",
+                    info.name
+                );
+                return EXIT_INVALID;
+            }
+            RecordKey::Code(key.to_string())
+        }
+    };
+    println!("{}", record_path(info, &key));
+    EXIT_OK
 }
 
 fn report(e: &EngineError) -> u8 {
@@ -224,30 +297,78 @@ fn report(e: &EngineError) -> u8 {
     exit_code(e)
 }
 
-/// Runs the daemon with the status server if configured.
-pub async fn run_daemon(cfg: &DaemonConfig, options: RunOptions) -> u8 {
-    let events = Events::new();
-    let shutdown = CancellationToken::new();
-    cancel_on_signals(shutdown.clone());
-    let status = Arc::new(Mutex::new(StatusSnapshot::default()));
-    if let Some(addr) = cfg.status_addr {
-        match mwsync::http::serve(addr, status.clone(), events.clone(), shutdown.clone()).await {
-            Ok(bound) => tracing::info!("status server on http://{bound}/status and /events"),
-            Err(e) => {
-                eprintln!("mwsync: cannot serve status on {addr}: {e}");
-                return EXIT_INVALID;
+/// A daemon about to run: its bus, its status board, and the status server if configured.
+pub struct Daemon {
+    /// The event bus.
+    pub events: Events,
+    /// The status board (and metrics).
+    pub board: Board,
+    /// Where the status server listens, if it does (the demo prints it).
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
+    pub status_addr: Option<SocketAddr>,
+    shutdown: CancellationToken,
+}
+
+impl Daemon {
+    /// Creates the bus and the board, and starts the status server when `cfg` asks for one;
+    /// on failure reports why and gives the exit code.
+    pub async fn start(cfg: &DaemonConfig) -> Result<Daemon, u8> {
+        let events = Events::new();
+        let board = Board::new(events.instance(), &cfg.git.branch, &cfg.changes_branch);
+        events.observe(Arc::new(board.clone()));
+        let shutdown = CancellationToken::new();
+        cancel_on_signals(shutdown.clone());
+        let mut status_addr = None;
+        if let Some(addr) = cfg.status_addr {
+            let options = ServeOptions {
+                keepalive: Duration::from_secs(cfg.status_keepalive_secs),
+            };
+            match mwsync::http::serve(
+                addr,
+                board.clone(),
+                events.clone(),
+                options,
+                shutdown.clone(),
+            )
+            .await
+            {
+                Ok(bound) => {
+                    tracing::info!(
+                        "status page on http://{bound}/ (also /status, /events, /healthz, /metrics)"
+                    );
+                    status_addr = Some(bound);
+                }
+                Err(e) => {
+                    eprintln!("mwsync: cannot serve status on {addr}: {e}");
+                    return Err(EXIT_INVALID);
+                }
             }
         }
+        if std::io::IsTerminal::is_terminal(&std::io::stderr())
+            && cfg.log_format == LogFormat::Human
+        {
+            bar::draw(&events);
+        }
+        Ok(Daemon {
+            events,
+            board,
+            status_addr,
+            shutdown,
+        })
     }
-    let mut engine = match connect(cfg, events) {
-        Ok(e) => e,
-        Err(e) => return report(&e),
-    };
-    tracing::info!(moneyworks = %cfg.moneyworks.display_url(), branch = %cfg.git.branch, "mwsync starting");
-    let result = run(&mut engine, &options, &status, &shutdown).await;
-    shutdown.cancel();
-    match result {
-        Ok(()) => EXIT_OK,
-        Err(e) => report(&e),
+
+    /// Runs the daemon until it stops; returns the exit code.
+    pub async fn run(self, cfg: &DaemonConfig, options: RunOptions) -> u8 {
+        let mut engine = match connect(cfg, self.events.clone(), self.board.metrics().clone()) {
+            Ok(e) => e,
+            Err(e) => return report(&e),
+        };
+        tracing::info!(moneyworks = %cfg.moneyworks.display_url(), branch = %cfg.git.branch, "mwsync starting");
+        let result = run(&mut engine, &options, &self.board, &self.shutdown).await;
+        self.shutdown.cancel();
+        match result {
+            Ok(()) => EXIT_OK,
+            Err(e) => report(&e),
+        }
     }
 }

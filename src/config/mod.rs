@@ -18,7 +18,10 @@ pub use repo::{
     RepoConfig, RepoConfigFile,
 };
 pub use secret::Secret;
-pub use settings::{DaemonArgs, DaemonConfig, GitAuthKind, LogFormat, Settings};
+pub use settings::{
+    CommitAuthor, DEFAULT_CHANGES_BRANCH, DaemonArgs, DaemonConfig, GitAuthKind, LogFormat,
+    Settings,
+};
 
 use crate::error::{Classify, ErrorClass};
 

@@ -43,6 +43,9 @@ pub struct RepoConfigFile {
     /// Largest share (percent) of a table a single scan may delete before mwsync stops and
     /// asks a human.
     pub max_delete_percent: u32,
+    /// Most files one write on `changes` may change; a larger write is refused as a whole
+    /// before anything is read or sent, so no write holds MoneyWorks or memory for long.
+    pub max_write_files: u32,
     /// Full-sync settings.
     pub full_sync: FullSyncFile,
 }
@@ -74,6 +77,8 @@ pub const DEFAULT_CHECKPOINT_RECORDS: u32 = 1000;
 pub const DEFAULT_FINGERPRINT_INTERVAL_SECS: u64 = 86_400;
 /// Default largest share of a table one scan may delete.
 pub const DEFAULT_MAX_DELETE_PERCENT: u32 = 20;
+/// Default most files one write may change.
+pub const DEFAULT_MAX_WRITE_FILES: u32 = 1000;
 
 impl Default for RepoConfigFile {
     fn default() -> Self {
@@ -85,6 +90,7 @@ impl Default for RepoConfigFile {
             lookback_secs: 0,
             fingerprint_interval_secs: DEFAULT_FINGERPRINT_INTERVAL_SECS,
             max_delete_percent: DEFAULT_MAX_DELETE_PERCENT,
+            max_write_files: DEFAULT_MAX_WRITE_FILES,
             full_sync: FullSyncFile::default(),
         }
     }
@@ -140,6 +146,13 @@ impl RepoConfigFile {
                 "max_delete_percent",
                 self.max_delete_percent,
                 "out of range 0..=100",
+            ));
+        }
+        if !(1..=100_000).contains(&self.max_write_files) {
+            return Err(bad(
+                "max_write_files",
+                self.max_write_files,
+                "out of range 1..=100000",
             ));
         }
         if self.tables.is_empty() {

@@ -101,7 +101,7 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub cache_dir: Option<PathBuf>,
-    /// Serve GET /status and GET /events here, e.g. 127.0.0.1:8686.
+    /// Serve the status page, /status, /events, /healthz and /metrics here, e.g. 127.0.0.1:8686.
     #[arg(
         long,
         env = "MWSYNC_STATUS_ADDR",
@@ -109,6 +109,23 @@ pub struct Settings {
         hide_env_values = true
     )]
     pub status_addr: Option<String>,
+    /// Seconds of silence on /events before a keep-alive comment, 1-3600.
+    #[arg(
+        long,
+        env = "MWSYNC_STATUS_KEEPALIVE_SECS",
+        value_name = "SECS",
+        value_parser = whole_number::<u64>,
+        hide_env_values = true
+    )]
+    pub status_keepalive_secs: Option<u64>,
+    /// Author and committer of mwsync's commits on main.
+    #[arg(
+        long,
+        env = "MWSYNC_COMMIT_AUTHOR",
+        value_name = "NAME <EMAIL>",
+        hide_env_values = true
+    )]
+    pub commit_author: Option<String>,
     /// Log format: human or json.
     #[arg(long, env = "MWSYNC_LOG_FORMAT", value_enum, hide_env_values = true)]
     pub log_format: Option<LogFormat>,
@@ -151,6 +168,78 @@ pub struct Settings {
     pub checkpoint_records: Option<u32>,
 }
 
+/// The default of a setting as `--help` shows it, from the same constants validation uses.
+fn shown_default(id: &str) -> String {
+    let repo = RepoConfigFile::default();
+    match id {
+        "moneyworks_url" | "git_url" | "cache_dir" => "required".into(),
+        "moneyworks_folder" | "moneyworks_folder_password" => "none".into(),
+        "git_api_key" | "git_api_key_file" => "none; required for an http(s) git URL".into(),
+        "git_auth" => "basic".into(),
+        "git_user" => crate::store::git::DEFAULT_USER.into(),
+        "changes_branch" => DEFAULT_CHANGES_BRANCH.into(),
+        "status_addr" => "off".into(),
+        "status_keepalive_secs" => crate::http::sse::DEFAULT_KEEPALIVE_SECS.to_string(),
+        "commit_author" => CommitAuthor::default().to_string(),
+        "log_format" => "human".into(),
+        "request_timeout_secs" => DEFAULT_REQUEST_TIMEOUT_SECS.to_string(),
+        "tables" => repo.tables.join(","),
+        "page_size" => repo.page_size.to_string(),
+        "poll_interval_secs" => repo.poll_interval_secs.to_string(),
+        "checkpoint_records" => repo.checkpoint_records.to_string(),
+        other => format!("(no default recorded for {other})"),
+    }
+}
+
+/// The branch writers push to unless configured otherwise.
+pub const DEFAULT_CHANGES_BRANCH: &str = "changes";
+
+/// Who authors and commits mwsync's commits on `main`: `Name <email>`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitAuthor {
+    /// The name.
+    pub name: String,
+    /// The email address.
+    pub email: String,
+}
+
+impl Default for CommitAuthor {
+    fn default() -> Self {
+        CommitAuthor {
+            name: crate::store::git::AUTHOR_NAME.into(),
+            email: crate::store::git::AUTHOR_EMAIL.into(),
+        }
+    }
+}
+
+impl std::fmt::Display for CommitAuthor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} <{}>", self.name, self.email)
+    }
+}
+
+impl CommitAuthor {
+    /// Parses `Name <email>`: a non-empty name and an address between angle brackets, with
+    /// no angle brackets or line breaks anywhere else (git would refuse or mangle them).
+    pub fn parse(text: &str) -> Result<CommitAuthor, String> {
+        let shape = "not of the form `Name <email>`, e.g. `mwsync at Acme <it@acme.example>`";
+        if text.contains(['\n', '\r', '\0']) {
+            return Err(shape.into());
+        }
+        let (name, rest) = text.trim().split_once('<').ok_or(shape)?;
+        let email = rest.strip_suffix('>').ok_or(shape)?;
+        let (name, email) = (name.trim(), email.trim());
+        let bad = |s: &str| s.is_empty() || s.contains(['<', '>', '\n', '\r', '\0']);
+        if bad(name) || bad(email) {
+            return Err(shape.into());
+        }
+        Ok(CommitAuthor {
+            name: name.into(),
+            email: email.into(),
+        })
+    }
+}
+
 /// A number from a flag or a variable, spaces around it allowed.
 fn whole_number<T: FromStr>(text: &str) -> Result<T, String> {
     text.trim()
@@ -189,13 +278,38 @@ const CONFIG_ARG: &str = "config";
 
 impl Args for DaemonArgs {
     fn augment_args(cmd: Command) -> Command {
-        Settings::augment_args(cmd).arg(
+        let mut cmd = Settings::augment_args(cmd);
+        let ids: Vec<String> = Settings::augment_args(Command::new("mwsync"))
+            .get_arguments()
+            .map(|a| a.get_id().to_string())
+            .collect();
+        let mut secrets = String::from(
+            "Secrets are read only from the environment or the --config file, never from flags:\n",
+        );
+        for id in &ids {
+            let default = shown_default(id);
+            cmd = cmd.mut_arg(id, |a| {
+                let help = a.get_help().map(|h| h.to_string()).unwrap_or_default();
+                if a.is_hide_set() {
+                    let env = a
+                        .get_env()
+                        .map(|e| e.to_string_lossy().into_owned())
+                        .unwrap_or_default();
+                    secrets.push_str(&format!("  {env:<36} {help} [default: {default}]\n"));
+                }
+                a.help(format!("{help} [default: {default}]"))
+            });
+        }
+        cmd.arg(
             clap::Arg::new(CONFIG_ARG)
                 .long(CONFIG_ARG)
+                .env("MWSYNC_CONFIG")
+                .hide_env_values(true)
                 .value_name("FILE")
                 .value_parser(clap::value_parser!(PathBuf))
-                .help("A TOML file with any of the settings below (lowest precedence)"),
+                .help("A TOML file with any of these settings (lowest precedence) [default: none]"),
         )
+        .after_help(secrets)
     }
     fn augment_args_for_update(cmd: Command) -> Command {
         DaemonArgs::augment_args(cmd)
@@ -293,6 +407,10 @@ pub struct DaemonConfig {
     pub cache_dir: PathBuf,
     /// The status server address, if on.
     pub status_addr: Option<std::net::SocketAddr>,
+    /// Seconds of silence on `/events` before a keep-alive comment.
+    pub status_keepalive_secs: u64,
+    /// Author and committer of mwsync's commits.
+    pub commit_author: CommitAuthor,
     /// Log format.
     pub log_format: LogFormat,
     /// Seconds before a MoneyWorks request is abandoned.
@@ -356,7 +474,7 @@ impl Settings {
         let changes_branch = self
             .changes_branch
             .clone()
-            .unwrap_or_else(|| "changes".into());
+            .unwrap_or_else(|| DEFAULT_CHANGES_BRANCH.into());
         validate_branch("changes_branch", &changes_branch)?;
         if changes_branch == git.branch {
             return Err(bad(
@@ -378,6 +496,12 @@ impl Settings {
             changes_branch,
             cache_dir,
             status_addr: self.status_addr()?,
+            status_keepalive_secs: self.status_keepalive_secs()?,
+            commit_author: match &self.commit_author {
+                None => CommitAuthor::default(),
+                Some(text) => CommitAuthor::parse(text)
+                    .map_err(|problem| bad("commit_author", format!("{text:?}"), problem))?,
+            },
             log_format: self.log_format.unwrap_or_default(),
             request_timeout_secs: self.request_timeout_secs()?,
             initial_repo: self.initial_repo()?,
@@ -453,6 +577,17 @@ impl Settings {
                     .map_err(|_| bad("status_addr", a, "not an address like 127.0.0.1:8686"))
             })
             .transpose()
+    }
+
+    fn status_keepalive_secs(&self) -> Result<u64, ConfigError> {
+        let secs = self
+            .status_keepalive_secs
+            .unwrap_or(crate::http::sse::DEFAULT_KEEPALIVE_SECS);
+        if (1..=3600).contains(&secs) {
+            Ok(secs)
+        } else {
+            Err(bad("status_keepalive_secs", secs, "out of range 1..=3600"))
+        }
     }
 
     fn request_timeout_secs(&self) -> Result<u64, ConfigError> {
@@ -673,6 +808,69 @@ mod tests {
                 arg.get_env().is_some(),
                 "{} has no environment variable",
                 arg.get_id()
+            );
+        }
+    }
+
+    /// `--help` shows every setting with its variable and its default, and lists the secrets
+    /// that have no flag with their variables.
+    #[test]
+    fn help_lists_every_setting_with_variable_and_default() {
+        let mut cmd = DaemonArgs::augment_args(Command::new("run"));
+        let help = cmd.render_long_help().to_string();
+        let settings = Settings::augment_args(Command::new("mwsync"));
+        for arg in settings.get_arguments() {
+            let env = arg
+                .get_env()
+                .expect("every setting has a variable")
+                .to_string_lossy()
+                .into_owned();
+            assert!(help.contains(&env), "{env} missing from --help:\n{help}");
+            assert!(
+                !shown_default(arg.get_id().as_str()).starts_with("(no default"),
+                "{} has no default for --help",
+                arg.get_id()
+            );
+        }
+        for shown in [
+            "[env: MWSYNC_PAGE_SIZE]",
+            "[default: 50]",
+            "[default: mwsync <mwsync@localhost>]",
+            "MWSYNC_GIT_API_KEY",
+            "MWSYNC_MONEYWORKS_FOLDER_PASSWORD",
+            "never from flags",
+        ] {
+            assert!(help.contains(shown), "{shown} missing from --help:\n{help}");
+        }
+    }
+
+    /// A commit author is `Name <email>`; anything else is refused with the shape expected.
+    #[test]
+    fn commit_author_is_name_and_email() {
+        let cfg = Settings {
+            commit_author: Some(" mwsync at Acme <it@acme.example> ".into()),
+            ..base()
+        }
+        .validate(no_file)
+        .expect("valid");
+        assert_eq!(
+            cfg.commit_author,
+            CommitAuthor {
+                name: "mwsync at Acme".into(),
+                email: "it@acme.example".into()
+            }
+        );
+        for text in ["it@acme.example", "<it@acme.example>", "A <b> c", "A <b\n>"] {
+            let err = Settings {
+                commit_author: Some(text.into()),
+                ..base()
+            }
+            .validate(no_file)
+            .expect_err("refused");
+            assert!(
+                err.to_string().starts_with("commit_author = ")
+                    && err.to_string().contains("`Name <email>`"),
+                "{err}"
             );
         }
     }

@@ -8,10 +8,12 @@ use std::collections::BTreeMap;
 use super::{Engine, EngineError};
 use crate::commit_message::has_trailers;
 use crate::config::{REPO_CONFIG_PATH, RepoConfigFile};
+use crate::events::{COMMIT_LINES, Event};
 use crate::moneyworks::MoneyWorks;
 use crate::retry::retry;
 use crate::state::{STATE_PATH, SyncState};
 use crate::store::{CommitId, FileChange, NewCommit, Store, StoreError};
+use crate::writeback::{STATUS_PATH, StatusFile};
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// Fetches, checks that `main` is where mwsync left it, and loads config and state from
@@ -115,6 +117,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         let mut parents: Vec<CommitId> = self.known.main.iter().cloned().collect();
         parents.extend(extra_parent);
+        // The write-back report this commit puts on main, told to the status board.
+        let report = match changes.get(STATUS_PATH) {
+            Some(FileChange::Put(bytes)) => StatusFile::parse(&String::from_utf8_lossy(bytes))
+                .ok()
+                .and_then(|s| s.last_write),
+            _ => None,
+        };
+        let committed = committed_event(&message);
         let new = self
             .store_call(move |s| {
                 s.commit(NewCommit {
@@ -126,6 +136,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .await?;
         self.push_main(&new).await?;
         self.known.committed();
+        self.publish(committed(&new));
+        if let Some(report) = report {
+            self.publish(Event::WriteStatus { report });
+        }
         Ok(new)
     }
 
@@ -174,5 +188,48 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         self.load_main(tip.clone()).await?;
         Ok(tip)
+    }
+}
+
+/// The [`Event::Committed`] for a commit with `message`, once its id is known: the subject,
+/// and the body's lines without blanks and trailers, at most [`COMMIT_LINES`].
+fn committed_event(message: &str) -> impl Fn(&CommitId) -> Event + use<> {
+    let mut lines = message.lines();
+    let subject = lines.next().unwrap_or_default().to_string();
+    let body: Vec<String> = lines
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Mwsync-"))
+        .map(str::to_string)
+        .collect();
+    let more = body.len().saturating_sub(COMMIT_LINES);
+    let shown: Vec<String> = body.into_iter().take(COMMIT_LINES).collect();
+    move |id| Event::Committed {
+        commit: id.to_string(),
+        subject: subject.clone(),
+        lines: shown.clone(),
+        more,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The commit event carries the subject and the record lines, never the trailers.
+    #[test]
+    fn committed_event_keeps_subject_and_record_lines() {
+        let msg = "Pull 2 records: Name 2\n\nName A updated: phone \"1\" → \"2\"\nName B created (3 fields)\n\nMwsync-Marker: Name 20240101000000\nMwsync-Config: abc\n";
+        let id = CommitId("c".repeat(40));
+        assert_eq!(
+            committed_event(msg)(&id),
+            Event::Committed {
+                commit: id.to_string(),
+                subject: "Pull 2 records: Name 2".into(),
+                lines: vec![
+                    "Name A updated: phone \"1\" → \"2\"".into(),
+                    "Name B created (3 fields)".into()
+                ],
+                more: 0,
+            }
+        );
     }
 }

@@ -9,7 +9,7 @@ use super::{Engine, EngineError, SeqIndex, SeqPlace, shard_dir};
 use crate::moneyworks::{ExportQuery, MoneyWorks, MwError};
 use crate::mwtime::MwTime;
 use crate::query;
-use crate::record::{KeyField, LMT_FIELD, Record, RecordKey, TableInfo, parse_record_path};
+use crate::record::{KeyField, LMT_FIELD, Record, TableInfo, parse_record_path};
 use crate::retry::retry;
 use crate::store::{CommitId, Store, StoreError};
 
@@ -184,6 +184,16 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         &mut self,
         query: &ExportQuery,
     ) -> Result<(Vec<Record>, bool), EngineError> {
+        let (records, more, _) = self.export_found(query).await?;
+        Ok((records, more))
+    }
+
+    /// [`Engine::export`], with the reply's `found`: how many records match the search in
+    /// all (what progress of long work counts against).
+    pub(crate) async fn export_found(
+        &mut self,
+        query: &ExportQuery,
+    ) -> Result<(Vec<Record>, bool, u64), EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
         let what = format!("exporting {}", query.table.name);
@@ -197,7 +207,43 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let more = !page.records.is_empty()
             && (query.limit.is_some_and(|l| sent >= u64::from(l))
                 || page.found > page.start + sent);
-        Ok((page.records, more))
+        Ok((page.records, more, page.found))
+    }
+
+    /// Record files on `main` per tracked table, counted by listing (the status board
+    /// counts once, then follows the events).
+    pub async fn count_records(&self) -> Result<BTreeMap<String, u64>, EngineError> {
+        let mut out = BTreeMap::new();
+        for &table in &self.known.repo.tables {
+            let n = match self.known.main.clone() {
+                None => 0,
+                Some(main) => {
+                    self.store_call(move |s| {
+                        let mut n = 0u64;
+                        for_each_shard(s, &main, table, |s, _, dir| {
+                            n +=
+                                s.list_dir(&main, dir)?.iter().filter(|e| !e.is_dir).count() as u64;
+                            Ok(())
+                        })?;
+                        Ok(n)
+                    })
+                    .await?
+                }
+            };
+            out.insert(table.name.to_string(), n);
+        }
+        Ok(out)
+    }
+
+    /// Publishes and logs what `tracker` says after `n` more records.
+    pub(crate) fn progress(&self, tracker: &mut crate::progress::Tracker, n: u64) {
+        let tick = tracker.advance(n, tokio::time::Instant::now());
+        if let Some(line) = tick.log {
+            tracing::info!("{line}");
+        }
+        if let Some(event) = tick.event {
+            self.events.publish(event);
+        }
     }
 
     /// One export in a custom format (with retries), as text; `what` names it in retries.
@@ -225,18 +271,22 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(self.mw.import(body).await?)
     }
 
-    /// Re-reads one record by its key, or by sequence number in any table.
-    pub(crate) async fn reread(
+    /// Every record `query` finds (a search that bounds its reply, such as a batch of keys),
+    /// in as many exports as the server needs: a server may cap a reply below what matches,
+    /// so further pages follow by offset until one says nothing more matches.
+    pub(crate) async fn export_all(
         &mut self,
-        table: &'static TableInfo,
-        key: &RecordKey,
-    ) -> Result<Option<Record>, EngineError> {
-        let (records, _) = self.export(&query::by_key(table, key)).await?;
-        Ok(records.into_iter().find(|r| match key {
-            // A sequence number names a record in any table, code-keyed or not.
-            RecordKey::Seq(n) => r.seq() == Some(*n),
-            RecordKey::Code(_) => r.key().as_ref() == Ok(key),
-        }))
+        mut query: ExportQuery,
+    ) -> Result<Vec<Record>, EngineError> {
+        let mut out = Vec::new();
+        loop {
+            let (records, more) = self.export(&query).await?;
+            query.start += records.len() as u64;
+            out.extend(records);
+            if !more {
+                return Ok(out);
+            }
+        }
     }
 }
 

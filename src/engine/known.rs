@@ -174,6 +174,11 @@ pub(crate) struct Known {
     pub(crate) seq_index: SeqLeaves,
     /// The last clock reading of a successful poll.
     pub(crate) last_clock: Option<ClockReading>,
+    /// Per table, a marker known to be safe whatever was staged since: where the last
+    /// successful poll left it, lowered by any clock regression seen after. A rollback never
+    /// returns above it. After the clock steps back, the committed marker may lie ahead of
+    /// records stamped since; once the clock passes it again, no check would notice.
+    rescan_floor: BTreeMap<String, MwTime>,
     /// MoneyWorks requests made since the counters were reset.
     pub(crate) requests: u64,
     /// Pushes made since the counters were reset.
@@ -191,6 +196,7 @@ impl Known {
             committed: SyncState::default(),
             seq_index: SeqLeaves::default(),
             last_clock: None,
+            rescan_floor: BTreeMap::new(),
             requests: 0,
             commits: 0,
         }
@@ -238,12 +244,37 @@ impl Known {
     }
 
     /// Forgets what a failed step staged: the state returns to what `main` holds, and the
-    /// code-move index drops its staged notes (its committed part stays valid). `main`, the
-    /// config, the counters and the clock reading are only ever changed by steps that
-    /// completed, so they stand.
+    /// code-move index drops its staged notes (its committed part stays valid); the state
+    /// never returns above a rescan floor. `main`, the config, the counters and the clock
+    /// reading are only ever changed by steps that completed, so they stand.
     pub(crate) fn rollback(&mut self) {
         self.state = self.committed.clone();
+        for (table, floor) in &self.rescan_floor {
+            let mut t = self.state.table(table);
+            if t.marker.is_some_and(|m| m > *floor) {
+                t.marker = Some(*floor);
+                self.state.tables.insert(table.to_string(), t);
+            }
+        }
         self.seq_index.rollback();
+    }
+
+    /// A clock regression moved `table`'s marker back to `marker`: no rollback may return
+    /// above it.
+    pub(crate) fn note_regression(&mut self, table: &str, marker: MwTime) {
+        let floor = self.rescan_floor.entry(table.to_string()).or_insert(marker);
+        *floor = (*floor).min(marker);
+    }
+
+    /// A poll read every table from its marker to the clock: where it left each marker is
+    /// safe, even below the committed one.
+    pub(crate) fn poll_succeeded(&mut self) {
+        self.rescan_floor = self
+            .state
+            .tables
+            .iter()
+            .filter_map(|(t, st)| st.marker.map(|m| (t.clone(), m)))
+            .collect();
     }
 }
 
@@ -307,5 +338,34 @@ mod tests {
         assert_eq!(index.len(name), 0);
         assert_eq!(shard_of("name/012/345/X.xml"), Some(12_345));
         assert_eq!(shard_dir(name, 12_345), "name/012/345");
+    }
+
+    /// After the clock steps back, a rollback never returns a marker above the regression's
+    /// rescan point, nor above where the last successful poll left it.
+    #[test]
+    fn rollback_never_returns_above_a_safe_marker() {
+        let t = |s: &str| MwTime::parse(s).expect("valid");
+        let set = |k: &mut Known, m: &str| {
+            k.state.tables.entry("Name".into()).or_default().marker = Some(t(m));
+        };
+        let mut k = Known::new(repo());
+        set(&mut k, "20240101120000");
+        k.committed();
+        // A failed poll saw the clock step back.
+        k.note_regression("Name", t("20240101115500"));
+        set(&mut k, "20240101115500");
+        k.rollback();
+        assert_eq!(k.state.table("Name").marker, Some(t("20240101115500")));
+        // A successful poll read up to 11:58, still behind the committed 12:00.
+        set(&mut k, "20240101115800");
+        k.poll_succeeded();
+        set(&mut k, "20240101115900");
+        k.rollback();
+        assert_eq!(k.state.table("Name").marker, Some(t("20240101115800")));
+        // Once a poll ends past the committed marker, a rollback returns to the commit.
+        set(&mut k, "20240101120500");
+        k.poll_succeeded();
+        k.rollback();
+        assert_eq!(k.state.table("Name").marker, Some(t("20240101120000")));
     }
 }

@@ -29,6 +29,24 @@ const SNIPPET: usize = 200;
 /// The longest a connection may take to open, whatever the request timeout.
 const MAX_CONNECT_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// What a server says of itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerInfo {
+    /// The reply to `version`.
+    pub version: String,
+    /// The `Server:` header, e.g. `MoneyWorks_Datacentre/9.2.1 REST/9.2.1 Login_Required`.
+    pub server: Option<String>,
+}
+
+impl ServerInfo {
+    /// True when the server asks for a Datacentre folder login as well.
+    pub fn login_required(&self) -> bool {
+        self.server
+            .as_deref()
+            .is_some_and(|s| s.contains("Login_Required"))
+    }
+}
+
 /// A MoneyWorks Datacentre reached over HTTP(S) through transport `T`.
 #[derive(Debug, Clone)]
 pub struct HttpMoneyWorks<T = ReqwestTransport> {
@@ -105,6 +123,35 @@ impl<T: Transport> HttpMoneyWorks<T> {
         url
     }
 
+    /// What the server says of itself at `GET /REST//version` (no document needed): its
+    /// version and its `Server:` header.
+    pub async fn server_info(&self) -> Result<ServerInfo, MwError> {
+        let url = format!("{}/REST//version", self.origin);
+        let reply = self.send_raw(http::Method::GET, url, None).await?;
+        let server = reply
+            .headers()
+            .get(http::header::SERVER)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let status = reply.status().as_u16();
+        let body = String::from_utf8_lossy(reply.body()).into_owned();
+        let version = classify_reply("version", status, body)?.trim().to_string();
+        Ok(ServerInfo { version, server })
+    }
+
+    /// `GET /REST//list`: the documents of the server, which needs the folder login where
+    /// the server asks for one.
+    pub async fn server_list(&self) -> Result<String, MwError> {
+        let url = format!("{}/REST//list", self.origin);
+        let reply = self.send_raw(http::Method::GET, url, None).await?;
+        let status = reply.status().as_u16();
+        classify_reply(
+            "list",
+            status,
+            String::from_utf8_lossy(reply.body()).into_owned(),
+        )
+    }
+
     /// Sends one request with the credentials and returns the reply text or a classified
     /// error.
     async fn send(
@@ -114,6 +161,20 @@ impl<T: Transport> HttpMoneyWorks<T> {
         url: String,
         body: Option<String>,
     ) -> Result<String, MwError> {
+        let reply = self.send_raw(method, url, body).await?;
+        let status = reply.status().as_u16();
+        let body = String::from_utf8_lossy(reply.body()).into_owned();
+        classify_reply(command, status, body)
+    }
+
+    /// Sends one request with the credentials and returns the whole reply; only a request
+    /// that got no answer is an error here.
+    async fn send_raw(
+        &self,
+        method: http::Method,
+        url: String,
+        body: Option<String>,
+    ) -> Result<super::transport::HttpReply, MwError> {
         let transport_error = |detail: String| MwError::Transport {
             endpoint: self.origin.clone(),
             detail,
@@ -131,13 +192,10 @@ impl<T: Transport> HttpMoneyWorks<T> {
         let request = request
             .body(body.map_or_else(Bytes::new, Bytes::from))
             .map_err(|e| transport_error(format!("cannot build the request: {e}")))?;
-        let reply = tokio::time::timeout(self.timeout, self.transport.send(request))
+        tokio::time::timeout(self.timeout, self.transport.send(request))
             .await
             .map_err(|_| transport_error("the request timed out".into()))?
-            .map_err(|e| transport_error(e.detail))?;
-        let status = reply.status().as_u16();
-        let body = String::from_utf8_lossy(reply.body()).into_owned();
-        classify_reply(command, status, body)
+            .map_err(|e| transport_error(e.detail))
     }
 
     fn export_params(query: &ExportQuery) -> Vec<(&'static str, String)> {

@@ -58,7 +58,7 @@ impl Transport for ReqwestTransport {
             detail: if e.is_timeout() {
                 "the request timed out".to_string()
             } else {
-                e.without_url().to_string()
+                cause_chain(&e.without_url())
             },
         };
         let request = reqwest::Request::try_from(request).map_err(failed)?;
@@ -71,5 +71,46 @@ impl Transport for ReqwestTransport {
         reply.body(body).map_err(|e| TransportError {
             detail: e.to_string(),
         })
+    }
+}
+
+/// An error and every cause under it, joined with `: ` (each message once), so "error sending
+/// request" says whether DNS, a refused connection or TLS was to blame.
+pub fn cause_chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = vec![e.to_string()];
+    let mut next = e.source();
+    while let Some(cause) = next {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        next = cause.source();
+    }
+    parts.join(": ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A refused connection names its cause, not only "error sending request".
+    #[tokio::test]
+    async fn a_refused_connection_names_its_cause() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        drop(listener);
+        let t = ReqwestTransport::new(Duration::from_secs(5)).expect("client");
+        let request = http::Request::builder()
+            .uri(format!("http://{addr}/REST//version"))
+            .body(Bytes::new())
+            .expect("request");
+        let err = t.send(request).await.expect_err("nothing listens");
+        assert!(
+            err.detail
+                .to_ascii_lowercase()
+                .contains("connection refused"),
+            "{}",
+            err.detail
+        );
     }
 }

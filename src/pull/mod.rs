@@ -11,14 +11,18 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use crate::commit_message::commit_message;
 use crate::engine::{ClockReading, Engine, EngineError};
-use crate::events::{ChangedField, Event};
+use crate::events::{ActivityKind, ChangedField, Event};
 use crate::moneyworks::MoneyWorks;
 use crate::mwtime::MwTime;
+use crate::progress::Tracker;
 use crate::query;
 use crate::record::{Record, TableInfo};
 use crate::state::{ClockCheck, check_clock, checkpoint_marker, note_committed, query_start};
 use crate::store::Store;
 use stage::{Staged, invalid};
+
+/// Record lines logged at INFO per commit; the rest are in the commit message and at debug.
+pub const INFO_RECORD_LINES: usize = 10;
 
 /// What one poll did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -56,14 +60,19 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// and its clock reading is not kept, so it cannot shorten the next regression rescan.
     pub async fn poll(&mut self) -> Result<PollReport, EngineError> {
         let result = self.poll_inner().await;
-        if result.is_err() {
-            self.known.rollback();
+        match result {
+            Ok(_) => self.known.poll_succeeded(),
+            Err(_) => self.known.rollback(),
         }
         result
     }
 
     async fn poll_inner(&mut self) -> Result<PollReport, EngineError> {
         self.known.reset_counters();
+        self.publish(Event::Activity {
+            kind: ActivityKind::Polling,
+            table: None,
+        });
         self.refresh_main().await?;
         let now = self.read_clock().await?;
         let reading = ClockReading {
@@ -111,28 +120,67 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     ) -> Result<u64, EngineError> {
         let start = self.start_table(table, clock);
         let page_size = self.known.repo.file.page_size;
+        // A table never completed is in its first sync (perhaps resumed from a checkpoint).
+        let first_sync = !self.known.state.table(table.name).complete;
+        let kind = if first_sync {
+            self.publish(Event::Activity {
+                kind: ActivityKind::FirstSync,
+                table: Some(table.name.to_string()),
+            });
+            ActivityKind::FirstSync
+        } else {
+            ActivityKind::Polling
+        };
+        let mut progress: Option<Tracker> = None;
         let mut committed = 0u64;
         let mut cursor = query_start(start, self.known.repo.file.lookback_secs);
         loop {
             self.check_cancelled()?;
-            let (records, full) = self
-                .export(&query::modified_page(table, cursor, page_size))
+            let (records, full, found) = self
+                .export_found(&query::modified_page(table, cursor, page_size))
                 .await?;
+            if progress.is_none() && full {
+                // More than a page to read: worth a progress bar, counted against `found`.
+                progress = Some(Tracker::new(
+                    kind,
+                    table.name,
+                    found,
+                    tokio::time::Instant::now(),
+                ));
+            }
             let bounds = modification_bounds(table, &records, cursor)?;
+            // Records of the restart second may be re-reads of the last page's; progress
+            // counts only the newer ones (and is made whole when the pass completes).
+            let fresh = records
+                .iter()
+                .filter(|r| cursor.is_none_or(|c| r.last_modified().is_some_and(|t| t > c)))
+                .count() as u64;
+            let page_len = records.len() as u64;
             // Everything before the cursor of this page is read.
             committed += self
                 .stage_checkpointed(table, records, staged, cursor, clock.now)
                 .await?;
+            if let Some(p) = progress.as_mut() {
+                self.progress(p, fresh);
+            }
             let (true, Some((first, last))) = (full, bounds) else {
                 break;
             };
             if first == last {
                 // A whole page shares one second: read that second by sequence number.
-                committed += self.tie_pass(table, last, staged, clock.now).await?;
+                let (read, done) = self.tie_pass(table, last, staged, clock.now).await?;
+                committed += done;
+                if let Some(p) = progress.as_mut() {
+                    self.progress(p, read.saturating_sub(page_len));
+                }
                 cursor = Some(last.add_secs(1));
             } else {
                 cursor = Some(last);
             }
+        }
+        if let Some(p) = progress.as_mut() {
+            let end = p.finish(tokio::time::Instant::now());
+            self.publish(end);
         }
         // A complete pass: everything modified before this poll's clock reading is read.
         let st = self.known.state.table_mut(table.name);
@@ -141,6 +189,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             // The first sync just read everything; the first scan is due one interval later.
             st.complete = true;
             st.fingerprint_time.get_or_insert(clock.now);
+        }
+        if first_sync {
+            self.publish(Event::Activity {
+                kind: ActivityKind::Polling,
+                table: None,
+            });
         }
         Ok(committed)
     }
@@ -217,6 +271,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 now: now.to_string(),
                 rescan_from: new_marker.to_string(),
             });
+            self.known.note_regression(table.name, new_marker);
             tstate.marker = Some(new_marker);
         }
         tstate.server_time = Some(clock.now);
@@ -229,17 +284,18 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// Reads every record modified within second `t`, in sequence-number pages. Checkpoints
-    /// inside it record `t` as the marker: everything before that second is read. Returns the
-    /// records committed.
+    /// inside it record `t` as the marker: everything before that second is read. Returns how
+    /// many records it read and how many it committed.
     async fn tie_pass(
         &mut self,
         table: &'static TableInfo,
         t: MwTime,
         staged: &mut Staged,
         now: MwTime,
-    ) -> Result<u64, EngineError> {
+    ) -> Result<(u64, u64), EngineError> {
         let page_size = self.known.repo.file.page_size;
         let mut after = 0u64;
+        let mut read = 0u64;
         let mut committed = 0;
         loop {
             self.check_cancelled()?;
@@ -247,12 +303,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 .export(&query::tie_page(table, t, after, page_size))
                 .await?;
             let last_seq = last_seq_in_order(table, &records, after)?;
+            read += records.len() as u64;
             committed += self
                 .stage_checkpointed(table, records, staged, Some(t), now)
                 .await?;
             match last_seq {
                 Some(s) if full => after = s,
-                _ => return Ok(committed),
+                _ => return Ok((read, committed)),
             }
         }
     }
@@ -329,9 +386,24 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .commit_main(staged.files, message.clone(), None)
             .await?;
         crate::engine::pause_point("after-checkpoint");
-        // The commit's summary, one line per record (the message caps how many it lists).
-        for line in message.lines().skip(2).take_while(|l| !l.is_empty()) {
+        // The commit's summary at INFO, capped: the message lists every record, and each
+        // record's event logs it at debug level.
+        let total = staged.notes.len();
+        for line in message
+            .lines()
+            .skip(2)
+            .take_while(|l| !l.is_empty())
+            .take(INFO_RECORD_LINES.min(total))
+        {
             tracing::info!(commit = %commit.short(), "{line}");
+        }
+        if total > INFO_RECORD_LINES {
+            tracing::info!(
+                commit = %commit.short(),
+                "… and {} more records in {}; its commit message lists them all, and RUST_LOG=debug logs each",
+                total - INFO_RECORD_LINES,
+                commit.short()
+            );
         }
         for note in staged.notes {
             self.publish(Event::RecordChanged {

@@ -80,6 +80,7 @@ pub(crate) fn paths_to_read(records: &[Record], index: &SeqIndex) -> BTreeSet<St
 /// Stages `records` in order against `current` (which holds every path
 /// [`paths_to_read`] named) and `index`. A record whose canonical bytes equal its file is
 /// skipped, unless an older file of the same sequence number must go.
+#[cfg(test)]
 pub(crate) fn stage(
     records: Vec<Record>,
     current: &Current,

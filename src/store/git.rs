@@ -40,7 +40,8 @@ impl Default for AuthMode {
 /// The user name sent with the key in Basic mode unless configured otherwise.
 pub const DEFAULT_USER: &str = "mwsync";
 
-/// Name and email of the author and committer of every commit mwsync writes.
+/// Name and email of the author and committer of every commit mwsync writes, unless
+/// [`GitStore::set_author`] names another.
 pub const AUTHOR_NAME: &str = "mwsync";
 /// See [`AUTHOR_NAME`].
 pub const AUTHOR_EMAIL: &str = "mwsync@localhost";
@@ -66,6 +67,76 @@ impl std::fmt::Debug for GitRemote {
     }
 }
 
+/// Lists the remote's branches (`git ls-remote`), for `mwsync doctor`: branch name → tip.
+/// `scratch` is an empty directory the probe may use as its own bare repository; the
+/// daemon's cache is never touched. Read-only on the remote.
+pub fn probe_branches(
+    remote: &GitRemote,
+    scratch: &Path,
+) -> Result<BTreeMap<String, String>, StoreError> {
+    let cli = scratch_cli(remote, scratch)?;
+    let url = cli.url().to_string();
+    let ran = cli.run(&["ls-remote", "--heads", &url])?;
+    if !ran.ok {
+        return Err(cli.failure("listing the branches of", &ran));
+    }
+    Ok(ran
+        .stdout
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .filter_map(|(id, r)| Some((r.strip_prefix("refs/heads/")?.to_string(), id.to_string())))
+        .collect())
+}
+
+/// Shows whether the credentials may push, for `mwsync doctor`: `git push --dry-run` of a
+/// commit made in `scratch` to a new branch `branch`, which nothing is ever sent to.
+/// Returns what git said.
+pub fn probe_push(remote: &GitRemote, scratch: &Path, branch: &str) -> Result<String, StoreError> {
+    let cli = scratch_cli(remote, scratch)?;
+    let identity = [
+        "-c",
+        "user.name=mwsync doctor",
+        "-c",
+        "user.email=mwsync@localhost",
+    ];
+    let tree = cli.run(&["mktree"])?;
+    let tree_id = tree.stdout.trim().to_string();
+    let mut args: Vec<&str> = identity.to_vec();
+    args.extend([
+        "commit-tree",
+        tree_id.as_str(),
+        "-m",
+        "mwsync doctor: dry-run probe",
+    ]);
+    let commit = cli.run(&args)?;
+    if !tree.ok || !commit.ok {
+        return Err(StoreError::Local {
+            detail: format!(
+                "cannot make the probe commit in {}: {}",
+                scratch.display(),
+                commit.stderr.trim()
+            ),
+        });
+    }
+    let refspec = format!("{}:refs/heads/{branch}", commit.stdout.trim());
+    let url = cli.url().to_string();
+    let ran = cli.run(&["push", "--dry-run", "--porcelain", &url, &refspec])?;
+    if ran.ok {
+        Ok(ran.stdout.trim().to_string())
+    } else {
+        Err(cli.failure("a dry-run push to", &ran))
+    }
+}
+
+fn scratch_cli(remote: &GitRemote, scratch: &Path) -> Result<GitCli, StoreError> {
+    if !scratch.join("HEAD").exists() {
+        Repository::init_bare(scratch).map_err(|e| StoreError::Local {
+            detail: format!("cannot create {}: {e}", scratch.display()),
+        })?;
+    }
+    Ok(GitCli::new(scratch, remote))
+}
+
 /// More packs than this in the cache triggers a geometric repack after a commit, so lookups
 /// stay fast without rewriting the whole repository each time.
 const MAX_PACKS: usize = 32;
@@ -83,6 +154,8 @@ pub struct GitStore {
     path: PathBuf,
     /// Transport through the `git` command line.
     cli: GitCli,
+    /// Name and email of the author and committer of new commits.
+    author: (String, String),
 }
 
 impl std::fmt::Debug for GitStore {
@@ -128,7 +201,13 @@ impl GitStore {
             repo,
             path: cache_dir.to_path_buf(),
             cli,
+            author: (AUTHOR_NAME.to_string(), AUTHOR_EMAIL.to_string()),
         })
+    }
+
+    /// Commits from now on are authored and committed by `name <email>`.
+    pub fn set_author(&mut self, name: &str, email: &str) {
+        self.author = (name.to_string(), email.to_string());
     }
 
     /// The cache repository's directory.
@@ -372,7 +451,7 @@ impl Store for GitStore {
         let tree = repo
             .find_tree(tree_id)
             .map_err(|e| local_err("cannot read the new tree", &e))?;
-        let sig = Signature::now(AUTHOR_NAME, AUTHOR_EMAIL)
+        let sig = Signature::now(&self.author.0, &self.author.1)
             .map_err(|e| local_err("cannot make a signature", &e))?;
         let refs: Vec<&git2::Commit<'_>> = parent_commits.iter().collect();
         let oid = repo

@@ -1,36 +1,42 @@
 //! Write-back: applies a writer's commits on the `changes` branch to MoneyWorks, verifies
 //! them, and merges them into `main`. This module is the handler and only sequences I/O:
-//! read the change set, plan it (`plan`, pure), import and re-read (`import`), judge and
-//! report (`status`, pure; values compared by `compare`), and commit the result. It must not
-//! poll on its own schedule: the cycle polls once before each write so `main` is current.
+//! read the change set, plan it (`plan`, pure), read every planned record live and judge it
+//! (`live`, pure), import in batches and re-read (`import`), report (`status`, pure; values
+//! compared by `compare`), and commit the result. It must not poll on its own schedule: the
+//! cycle polls once before each write so `main` is current.
 
 mod compare;
 mod import;
+mod live;
 mod plan;
 mod status;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 pub use compare::{normalise, verify};
 pub use import::import_body;
-pub use plan::{ChangePlan, FileVersions, MAX_RECORD_FILE_BYTES, PlannedRecord, plan};
+pub use plan::{
+    ChangePlan, FileVersions, MAX_RECORD_FILE_BYTES, PlannedRecord, plan, refuse_case_twins,
+};
 pub use status::{
     FieldReport, FileReport, FileResult, Outcome, STATUS_PATH, StatusFile, WriteReport,
 };
 
 use crate::commit_message::{RecordNote, commit_message};
 use crate::config::{REPO_CONFIG_PATH, RepoConfig, RepoConfigFile};
-use crate::engine::{Engine, EngineError, SeqIndex};
+use crate::engine::{Engine, EngineError};
 use crate::events::{ChangedField, Event};
 use crate::moneyworks::MoneyWorks;
-use crate::pull::stage::{self, Staged};
-use crate::record::Record;
+use crate::pull::stage::Staged;
+use crate::record::{KeyField, Record, RecordKey, TableInfo, parse_record_path};
 use crate::store::{CommitId, CommitInfo, FileChange, Store};
+use import::batches;
 
-/// A write as read from git: its tip commit and every file it touches, in three versions.
+/// A write as read from git: its tip commit and every file it touches, in both versions, or
+/// why the write as a whole is refused.
 struct ChangeSet {
     info: CommitInfo,
-    files: Vec<FileVersions>,
+    files: Result<Vec<FileVersions>, String>,
 }
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
@@ -72,130 +78,235 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 detail: "writes need an existing main; wait for the first poll".into(),
             })?;
         let change = self.read_change_set(&main, tip).await?;
-        let plan = plan(&self.known.repo.tables, change.files);
         let now = self.read_clock().await?;
         let mut report = WriteReport::new(tip, &change.info, now);
-        tracing::info!(commit = %tip, "checked write changes@{}: {} to import, {} already applied, {} refused or conflicting", tip.short(), plan.apply.len(), plan.already.len(), plan.problems.len());
+        let files = match change.files {
+            Ok(files) => files,
+            Err(reason) => return self.refuse_write(tip, report, reason).await,
+        };
+        let mut plan = plan(&self.known.repo.tables, files);
+        let main_codes = self.main_codes(&main, &plan).await?;
+        refuse_case_twins(&mut plan, &main_codes);
+        let page = self.known.repo.file.page_size as usize;
+        let mut batches = batches(std::mem::take(&mut plan.apply), page);
+        let mut truth = Vec::new();
+        if plan.problems.is_empty() {
+            truth = self.live_precondition(&mut batches, &mut plan).await?;
+        }
+        tracing::info!(commit = %tip, "checked write changes@{}: {} to import, {} already applied, {} refused or conflicting", tip.short(), batches.iter().map(|b| b.records.len()).sum::<usize>(), plan.already.len(), plan.problems.len());
         if !plan.problems.is_empty() {
-            let refusal = status::refusal(tip, &plan);
-            report.outcome = refusal.outcome;
-            report.files = refusal.files;
-            for event in refusal.events {
-                self.publish(event);
-            }
-            let hash = self.known.repo.hash();
-            self.commit_status(report, BTreeMap::new(), &[], None, &hash)
-                .await?;
-            return Ok(refusal.outcome);
+            plan.apply = batches.into_iter().flat_map(|b| b.records).collect();
+            return self.refuse_files(tip, report, &plan, truth).await;
         }
-        let refused = self.import_planned(&plan).await?;
-        crate::engine::pause_point("after-import");
-        let got = self.reread_planned(&plan).await?;
-        for (r, got) in plan.apply.iter().zip(&got) {
-            let file = status::judge(r, got.as_ref(), refused.get(&r.path).map(String::as_str));
-            if file.result == FileResult::Applied {
-                tracing::info!(key = %r.key, "verified {} {}", r.table.name, r.key);
-            }
-            report.files.push(file);
-        }
-        let merged = self
-            .stage_server_truth(got.into_iter().flatten().collect())
-            .await?;
+        let imported = self.import_batches(batches).await?;
+        report.files = imported.files;
+        truth.extend(imported.truth);
+        let merged = self.stage_server_truth(truth).await?;
         report.files.extend(
             plan.already
                 .iter()
                 .map(|p| FileReport::plain(p, FileResult::AlreadyApplied)),
         );
-        self.finish_write(tip, report, merged, &plan).await
+        self.finish_write(tip, report, merged, plan.config, imported.count)
+            .await
+    }
+
+    /// Refuses the write for the problems of its files, before anything is sent. `main`
+    /// takes the live copies the precondition read, so a writer rebases on the truth.
+    async fn refuse_files(
+        &mut self,
+        tip: &CommitId,
+        mut report: WriteReport,
+        plan: &ChangePlan,
+        truth: Vec<Record>,
+    ) -> Result<Outcome, EngineError> {
+        let refusal = status::refusal(tip, plan);
+        report.outcome = refusal.outcome;
+        report.files = refusal.files;
+        for event in refusal.events {
+            self.publish(event);
+        }
+        let merged = self.stage_server_truth(truth).await?;
+        let hash = self.known.repo.hash();
+        self.commit_status(report, merged.files, &merged.notes, None, &hash)
+            .await?;
+        Ok(refusal.outcome)
+    }
+
+    /// Refuses the write as a whole, with one reason, before anything is read or sent.
+    async fn refuse_write(
+        &mut self,
+        tip: &CommitId,
+        mut report: WriteReport,
+        reason: String,
+    ) -> Result<Outcome, EngineError> {
+        report.outcome = Outcome::Rejected;
+        report.reason = reason.clone();
+        self.publish(Event::WriteRejected {
+            commit: tip.to_string(),
+            reasons: vec![reason],
+        });
+        let hash = self.known.repo.hash();
+        self.commit_status(report, BTreeMap::new(), &[], None, &hash)
+            .await?;
+        Ok(Outcome::Rejected)
+    }
+
+    /// The codes on `main` of every code-keyed table the plan creates records in.
+    async fn main_codes(
+        &self,
+        main: &CommitId,
+        plan: &ChangePlan,
+    ) -> Result<BTreeMap<&'static str, Vec<String>>, EngineError> {
+        let tables: BTreeMap<&'static str, &'static TableInfo> = plan
+            .apply
+            .iter()
+            .filter(|r| r.is_create() && matches!(r.table.key, KeyField::Code(_)))
+            .map(|r| (r.table.name, r.table))
+            .collect();
+        let mut out = BTreeMap::new();
+        for (name, table) in tables {
+            let on_main = main.clone();
+            let files = self
+                .store_call(move |s| s.list_files(&on_main, table.element))
+                .await?;
+            let codes = files
+                .iter()
+                .filter_map(|p| match parse_record_path(p) {
+                    Ok((_, RecordKey::Code(c))) => Some(c),
+                    _ => None,
+                })
+                .collect();
+            out.insert(name, codes);
+        }
+        Ok(out)
     }
 
     /// The tip's commit info and, for every path changed between the merge base and the tip,
-    /// its bytes at the base, at the tip and on `main`.
+    /// its bytes at the base and at the tip. A tip with no common history with `main`, or
+    /// one that changes more files than `max_write_files`, is refused as a whole before any
+    /// file is read.
     async fn read_change_set(
         &self,
         main: &CommitId,
         tip: &CommitId,
     ) -> Result<ChangeSet, EngineError> {
-        let commit = tip.to_string();
-        let (main, tip) = (main.clone(), tip.clone());
-        let (info, files) = self
-            .store_call(move |store| {
-                let info = store.commit_info(&tip)?;
-                let base = store.merge_base(&main, &tip)?;
-                let paths = store.changed_paths(base.as_ref(), &tip)?;
-                let read = |c: Option<&CommitId>, path: &str| match c {
-                    Some(c) => store.read_file(c, path),
-                    None => Ok(None),
-                };
-                let files = paths
-                    .iter()
-                    .map(|path| {
-                        Ok(FileVersions {
-                            path: path.clone(),
-                            base: read(base.as_ref(), path)?,
-                            desired: read(Some(&tip), path)?,
-                            current: read(Some(&main), path)?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, _>>()?;
-                Ok((info, files))
+        let (on_main, at) = (main.clone(), tip.clone());
+        let (info, base, paths) = self
+            .store_call(move |s| {
+                let info = s.commit_info(&at)?;
+                let base = s.merge_base(&on_main, &at)?;
+                let paths = s.changed_paths(base.as_ref(), &at)?;
+                Ok((info, base, paths))
             })
             .await?;
-        let records = files
-            .iter()
-            .filter(|f| !f.path.starts_with(".mwsync/"))
-            .count();
+        let records = paths.iter().filter(|p| !p.starts_with(".mwsync/")).count();
         self.publish(Event::WriteDetected {
-            commit,
+            commit: tip.to_string(),
             author: info.author.clone(),
             records,
         });
-        Ok(ChangeSet { info, files })
+        let Some(base) = base else {
+            let branch = &self.settings().branch;
+            let reason = format!(
+                "the changes branch has no common history with {branch}, so mwsync cannot tell what you changed. \
+                 Start a branch from {branch} (git switch --create my-edit origin/{branch}), make your edits there and push it to changes"
+            );
+            return Ok(ChangeSet {
+                info,
+                files: Err(reason),
+            });
+        };
+        let limit = self.known.repo.file.max_write_files as usize;
+        if paths.len() > limit {
+            let reason = format!(
+                "the write changes {} files, more than max_write_files = {limit} in .mwsync/config.toml allows; \
+                 split it into writes of at most {limit} files, or raise max_write_files through changes first",
+                paths.len()
+            );
+            return Ok(ChangeSet {
+                info,
+                files: Err(reason),
+            });
+        }
+        let at = tip.clone();
+        let files = self
+            .store_call(move |s| {
+                paths
+                    .into_iter()
+                    .map(|path| {
+                        Ok(FileVersions {
+                            base: s.read_file(&base, &path)?,
+                            desired: s.read_file(&at, &path)?,
+                            path,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?;
+        Ok(ChangeSet {
+            info,
+            files: Ok(files),
+        })
     }
 
-    /// What `main` takes after the import: the re-read records as MoneyWorks holds them,
-    /// staged against `main` (records already equal are left out).
+    /// What `main` takes from a write: the records as MoneyWorks holds them (read live or
+    /// after the import), staged against `main` like a pull's page (records already equal
+    /// are left out; a code changed in MoneyWorks moves its file).
     async fn stage_server_truth(&mut self, records: Vec<Record>) -> Result<Staged, EngineError> {
-        let paths: BTreeSet<String> = records.iter().filter_map(|r| r.path().ok()).collect();
-        let current = self.read_main_files(paths).await?;
-        // No code moves here: a write cannot change a key, and the re-read is by key.
-        let mut page = stage::stage(records, &current, &SeqIndex::default())?;
-        // The newest-modified marker moves with pulls, not with write-backs.
-        page.times.clear();
         let mut merged = Staged::default();
+        let page = self.stage_records(records, &merged).await?;
         self.apply_staged(page, &mut merged);
+        // The newest-modified marker moves with pulls, not with write-backs.
+        merged.times.clear();
         Ok(merged)
     }
 
     /// Commits the outcome: a merge of the changes tip carrying what MoneyWorks holds (and a
-    /// writer's new repo config) when every file applied, otherwise `main` takes the
-    /// server's truth and the status says what did not stick.
+    /// writer's new repo config) when every file applied; otherwise `main` takes the
+    /// server's truth and the status says what did not stick (`failed`) or what MoneyWorks
+    /// changed meanwhile (`lost_race`).
     async fn finish_write(
         &mut self,
         tip: &CommitId,
         mut report: WriteReport,
         merged: Staged,
-        plan: &ChangePlan,
+        config: Option<Vec<u8>>,
+        imported: usize,
     ) -> Result<Outcome, EngineError> {
-        let failures: Vec<String> = report
-            .files
-            .iter()
-            .filter(|f| f.result == FileResult::Failed)
-            .map(|f| format!("{}: {}", f.path, f.reason))
-            .collect();
+        let reasons = |results: &[FileResult]| -> Vec<String> {
+            report
+                .files
+                .iter()
+                .filter(|f| results.contains(&f.result))
+                .map(|f| format!("{}: {}", f.path, f.reason))
+                .collect()
+        };
+        let failures = reasons(&[FileResult::Failed]);
+        let races = reasons(&[FileResult::LostRace, FileResult::Conflict]);
         let mut changes = merged.files;
-        if !failures.is_empty() {
-            report.outcome = Outcome::Failed;
+        if !failures.is_empty() || !races.is_empty() {
+            let (outcome, event) = if failures.is_empty() {
+                let event = Event::WriteLostRace {
+                    commit: tip.to_string(),
+                    reasons: races,
+                };
+                (Outcome::LostRace, event)
+            } else {
+                let event = Event::WriteFailed {
+                    commit: tip.to_string(),
+                    reasons: failures,
+                };
+                (Outcome::Failed, event)
+            };
+            report.outcome = outcome;
             let hash = self.known.repo.hash();
             self.commit_status(report, changes, &merged.notes, None, &hash)
                 .await?;
-            self.publish(Event::WriteFailed {
-                commit: tip.to_string(),
-                reasons: failures,
-            });
-            return Ok(Outcome::Failed);
+            self.publish(event);
+            return Ok(outcome);
         }
-        if let Some(config) = &plan.config {
+        if let Some(config) = &config {
             changes.insert(
                 REPO_CONFIG_PATH.to_string(),
                 FileChange::Put(config.clone()),
@@ -206,7 +317,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
         // The merge carries the new config, so its trailer names the new config's hash;
         // mwsync switches to it only once the push succeeded.
-        let new_repo = plan.config.as_deref().map(new_repo_config).transpose()?;
+        let new_repo = config.as_deref().map(new_repo_config).transpose()?;
         let hash = new_repo
             .as_ref()
             .map_or_else(|| self.known.repo.hash(), RepoConfig::hash);
@@ -219,7 +330,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         self.publish(Event::WriteApplied {
             commit: tip.to_string(),
             merged_as: merged_as.to_string(),
-            imported: plan.apply.len(),
+            imported,
         });
         Ok(Outcome::Applied)
     }

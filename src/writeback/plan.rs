@@ -1,18 +1,20 @@
-//! Change-set planning, pure: which files of a write are refused (and why), which conflict
-//! with MoneyWorks edits since the writer's base, which are already applied, and which
-//! fields of which records to import. It must not do I/O; the handler reads every version of
-//! every file first.
+//! Change-set planning, pure: which files of a write are refused (and why), which records
+//! it asks to change and which fields. It must not do I/O, and must not judge conflicts:
+//! those are judged against the live copy MoneyWorks holds just before the import (`live`),
+//! never against `main`. The handler reads both versions of every file first.
 
-use super::compare::{field_text, find, importable, normalised, system_values};
-use super::status::{FieldReport, FileReport, FileResult, STATUS_PATH};
+use std::collections::BTreeMap;
+
+use super::compare::{case_twins, find, importable, normalised, system_values};
+use super::status::{FileReport, STATUS_PATH};
 use crate::config::{REPO_CONFIG_PATH, RepoConfigFile};
-use crate::record::{KeyField, Record, RecordKey, TableInfo, Value, parse_record_path};
+use crate::record::{Field, KeyField, Record, RecordKey, TableInfo, Value, parse_record_path};
 use crate::state::STATE_PATH;
 
 /// Largest record file accepted from `changes`.
 pub const MAX_RECORD_FILE_BYTES: usize = 1024 * 1024;
 
-/// One touched file: at the writer's base, as asked, and on `main` now.
+/// One touched file: at the writer's base and as asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FileVersions {
     /// Path.
@@ -21,11 +23,9 @@ pub struct FileVersions {
     pub base: Option<Vec<u8>>,
     /// Bytes at the changes tip.
     pub desired: Option<Vec<u8>>,
-    /// Bytes on `main` now.
-    pub current: Option<Vec<u8>>,
 }
 
-/// A record to import.
+/// A record the writer asks to change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PlannedRecord {
     /// Path.
@@ -34,20 +34,27 @@ pub struct PlannedRecord {
     pub table: &'static TableInfo,
     /// Key.
     pub key: RecordKey,
+    /// The record at the writer's base (`None`: a new record).
+    pub base: Option<Record>,
     /// The writer's record.
     pub desired: Record,
     /// Top-level importable fields to send (subfiles by name), in the writer's order.
     pub fields: Vec<String>,
+}
+
+impl PlannedRecord {
     /// True for a new record.
-    pub create: bool,
+    pub fn is_create(&self) -> bool {
+        self.base.is_none()
+    }
 }
 
 /// What to do with a change set.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct ChangePlan {
-    /// Records to import.
+    /// Records to import (until the live precondition judges them).
     pub apply: Vec<PlannedRecord>,
-    /// Files already as asked in MoneyWorks (or unchanged).
+    /// Files already as asked in MoneyWorks (or whose values did not change).
     pub already: Vec<String>,
     /// Conflicts and rejections, reported as they will appear in the status.
     pub problems: Vec<FileReport>,
@@ -62,7 +69,7 @@ enum FilePlan {
     Config(Vec<u8>),
 }
 
-/// Plans a change set: validation, conflict detection and what to import.
+/// Plans a change set: validation and what to import.
 pub fn plan(tracked: &[&'static TableInfo], files: Vec<FileVersions>) -> ChangePlan {
     let mut out = ChangePlan::default();
     for fv in files {
@@ -104,7 +111,6 @@ fn plan_file(tracked: &[&'static TableInfo], fv: FileVersions) -> Result<FilePla
         fv: &fv,
         base: parse_side(&fv.base),
         desired,
-        current: parse_side(&fv.current),
     };
     versions.check_key(table, &key)?;
     versions.check_system_fields()?;
@@ -177,17 +183,86 @@ fn desired_record(table: &'static TableInfo, fv: &FileVersions) -> Result<Record
     desired
         .canonical_file()
         .map_err(|e| FileReport::rejected(path, e.to_string()))?;
+    if let Some((field, n)) = written_twice(&desired.fields, "") {
+        return Err(FileReport::rejected(
+            path,
+            format!(
+                "field <{field}> is written {n} times; write each field once (MoneyWorks would keep only one of the values)"
+            ),
+        ));
+    }
     Ok(desired)
 }
 
-/// One record file's three versions, parsed.
+/// The first field written more than once among `fields` (or in one row of a subfile), with
+/// how many times; `at` names the row.
+fn written_twice(fields: &[Field], at: &str) -> Option<(String, usize)> {
+    for (i, f) in fields.iter().enumerate() {
+        let n = fields.iter().filter(|g| g.name == f.name).count();
+        if n > 1 && !fields[..i].iter().any(|g| g.name == f.name) {
+            return Some((format!("{at}{}", f.name), n));
+        }
+    }
+    fields.iter().find_map(|f| match &f.value {
+        Value::Subfile(rows) => rows.iter().enumerate().find_map(|(i, r)| {
+            let row = format!("{at}{}[{}].", f.name.to_ascii_lowercase(), i + 1);
+            written_twice(&r.fields, &row)
+        }),
+        Value::Text(_) => None,
+    })
+}
+
+/// Refuses every new record whose code MoneyWorks would take for another: one on `main`
+/// (`main_codes`: table name → the codes of its files) or another new file of the same write
+/// that differs from it only in letter case. MoneyWorks matches codes without regard to
+/// case, so its import would change that other record instead.
+pub fn refuse_case_twins(plan: &mut ChangePlan, main_codes: &BTreeMap<&str, Vec<String>>) {
+    let creates: Vec<(&'static str, String)> = plan
+        .apply
+        .iter()
+        .filter(|r| r.is_create())
+        .filter_map(|r| match &r.key {
+            RecordKey::Code(c) => Some((r.table.name, c.clone())),
+            RecordKey::Seq(_) => None,
+        })
+        .collect();
+    let mut kept = Vec::with_capacity(plan.apply.len());
+    for r in std::mem::take(&mut plan.apply) {
+        let twin = match (&r.key, r.is_create()) {
+            (RecordKey::Code(code), true) => {
+                let on_main = main_codes
+                    .get(r.table.name)
+                    .and_then(|codes| codes.iter().find(|c| case_twins(c, code)))
+                    .map(|c| format!("{c}, which is on main"));
+                on_main.or_else(|| {
+                    creates
+                        .iter()
+                        .find(|(t, c)| *t == r.table.name && case_twins(c, code))
+                        .map(|(_, c)| format!("{c}, another new file of this write"))
+                })
+            }
+            _ => None,
+        };
+        match twin {
+            Some(other) => plan.problems.push(FileReport::rejected(
+                &r.path,
+                format!(
+                    "code {} differs only in letter case from {other}; MoneyWorks matches codes without regard to case, so the import would change that record. Edit its file instead",
+                    r.key
+                ),
+            )),
+            None => kept.push(r),
+        }
+    }
+    plan.apply = kept;
+}
+
+/// One record file's two versions, parsed.
 struct Versions<'a> {
     fv: &'a FileVersions,
     /// At the writer's base (`None`: a new record).
     base: Option<Record>,
     desired: Record,
-    /// On `main` now (`None`: absent).
-    current: Option<Record>,
 }
 
 impl Versions<'_> {
@@ -284,102 +359,17 @@ impl Versions<'_> {
             .collect()
     }
 
-    /// Already applied when MoneyWorks holds every asked value: after a crash between the
-    /// import and the merge, the server may also have rewritten fields nobody asked for (a
-    /// recomputed gross, a new record's defaults), and that is not a conflict. A value counts
-    /// as held when its text matches, or when the server changed it since the base and it
-    /// matches by number (the server's own rewriting of `1.5` as `1.500000`).
-    fn already_held(&self, asked: &[String]) -> bool {
-        let Some(cur) = &self.current else {
-            return false;
-        };
-        let base_exact = self
-            .base
-            .as_ref()
-            .map(|b| importable(&b.fields))
-            .unwrap_or_default();
-        let desired_exact = importable(&self.desired.fields);
-        let desired_norm = normalised(&self.desired.fields);
-        let cur_exact = importable(&cur.fields);
-        let cur_norm = normalised(&cur.fields);
-        asked.iter().all(|n| {
-            let c = find(&cur_exact, n);
-            c == find(&desired_exact, n)
-                || (c != find(&base_exact, n) && find(&cur_norm, n) == find(&desired_norm, n))
-        })
-    }
-
-    /// True when `main` holds the record as it was at the writer's base (numbers by value).
-    fn unchanged_since_base(&self) -> bool {
-        match (&self.fv.base, &self.fv.current) {
-            (Some(b), Some(c)) => {
-                b == c
-                    || self
-                        .base
-                        .as_ref()
-                        .zip(self.current.as_ref())
-                        .is_some_and(|(b, c)| normalised(&b.fields) == normalised(&c.fields))
-            }
-            (None, None) => true,
-            _ => false,
-        }
-    }
-
-    /// The conflict report: every field whose asked value MoneyWorks does not hold.
-    fn conflict(&self) -> FileReport {
-        let base_fields = self
-            .base
-            .as_ref()
-            .map(|b| normalised(&b.fields))
-            .unwrap_or_default();
-        let desired_fields = normalised(&self.desired.fields);
-        let cur_fields = self
-            .current
-            .as_ref()
-            .map(|c| normalised(&c.fields))
-            .unwrap_or_default();
-        let fields = desired_fields
-            .iter()
-            .filter_map(|f| {
-                let asked = field_text(&desired_fields, &f.name);
-                let server = field_text(&cur_fields, &f.name);
-                (asked != server).then(|| FieldReport {
-                    field: f.name.clone(),
-                    asked,
-                    server,
-                    base: field_text(&base_fields, &f.name),
-                })
-            })
-            .collect();
-        let reason = if self.current.is_none() {
-            "the record was deleted in MoneyWorks since the writer's base"
-        } else if self.base.is_none() {
-            "a record with this key was created in MoneyWorks meanwhile"
-        } else {
-            "the record changed in MoneyWorks since the writer's base"
-        };
-        FileReport {
-            path: self.fv.path.clone(),
-            result: FileResult::Conflict,
-            reason: reason.into(),
-            fields,
-        }
-    }
-
-    /// Already applied, a conflict, or the fields to import.
+    /// Nothing to do when the writer changed no value, or the fields to import.
     fn judge(self, table: &'static TableInfo, key: RecordKey) -> Result<FilePlan, FileReport> {
         let asked = self.asked();
-        if asked.is_empty() || self.already_held(&asked) {
+        if asked.is_empty() {
             return Ok(FilePlan::Already(self.fv.path.clone()));
-        }
-        if !self.unchanged_since_base() {
-            return Err(self.conflict());
         }
         Ok(FilePlan::Apply(PlannedRecord {
             path: self.fv.path.clone(),
             table,
             key,
-            create: self.base.is_none(),
+            base: self.base,
             desired: self.desired,
             fields: asked,
         }))
@@ -408,16 +398,11 @@ mod tests {
         record_path(name(), &RecordKey::Code("ACME".into()))
     }
 
-    fn fv(
-        base: Option<Vec<u8>>,
-        desired: Option<Vec<u8>>,
-        current: Option<Vec<u8>>,
-    ) -> FileVersions {
+    fn fv(base: Option<Vec<u8>>, desired: Option<Vec<u8>>) -> FileVersions {
         FileVersions {
             path: path(),
             base,
             desired,
-            current,
         }
     }
 
@@ -429,7 +414,6 @@ mod tests {
             vec![fv(
                 Some(rec("1", "20240101000000")),
                 Some(rec("2", "20240101000000")),
-                Some(rec("1", "20240101000000")),
             )],
         );
         assert!(p.problems.is_empty(), "{:?}", p.problems);
@@ -441,46 +425,6 @@ mod tests {
         );
     }
 
-    /// A record changed in MoneyWorks since the base conflicts, naming asked and server values.
-    #[test]
-    fn detects_conflicts_with_values() {
-        let p = plan(
-            &[name()],
-            vec![fv(
-                Some(rec("1", "20240101000000")),
-                Some(rec("2", "20240101000000")),
-                Some(rec("3", "20240102000000")),
-            )],
-        );
-        assert_eq!(p.problems.len(), 1);
-        let c = &p.problems[0];
-        assert_eq!(c.result, FileResult::Conflict);
-        assert_eq!(
-            c.fields,
-            vec![FieldReport {
-                field: "phone".into(),
-                asked: Some("2".into()),
-                server: Some("3".into()),
-                base: Some("1".into())
-            }]
-        );
-    }
-
-    /// When MoneyWorks already holds the asked values, nothing is imported.
-    #[test]
-    fn already_applied_is_recognised() {
-        let p = plan(
-            &[name()],
-            vec![fv(
-                Some(rec("1", "20240101000000")),
-                Some(rec("2", "20240101000000")),
-                Some(rec("2", "20240102000000")),
-            )],
-        );
-        assert!(p.apply.is_empty() && p.problems.is_empty());
-        assert_eq!(p.already, vec![path()]);
-    }
-
     /// A text change that only looks like a number change ("1.10" to "1.1") is imported,
     /// not taken as already applied.
     #[test]
@@ -490,44 +434,10 @@ mod tests {
             vec![fv(
                 Some(rec("1.10", "20240101000000")),
                 Some(rec("1.1", "20240101000000")),
-                Some(rec("1.10", "20240101000000")),
             )],
         );
         assert!(p.already.is_empty(), "{:?}", p.already);
         assert_eq!(p.apply[0].fields, vec!["phone".to_string()]);
-    }
-
-    /// After a crash between import and merge, the server's own rewriting of fields nobody
-    /// asked for (here the credit limit) does not turn the write into a conflict.
-    #[test]
-    fn already_applied_ignores_fields_the_writer_did_not_change() {
-        let after_import = String::from_utf8(rec("2", "20240102000000"))
-            .expect("utf8")
-            .replace("100.00", "150.00")
-            .into_bytes();
-        let p = plan(
-            &[name()],
-            vec![fv(
-                Some(rec("1", "20240101000000")),
-                Some(rec("2", "20240101000000")),
-                Some(after_import),
-            )],
-        );
-        assert!(p.problems.is_empty(), "{:?}", p.problems);
-        assert_eq!(p.already, vec![path()]);
-    }
-
-    /// A created record found already in MoneyWorks with the asked values (plus the server's
-    /// defaults) is already applied, not a conflict.
-    #[test]
-    fn created_record_found_after_a_crash_is_already_applied() {
-        let desired = b"<name><code>ACME</code><phone>2</phone></name>".to_vec();
-        let p = plan(
-            &[name()],
-            vec![fv(None, Some(desired), Some(rec("2", "20240102000000")))],
-        );
-        assert!(p.problems.is_empty(), "{:?}", p.problems);
-        assert_eq!(p.already, vec![path()]);
     }
 
     /// Each class of bad file is rejected with a reason naming it.
@@ -535,22 +445,23 @@ mod tests {
     fn rejects_bad_files() {
         let good = Some(rec("1", "20240101000000"));
         let cases: Vec<(FileVersions, &str)> = vec![
-            (FileVersions { path: STATE_PATH.into(), base: None, desired: Some(b"x".to_vec()), current: None }, "written only by mwsync"),
-            (fv(good.clone(), Some(b"<name><code>ACME</code>".to_vec()), good.clone()), "not well-formed"),
-            (fv(good.clone(), Some(b"<product><code>ACME</code></product>".to_vec()), good.clone()), "expected <name>"),
-            (FileVersions { path: "../etc/passwd".into(), base: None, desired: Some(b"x".to_vec()), current: None }, "not a record path"),
-            (FileVersions { path: record_path(table_info("Job").expect("known"), &RecordKey::Code("X".into())), base: None, desired: Some(b"x".to_vec()), current: None }, "not tracked"),
-            (fv(good.clone(), Some(rec("1", "20990101000000")), good.clone()), "system fields"),
-            (fv(good.clone(), None, good.clone()), "deleting"),
-            (fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("ACME", "OTHER").into_bytes()), good.clone()), "holds key OTHER"),
-            (fv(good.clone(), Some(vec![b' '; MAX_RECORD_FILE_BYTES + 1]), good.clone()), "limit"),
-            (fv(good.clone(), Some(rec("1&#7;", "20240101000000")), good.clone()), "field <phone> holds U+0007"),
+            (FileVersions { path: STATE_PATH.into(), base: None, desired: Some(b"x".to_vec()), }, "written only by mwsync"),
+            (fv(good.clone(), Some(b"<name><code>ACME</code>".to_vec())), "not well-formed"),
+            (fv(good.clone(), Some(b"<product><code>ACME</code></product>".to_vec())), "expected <name>"),
+            (FileVersions { path: "../etc/passwd".into(), base: None, desired: Some(b"x".to_vec()), }, "not a record path"),
+            (FileVersions { path: record_path(table_info("Job").expect("known"), &RecordKey::Code("X".into())), base: None, desired: Some(b"x".to_vec()), }, "not tracked"),
+            (fv(good.clone(), Some(rec("1", "20990101000000"))), "system fields"),
+            (fv(good.clone(), None), "deleting"),
+            (fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("ACME", "OTHER").into_bytes())), "holds key OTHER"),
+            (fv(good.clone(), Some(vec![b' '; MAX_RECORD_FILE_BYTES + 1])), "limit"),
+            (fv(good.clone(), Some(rec("1&#7;", "20240101000000"))), "field <phone> holds U+0007"),
             (
-                fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("<phone>1</phone>", "").into_bytes()), good.clone()),
+                fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("<phone>1</phone>", "").into_bytes())),
                 "fields cannot be removed",
             ),
-            (FileVersions { path: REPO_CONFIG_PATH.into(), base: None, desired: Some(b"page_size = 5\n".to_vec()), current: None }, "out of range 10..=100"),
-            (FileVersions { path: "transaction/000/000/5.xml".into(), base: None, desired: Some(b"<transaction><sequencenumber system=\"true\">5</sequencenumber></transaction>".to_vec()), current: None }, "not tracked"),
+            (FileVersions { path: REPO_CONFIG_PATH.into(), base: None, desired: Some(b"page_size = 5\n".to_vec()), }, "out of range 10..=100"),
+            (fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("<phone>1</phone>", "<phone>1</phone><phone>2</phone>").into_bytes())), "field <phone> is written 2 times"),
+            (FileVersions { path: "transaction/000/000/5.xml".into(), base: None, desired: Some(b"<transaction><sequencenumber system=\"true\">5</sequencenumber></transaction>".to_vec()), }, "not tracked"),
         ];
         for (file, needle) in cases {
             let p = plan(&[name()], vec![file.clone()]);
@@ -577,7 +488,6 @@ mod tests {
                         .replace("100.00", "1.5")
                         .into_bytes(),
                 ),
-                Some(rec("1", "20240101000000")),
             )],
         );
         let planned = &p.apply[0];
@@ -600,5 +510,35 @@ mod tests {
         assert_eq!(normalise("1.500000"), "1.5");
         assert_eq!(normalise("-0.00"), "0");
         assert_eq!(normalise("ACME 1.0"), "ACME 1.0");
+        assert_eq!(normalise("1 Road\r\nTown"), normalise("1 Road\rTown"));
+        assert_eq!(normalise("1 Road\nTown"), "1 Road\rTown");
+    }
+
+    /// A new code that differs only in letter case from one on main, or from another new
+    /// file of the write, is refused; an exact match (a crash after the create) is not.
+    #[test]
+    fn case_twins_of_new_codes_are_refused() {
+        let new = |code: &str| FileVersions {
+            path: record_path(name(), &RecordKey::Code(code.into())),
+            base: None,
+            desired: Some(format!("<name><code>{code}</code><phone>1</phone></name>").into_bytes()),
+        };
+        let main = BTreeMap::from([("Name", vec!["ACME".to_string()])]);
+        let mut p = plan(&[name()], vec![new("acme"), new("FRESH"), new("Fresh")]);
+        refuse_case_twins(&mut p, &main);
+        assert!(p.apply.is_empty(), "{:?}", p.apply);
+        let reasons: Vec<&str> = p.problems.iter().map(|f| f.reason.as_str()).collect();
+        assert!(
+            reasons[0].contains("acme differs only in letter case from ACME, which is on main"),
+            "{reasons:?}"
+        );
+        assert!(
+            reasons[1].contains("FRESH differs only in letter case from Fresh, another new file"),
+            "{reasons:?}"
+        );
+        assert_eq!(p.problems.len(), 3);
+        let mut p = plan(&[name()], vec![new("ACME")]);
+        refuse_case_twins(&mut p, &main);
+        assert_eq!(p.apply.len(), 1, "{:?}", p.problems);
     }
 }

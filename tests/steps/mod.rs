@@ -1,6 +1,7 @@
 //! Step definitions, one module per feature area, sharing one world.
 
 pub mod converge;
+pub mod precondition;
 pub mod process;
 pub mod pull;
 pub mod tables;
@@ -50,6 +51,14 @@ pub struct SyncWorld {
     pub full_sync: Option<Result<usize, String>>,
     /// Collected server-sent events text.
     pub sse: Option<std::sync::Arc<std::sync::Mutex<String>>>,
+    /// The name codes a writer changed in one write, and the value it set.
+    pub written_codes: Vec<String>,
+    /// The value the writer set on every name.
+    pub write_value: Option<String>,
+    /// The name codes a scenario's bookkeeper changed in MoneyWorks during a write.
+    pub bookkeeper_codes: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Requests one write made: imports, exports, clock reads.
+    pub write_requests: Option<(u64, u64, u64)>,
 }
 
 impl fmt::Debug for SyncWorld {

@@ -282,12 +282,33 @@ async fn clone_holds(w: &mut SyncWorld) {
 
 #[given(expr = "a writer sets the phone of name {string} to {string} on changes over HTTP")]
 async fn writer_over_http(w: &mut SyncWorld, code: String, value: String) {
+    push_phones_over_http(w, &[code], &value);
+}
+
+#[given(expr = "a writer sets the phone of every name to {string} on changes over HTTP")]
+async fn writer_every_over_http(w: &mut SyncWorld, value: String) {
+    let codes: Vec<String> = w
+        .h()
+        .await
+        .sim
+        .records("Name")
+        .iter()
+        .filter_map(|r| r.text("code").map(str::to_string))
+        .collect();
+    push_phones_over_http(w, &codes, &value);
+}
+
+/// A writer's clone sets the phone of each of `codes` to `value`, commits once and pushes
+/// the commit to `changes` with the git command line.
+fn push_phones_over_http(w: &mut SyncWorld, codes: &[String], value: &str) {
     let dir = clone(w);
     let repo = dir.path().join("books");
-    let path = name_path(&code);
-    let bytes = std::fs::read(repo.join(&path)).expect("the record is on main");
-    let edited = crate::support::edited_file(&bytes, "phone", &value);
-    std::fs::write(repo.join(&path), edited).expect("write the file");
+    for code in codes {
+        let path = name_path(code);
+        let bytes = std::fs::read(repo.join(&path)).expect("the record is on main");
+        let edited = crate::support::edited_file(&bytes, "phone", value);
+        std::fs::write(repo.join(&path), edited).expect("write the file");
+    }
     let header = format!(
         "Authorization: Basic {}",
         base64::engine::general_purpose::STANDARD.encode(format!("writer:{API_KEY}"))
@@ -351,6 +372,44 @@ async fn run_until_paused(w: &mut SyncWorld, point: &str) {
 #[when("the mwsync binary is killed after the import")]
 async fn killed_after_import(w: &mut SyncWorld) {
     run_until_paused(w, "after-import").await;
+}
+
+#[when(expr = "the mwsync binary is killed after import batch {int}")]
+async fn killed_after_batch(w: &mut SyncWorld, n: u32) {
+    run_until_paused(w, &format!("after-import-batch:{n}")).await;
+}
+
+#[then(expr = "the status on main over HTTP says {word} because {string}")]
+async fn http_status_because(w: &mut SyncWorld, outcome: String, reason: String) {
+    let dir = clone(w);
+    let text = std::fs::read_to_string(dir.path().join("books/.mwsync/status.toml"))
+        .expect("a status on main");
+    let doc: toml::Table = text.parse().expect("the status is TOML");
+    let last = doc
+        .get("last_write")
+        .and_then(toml::Value::as_table)
+        .expect("[last_write]");
+    assert_eq!(
+        last.get("outcome").and_then(toml::Value::as_str),
+        Some(outcome.as_str()),
+        "{text}"
+    );
+    assert!(
+        text.contains(&reason),
+        "the status should say `{reason}`:\n{text}"
+    );
+}
+
+#[then(expr = "MoneyWorks holds {string} as the phone of every name")]
+async fn every_phone(w: &mut SyncWorld, value: String) {
+    for rec in w.h().await.sim.records("Name") {
+        assert_eq!(
+            rec.text("phone"),
+            Some(value.as_str()),
+            "{:?}",
+            rec.text("code")
+        );
+    }
 }
 
 #[when(expr = "the mwsync binary is killed after checkpoint {int}")]
@@ -666,8 +725,8 @@ async fn daemon_json_status(w: &mut SyncWorld) {
             let line = line.expect("stderr line");
             log.push_str(&line);
             log.push('\n');
-            if let Some(i) = line.find("status server on http://") {
-                let rest = &line[i + "status server on http://".len()..];
+            if let Some(i) = line.find("status page on http://") {
+                let rest = &line[i + "status page on http://".len()..];
                 addr = rest.split('/').next().map(str::to_string);
             }
             // The snapshot is updated when a whole cycle ends, after its poll's log line;
@@ -720,8 +779,11 @@ async fn status_report(w: &mut SyncWorld) {
         serde_json::from_str(&body).unwrap_or_else(|e| panic!("/status is not JSON ({e}): {body}"));
     assert_eq!(v["state"], "running", "{v}");
     assert!(v["main"].as_str().is_some_and(|m| m.len() == 40), "{v}");
-    assert_eq!(v["markers"].as_object().map(|m| m.len()), Some(5), "{v}");
-    assert!(v["last_error"].is_null(), "{v}");
+    let tables = v["tables"].as_object().expect("tables");
+    assert_eq!(tables.len(), 5, "{v}");
+    assert!(tables.values().all(|t| t["marker"].is_string()), "{v}");
+    assert_eq!(v["errors"].as_array().map(Vec::len), Some(0), "{v}");
+    assert_eq!(v["schema"], 1, "{v}");
     assert!(v["polls"].as_u64().is_some_and(|n| n >= 1), "{v}");
 }
 

@@ -43,6 +43,16 @@ fn repository_bare(w: &mut SyncWorld) {
 #[given(expr = "the page size is {int}")]
 fn page_size(w: &mut SyncWorld, n: u32) {
     w.repo_config.page_size = n;
+    // A harness started by the background takes it as its initial repo config, which
+    // applies until the first poll writes one to main.
+    if let Some(h) = w.harness.as_mut() {
+        assert!(
+            h.repo.tip("main").is_none(),
+            "set the page size before the first poll"
+        );
+        h.repo_config.page_size = n;
+        h.restart();
+    }
 }
 
 #[given(expr = "checkpoints of {int} records")]
@@ -303,14 +313,13 @@ async fn foreign_commit(w: &mut SyncWorld) {
 #[given("the status server is listening")]
 async fn status_server(w: &mut SyncWorld) {
     let h = w.h().await;
-    let status = std::sync::Arc::new(std::sync::Mutex::new(
-        mwsync::http::StatusSnapshot::default(),
-    ));
+    let board = mwsync::status::Board::new(h.events.instance(), "main", "changes");
     let token = tokio_util::sync::CancellationToken::new();
     let addr = mwsync::http::serve(
         "127.0.0.1:0".parse().expect("addr"),
-        status,
+        board,
         h.events.clone(),
+        mwsync::http::ServeOptions::default(),
         token.clone(),
     )
     .await

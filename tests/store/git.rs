@@ -511,3 +511,39 @@ fn large_push_over_http() {
     assert_eq!(other.remote_tip("main").expect("tip"), Some(c.clone()));
     assert_eq!(other.list_files(&c, "blobs").expect("list").len(), 300);
 }
+
+/// Commits carry the configured author and committer, the default otherwise.
+#[test]
+fn commits_carry_the_configured_author() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bare_remote(tmp.path(), "remote.git");
+    let mut store = open(tmp.path(), "cache.git", local(&r.to_string_lossy()));
+    let first = store
+        .commit(new_commit(&[], &[("a.txt", Some("1"))], "first"))
+        .expect("commit");
+    assert_eq!(
+        store.commit_info(&first).expect("info").author,
+        "mwsync <mwsync@localhost>"
+    );
+    store.set_author("mwsync at Acme", "it@acme.example");
+    let second = store
+        .commit(new_commit(&[&first], &[("a.txt", Some("2"))], "second"))
+        .expect("commit");
+    store.push("main", None, &second).expect("push");
+    assert_eq!(
+        store.commit_info(&second).expect("info").author,
+        "mwsync at Acme <it@acme.example>"
+    );
+    let committer = git(
+        tmp.path(),
+        &[
+            "--git-dir",
+            &r.to_string_lossy(),
+            "log",
+            "-1",
+            "--format=%cn <%ce>",
+            "main",
+        ],
+    );
+    assert_eq!(committer.trim(), "mwsync at Acme <it@acme.example>");
+}

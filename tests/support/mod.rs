@@ -40,6 +40,13 @@ pub type DynStore = Box<dyn Store>;
 /// made so far.
 pub type ExportHook = Box<dyn FnMut(u64, u64) + Send>;
 
+/// A hook run just before each import, given the imports made before it: the test seam
+/// between a write-back's live precondition and its import.
+pub type ImportHook = Box<dyn FnMut(u64) + Send>;
+
+/// A hook slot shared between a harness and its client.
+pub type HookSlot<H> = Arc<Mutex<Option<H>>>;
+
 /// The engine's own MoneyWorks client, over sockets or answered in-process.
 pub enum Client {
     /// Real HTTP to the fake's socket.
@@ -57,12 +64,14 @@ macro_rules! client_call {
     };
 }
 
-/// The HTTP client with a hook, so a scenario can change MoneyWorks between two pages.
+/// The HTTP client with hooks, so a scenario can change MoneyWorks between two pages, or
+/// between a write-back's last read and its import.
 pub struct HookedMw {
     inner: Client,
     exports: AtomicU64,
     imports: AtomicU64,
-    hook: Arc<Mutex<Option<ExportHook>>>,
+    hook: HookSlot<ExportHook>,
+    import_hook: HookSlot<ImportHook>,
 }
 
 impl MoneyWorks for HookedMw {
@@ -82,7 +91,15 @@ impl MoneyWorks for HookedMw {
         client_call!(&self.inner, c => c.export_text(query))
     }
     async fn import(&self, body: &str) -> Result<String, MwError> {
-        self.imports.fetch_add(1, Ordering::SeqCst);
+        let before = self.imports.fetch_add(1, Ordering::SeqCst);
+        if let Some(hook) = self
+            .import_hook
+            .lock()
+            .expect("hook lock is never poisoned because hooks do not panic")
+            .as_mut()
+        {
+            hook(before);
+        }
         client_call!(&self.inner, c => c.import(body))
     }
     async fn evaluate(&self, expr: &str) -> Result<String, MwError> {
@@ -276,7 +293,8 @@ pub struct Harness {
     pub engine: Engine<HookedMw, DynStore>,
     pub events: Events,
     pub seen: Arc<Mutex<Vec<Event>>>,
-    pub hook: Arc<Mutex<Option<ExportHook>>>,
+    pub hook: HookSlot<ExportHook>,
+    pub import_hook: HookSlot<ImportHook>,
     pub local: Cache,
     pub repo_config: RepoConfigFile,
     /// `main` tips observed after each step, to prove it only moves forward.
@@ -287,7 +305,7 @@ pub struct Harness {
     pub budget: Option<Arc<inproc::Budget>>,
     /// In-process worlds read events synchronously (no collector task whose scheduling
     /// could reorder or drop them).
-    inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Event>>>,
+    inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Arc<mwsync::events::Sequenced>>>>,
 }
 
 /// A short retry policy: the same logic, without long waits in real time.
@@ -364,12 +382,13 @@ impl Harness {
         let events = Events::new();
         let seen = Arc::new(Mutex::new(Vec::new()));
         let hook = Arc::new(Mutex::new(None));
+        let import_hook = Arc::new(Mutex::new(None));
         let local = Cache::in_memory();
         let engine = Self::engine(
             &sim,
             &repo,
             &events,
-            &hook,
+            (&hook, &import_hook),
             local.clone(),
             Spec {
                 repo_config: &repo_config,
@@ -385,6 +404,7 @@ impl Harness {
             events,
             seen,
             hook,
+            import_hook,
             local,
             repo_config,
             tips: vec![],
@@ -402,7 +422,7 @@ impl Harness {
         sim: &Sim,
         repo: &Repo,
         events: &Events,
-        hook: &Arc<Mutex<Option<ExportHook>>>,
+        (hook, import_hook): (&HookSlot<ExportHook>, &HookSlot<ImportHook>),
         local: Cache,
         spec: Spec<'_>,
     ) -> Engine<HookedMw, DynStore> {
@@ -436,6 +456,7 @@ impl Harness {
             exports: AtomicU64::new(0),
             imports: AtomicU64::new(0),
             hook: hook.clone(),
+            import_hook: import_hook.clone(),
         };
         let settings = EngineSettings {
             branch: "main".into(),
@@ -461,7 +482,7 @@ impl Harness {
         let seen = self.seen.clone();
         tokio::spawn(async move {
             while let Ok(e) = rx.recv().await {
-                seen.lock().expect("event log lock").push(e);
+                seen.lock().expect("event log lock").push(e.event.clone());
             }
         });
     }
@@ -480,7 +501,7 @@ impl Harness {
             &self.sim,
             &self.repo,
             &self.events,
-            &self.hook,
+            (&self.hook, &self.import_hook),
             local,
             Spec {
                 repo_config: &self.repo_config,
@@ -498,8 +519,14 @@ impl Harness {
         *self.hook.lock().expect("hook lock") = Some(Box::new(hook));
     }
 
+    /// Runs `hook` just before each import, with the number of imports made before it.
+    pub fn set_import_hook(&self, hook: impl FnMut(u64) + Send + 'static) {
+        *self.import_hook.lock().expect("hook lock") = Some(Box::new(hook));
+    }
+
     pub fn clear_hook(&self) {
         *self.hook.lock().expect("hook lock") = None;
+        *self.import_hook.lock().expect("hook lock") = None;
     }
 
     /// One daemon cycle.
@@ -522,7 +549,7 @@ impl Harness {
             let mut rx = inbox.lock().expect("inbox lock");
             loop {
                 match rx.try_recv() {
-                    Ok(e) => seen.push(e),
+                    Ok(e) => seen.push(e.event.clone()),
                     Err(tokio::sync::broadcast::error::TryRecvError::Lagged(n)) => {
                         panic!("the simulation lost {n} events; raise the bus capacity")
                     }

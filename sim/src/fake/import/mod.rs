@@ -1,18 +1,20 @@
 //! The `import` command: reads `<table>` or `<import>` XML, matches records (code-keyed
-//! tables on their code, `taxcode` or `initials`; the others on `seqnum`), creates or updates
-//! them with normalised values, works out `work-it-out` fields, evaluates `calculated` ones,
-//! and hands transactions to `transaction` for their own rules. An import is all or nothing:
-//! on any error what it stored is undone from its journal. It must not know HTTP; errors are
-//! returned as the text that follows `[ERROR] `.
+//! tables on their code, `taxcode` or `initials`, without regard to letter case; the others on
+//! `seqnum`), creates or updates them with normalised values (line breaks stored as CR),
+//! works out `work-it-out` fields, evaluates `calculated` ones, and hands transactions to
+//! `transaction` for their own rules. An import is all or nothing: on any error what it stored
+//! is undone from its journal. It must not know HTTP; errors are returned as the text that
+//! follows `[ERROR] `.
 
 mod transaction;
 
+use std::borrow::Cow;
 use std::collections::BTreeSet;
 
 use super::db::{Db, RecordEnv, TableData, set_field};
 use super::search;
 use crate::record::Record;
-use crate::schema::{self, LMT, SEQ, TableSchema, parse_scaled};
+use crate::schema::{self, FieldKind, LMT, SEQ, TableSchema, parse_scaled};
 use crate::time::DateTime;
 use crate::xml::{self, Element};
 
@@ -233,7 +235,12 @@ impl Work<'_> {
             }
         };
         let is_new = existing.is_none();
+        let stored_code = schema.code.map(|ix| record.get(ix).to_string());
         let asked = self.apply_fields(&mut record, el)?;
+        // The code matched without regard to case; the record keeps its own spelling.
+        if let (Some(ix), Some(code), false) = (schema.code, stored_code, is_new) {
+            record.set(ix, &code);
+        }
         if schema.info.name == "Transaction" {
             self.finish_transaction(opts, &mut record, is_new, asked)?;
         } else if let Some(field) = asked.woo.first() {
@@ -259,7 +266,7 @@ impl Work<'_> {
             if code.is_empty() {
                 return Err(format!("the record has no {}", def.name));
             }
-            return match data.find(&code) {
+            return match find_code(data, &code) {
                 Some(seq) if opts.update => Ok(Some(seq)),
                 Some(_) => Err(format!(
                     "Duplicate code: {code} already exists (use update=\"true\")"
@@ -322,10 +329,29 @@ impl Work<'_> {
                 };
                 let value = expr.eval(&env).map_err(|e| format!("{name}: {e}"))?;
                 set_field(record, &name, &search::display(&value))?;
+            } else if matches!(def.kind, FieldKind::Text { .. }) {
+                set_field(record, &name, &stored_line_breaks(&child.text))?;
             } else {
                 set_field(record, &name, &child.text)?;
             }
         }
         Ok(asked)
+    }
+}
+
+/// The record whose code equals `code` without regard to letter case, as MoneyWorks matches
+/// codes on import: the exact code first, then any other spelling (the folded-code index).
+fn find_code(data: &TableData, code: &str) -> Option<u64> {
+    data.find(code)
+        .or_else(|| data.codes_folded(&search::fold(code)).first().copied())
+}
+
+/// `text` with its line breaks as MoneyWorks stores them: CR, whether it was sent as LF,
+/// CRLF or CR.
+pub(super) fn stored_line_breaks(text: &str) -> Cow<'_, str> {
+    if text.contains('\n') {
+        Cow::Owned(text.replace("\r\n", "\r").replace('\n', "\r"))
+    } else {
+        Cow::Borrowed(text)
     }
 }

@@ -8,7 +8,9 @@ use std::sync::LazyLock;
 
 use super::{Asked, TableOpts, Work};
 use crate::record::{Record, Row};
-use crate::schema::{self, LMT, SEQ, SubfileSchema, TRANSACTION, format_scaled, parse_scaled};
+use crate::schema::{
+    self, FieldKind, LMT, SEQ, SubfileSchema, TRANSACTION, format_scaled, parse_scaled,
+};
 use crate::time::DateTime;
 use crate::xml::Element;
 
@@ -138,7 +140,11 @@ pub fn read_rows(sub: &'static SubfileSchema, el: &Element) -> Result<Vec<RowInp
                 input.woo.insert(def.name);
                 continue;
             }
-            input.row.set(ix, &schema::normalize(def, &field_el.text)?);
+            let text = match def.kind {
+                FieldKind::Text { .. } => super::stored_line_breaks(&field_el.text),
+                _ => field_el.text.as_str().into(),
+            };
+            input.row.set(ix, &schema::normalize(def, &text)?);
         }
         rows.push(input);
     }
