@@ -154,27 +154,42 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// Reads the server clock (one `evaluate`).
     pub(crate) async fn read_clock(&mut self) -> Result<MwTime, EngineError> {
+        self.evaluate_parsed(
+            query::CLOCK_EXPRESSION,
+            "reading the MoneyWorks clock",
+            |text| {
+                MwTime::parse(text.trim())
+                    .map_err(|e| format!("the clock reading is unusable: {e}"))
+            },
+        )
+        .await
+    }
+
+    /// One `evaluate` whose reply `parse` reads (with retries, abandoned on shutdown; a reply
+    /// `parse` refuses is retried like a damaged one); `what` names it in retries.
+    pub(crate) async fn evaluate_parsed<T>(
+        &mut self,
+        expr: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
-        let now = self
+        let parse = &parse;
+        let value = self
             .unless_cancelled(async {
-                Ok(retry(
-                    &policy,
-                    &self.events,
-                    "reading the MoneyWorks clock",
-                    || async {
-                        let text = mw.evaluate(query::CLOCK_EXPRESSION).await?;
-                        MwTime::parse(text.trim()).map_err(|e| MwError::InvalidReply {
-                            command: "evaluate".into(),
-                            detail: format!("the clock reading is unusable: {e}"),
-                        })
-                    },
-                )
+                Ok(retry(&policy, &self.events, what, || async {
+                    let text = mw.evaluate(expr).await?;
+                    parse(&text).map_err(|detail| MwError::InvalidReply {
+                        command: "evaluate".into(),
+                        detail,
+                    })
+                })
                 .await?)
             })
             .await?;
         self.known.requests += 1;
-        Ok(now)
+        Ok(value)
     }
 
     /// One export page (with retries). Returns the records and whether more match: the

@@ -179,6 +179,9 @@ pub(crate) struct Known {
     /// returns above it. After the clock steps back, the committed marker may lie ahead of
     /// records stamped since; once the clock passes it again, no check would notice.
     rescan_floor: BTreeMap<String, MwTime>,
+    /// True once MoneyWorks refused the one-request idle poll (`query::changes_expression`):
+    /// polls read the clock and export every table instead, for the life of the process.
+    pub(crate) probe_refused: bool,
     /// MoneyWorks requests made since the counters were reset.
     pub(crate) requests: u64,
     /// Pushes made since the counters were reset.
@@ -197,6 +200,7 @@ impl Known {
             seq_index: SeqLeaves::default(),
             last_clock: None,
             rescan_floor: BTreeMap::new(),
+            probe_refused: false,
             requests: 0,
             commits: 0,
         }

@@ -9,6 +9,8 @@ pub(crate) mod stage;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::error::{Classify, ErrorClass};
+
 use crate::commit_message::commit_message;
 use crate::engine::{ClockReading, Engine, EngineError};
 use crate::events::{ActivityKind, ChangedField, Event};
@@ -74,7 +76,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             table: None,
         });
         self.refresh_main().await?;
-        let now = self.read_clock().await?;
+        let (now, unchanged) = self.read_clock_and_changes().await?;
         let reading = ClockReading {
             time: now,
             at: tokio::time::Instant::now(),
@@ -87,7 +89,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut staged = Staged::default();
         let mut records = 0u64;
         for table in self.known.repo.tables.clone() {
-            records += self.pull_table(table, clock, &mut staged).await?;
+            let before = self.known.state.table(table.name).marker;
+            let start = self.start_table(table, clock);
+            if unchanged.contains(table.name) && start == before {
+                // The probe asked from this marker and found nothing modified since: the
+                // pass is complete without an export.
+                self.known.state.table_mut(table.name).marker = Some(clock.now);
+                continue;
+            }
+            records += self.pull_table(table, start, clock, &mut staged).await?;
         }
         if staged.len() > 0 {
             records += staged.len() as u64;
@@ -108,6 +118,78 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         Ok(report)
     }
 
+    /// Reads the server clock and, in the same `evaluate`, which completed tables changed
+    /// since their markers (`query::changes_expression`); returns the clock and the tables
+    /// that certainly did not. A server that refuses the expression, or answers it in
+    /// another shape, is told so once in the log and from then on gets a plain clock read
+    /// and an export per table.
+    async fn read_clock_and_changes(
+        &mut self,
+    ) -> Result<(MwTime, BTreeSet<&'static str>), EngineError> {
+        let lookback = self.known.repo.file.lookback_secs;
+        let probe: Vec<(&'static TableInfo, MwTime)> = self
+            .known
+            .repo
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let st = self.known.state.table(t.name);
+                let start = query_start(st.marker, lookback).filter(|_| st.complete)?;
+                Some((*t, start))
+            })
+            .collect();
+        if probe.is_empty() || self.known.probe_refused {
+            return Ok((self.read_clock().await?, BTreeSet::new()));
+        }
+        let expr = query::changes_expression(&probe);
+        let tables = probe.len();
+        let answer = self
+            .evaluate_parsed(
+                &expr,
+                "reading the MoneyWorks clock and what changed",
+                |text| {
+                    // A reply without a clock is damaged and worth a retry; one with a clock but
+                    // not one flag per table is a server that evaluates Find differently.
+                    match query::parse_changes(text, tables) {
+                        Some(parsed) => Ok(Ok(parsed)),
+                        None => {
+                            let clock = text.split('|').next().unwrap_or_default().trim();
+                            match MwTime::parse(clock) {
+                                Ok(now) => {
+                                    Ok(Err((now, text.chars().take(80).collect::<String>())))
+                                }
+                                Err(e) => Err(format!("the clock reading is unusable: {e}")),
+                            }
+                        }
+                    }
+                },
+            )
+            .await;
+        let (now, why) = match answer {
+            Ok(Ok((now, changed))) => {
+                let unchanged = probe
+                    .iter()
+                    .zip(changed)
+                    .filter(|(_, changed)| !changed)
+                    .map(|((t, _), _)| t.name)
+                    .collect();
+                return Ok((now, unchanged));
+            }
+            Ok(Err((now, text))) => (Some(now), format!("it answered {text:?}")),
+            Err(e) if e.class() == ErrorClass::Retryable => return Err(e),
+            Err(e) => (None, e.to_string()),
+        };
+        tracing::warn!(
+            "MoneyWorks does not answer the one-request idle poll (Find() in an evaluate: {why}); \
+             each poll now reads the clock and exports every table"
+        );
+        self.known.probe_refused = true;
+        match now {
+            Some(now) => Ok((now, BTreeSet::new())),
+            None => Ok((self.read_clock().await?, BTreeSet::new())),
+        }
+    }
+
     /// Pulls one table. Returns the records committed by checkpoints inside it (records still
     /// staged at the end are counted by the caller). A checkpoint is committed only when the
     /// next page brings records that would not fit, so the last records of a table are always
@@ -115,10 +197,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     async fn pull_table(
         &mut self,
         table: &'static TableInfo,
+        start: Option<MwTime>,
         clock: PollClock,
         staged: &mut Staged,
     ) -> Result<u64, EngineError> {
-        let start = self.start_table(table, clock);
         let page_size = self.known.repo.file.page_size;
         // A table never completed is in its first sync (perhaps resumed from a checkpoint).
         let first_sync = !self.known.state.table(table.name).complete;

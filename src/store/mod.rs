@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod memory;
+pub mod object;
 
 use std::collections::BTreeMap;
 use std::fmt;

@@ -104,6 +104,11 @@ async fn polls(w: &mut SyncWorld) {
     w.cycle().await;
 }
 
+#[given(expr = "MoneyWorks does not know the function {word}")]
+async fn refuses_function(w: &mut SyncWorld, name: String) {
+    w.h().await.sim.refuse_function(&name);
+}
+
 #[when("mwsync restarts")]
 async fn restarts(w: &mut SyncWorld) {
     w.h().await.restart();

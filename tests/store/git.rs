@@ -257,6 +257,58 @@ fn commit_is_incremental_and_packed() {
     assert_eq!(listing.lines().count(), 19);
 }
 
+/// The packs mwsync writes are valid to git itself (`verify-pack`, `fsck --full`), hold no
+/// deltas, and a push hands them on so the remote checks out clean too.
+#[test]
+fn packs_are_valid_to_git_and_have_no_deltas() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bare_remote(tmp.path(), "remote.git");
+    let mut s = open(tmp.path(), "cache", local(&r.to_string_lossy()));
+    let mut items: Vec<(String, String)> = Vec::new();
+    for i in 0..300 {
+        // Near-identical files, which a delta search would gladly chain.
+        items.push((
+            format!("t/{:03}/{i}.xml", i % 7),
+            format!("<r><n>{i}</n><pad>{}</pad></r>\n", "x".repeat(400)),
+        ));
+    }
+    let refs: Vec<(&str, Option<&str>)> = items
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    let c1 = s.commit(new_commit(&[], &refs, "first\n")).expect("commit");
+    s.push("main", None, &c1).expect("push");
+    let c2 = s
+        .commit(new_commit(
+            &[&c1],
+            &[("t/003/3.xml", None), ("t/new.xml", Some("n\n"))],
+            "second\n",
+        ))
+        .expect("commit");
+    s.push("main", Some(&c1), &c2).expect("push");
+    let cache = tmp.path().join("cache");
+    for repo in [&cache, &r] {
+        git(repo, &["fsck", "--full", "--no-dangling"]);
+        for e in std::fs::read_dir(repo.join("objects/pack"))
+            .expect("pack dir")
+            .flatten()
+        {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "idx") {
+                let out = git(repo, &["verify-pack", "-v", &path.to_string_lossy()]);
+                assert!(!out.contains("chain length"), "a delta in {path:?}:\n{out}");
+            }
+        }
+    }
+    assert_eq!(git(&r, &["rev-parse", "main"]).trim(), c2.0);
+    assert_eq!(
+        git(&r, &["ls-tree", "-r", "--name-only", "main"])
+            .lines()
+            .count(),
+        300
+    );
+}
+
 /// Tree and blob ids match what the in-memory store computes for the same content.
 #[test]
 fn hashing_matches_memory_store() {
