@@ -174,10 +174,17 @@ fn stage_one(
         old_fields = old.fields;
         out.files.insert(old_path, FileChange::Delete);
     }
-    let fields = diff_fields(&old_fields, &record.fields)
+    let mut fields: Vec<_> = diff_fields(&old_fields, &record.fields)
         .into_iter()
         .filter(|c| c.field != LMT_FIELD)
         .collect();
+    // A new record's fields are its file; keeping them all (a transaction's lines too) in
+    // every note and event of a first sync would cost more memory than the files.
+    let created_fields = if action == RecordAction::Created {
+        std::mem::take(&mut fields).len()
+    } else {
+        0
+    };
     if let Some(t) = record.last_modified() {
         out.times.push((table.name, t, seq));
     }
@@ -188,6 +195,7 @@ fn stage_one(
         key: key.to_string(),
         action,
         fields,
+        created_fields,
         moved_from,
     });
     Ok(Some(path))
@@ -213,6 +221,7 @@ pub(crate) fn stage_deletes(table: &'static TableInfo, files: &[(String, u64)]) 
             key,
             action: RecordAction::Deleted,
             fields: vec![],
+            created_fields: 0,
             moved_from: None,
         });
     }

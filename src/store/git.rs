@@ -144,6 +144,22 @@ fn scratch_cli(remote: &GitRemote, scratch: &Path) -> Result<GitCli, StoreError>
 /// stay fast without rewriting the whole repository each time.
 const MAX_PACKS: usize = 32;
 
+/// Bounds how much of the cache's packs libgit2 keeps mapped, so mwsync's resident memory
+/// does not grow with the repository: every mapped page it has read counts as resident, and
+/// by default libgit2 maps 1 GiB windows up to 8 GiB. Call once at the start of the process,
+/// before any thread uses libgit2 (the binary does, in `main`).
+pub fn bound_mapped_memory() {
+    // SAFETY: libgit2's options are plain globals; the caller runs this before any other
+    // thread uses libgit2, as both functions require.
+    let set = unsafe {
+        git2::opts::set_mwindow_size(4 << 20)
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
+    };
+    if let Err(e) = set {
+        tracing::warn!("cannot bound libgit2's mapped memory: {}", e.message());
+    }
+}
+
 /// The git2 `Store` over a bare cache repository. See the module header.
 pub struct GitStore {
     /// The bare cache repository.
