@@ -2,7 +2,8 @@
 //! 500 jobs, 80 accounts and N transactions with their lines), serves it with `mwsim serve
 //! --data`, keeps `main` on `mwsim git-serve` over HTTP with an API key, and runs the real
 //! `mwsync` binary as a child process, measuring each phase's wall time and peak RSS (from
-//! `wait4`). Baselines come from the same run: `git fast-import` of the same final tree.
+//! `wait4` in a small reporter process, and mwsync's own from its `VmHWM`). Baselines come
+//! from the same run: `git fast-import` of the same final tree.
 //!
 //! Phases per size: first sync; fast-import of its tree; an idle `run --once`; SIGTERM during
 //! a first sync (latency to exit); SIGKILL at half of a first sync and the resume, checked
@@ -12,9 +13,11 @@
 //! with the remote's auto-gc off so each push keeps its pack).
 //!
 //! Run: `cargo bench -p mwsync --bench scale` (10k and 200k transactions), or
-//! `cargo bench -p mwsync --bench scale -- --sizes 10000,200000,1000000`. It needs about
-//! 9 GB of temporary disk and 2.5 GB of memory for the fake at 1M; `MWSYNC_SCALE_DIR` picks
-//! the scratch directory (default: the system's temporary directory). It owns measuring only.
+//! `cargo bench -p mwsync --bench scale -- --sizes 10000,200000,1000000`. At 1M it needs
+//! about 9 GB of temporary disk while the fake loads the generated files (they are removed once
+//! loaded) and 2.5 GB of memory for the fake; `MWSYNC_SCALE_DIR` picks the scratch directory
+//! (default: the system's temporary directory). Each size's logs stay in
+//! `mwsync-scale-N-logs` there. It owns measuring only.
 
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write as _};
@@ -33,14 +36,103 @@ const CLOCK_START: &str = "20260701000000";
 const TABLES: [&str; 5] = ["Account", "Name", "Product", "Job", "Transaction"];
 const CHECKPOINT: u64 = 1000;
 
-/// What a child process did: seconds, peak RSS in MiB, exit code.
+/// What a child process did: seconds, peak RSS in MiB (the largest of it and the children it
+/// waited for), its own peak RSS as sampled (0 when not measured), exit code.
 struct Ran {
     secs: f64,
     rss_mib: f64,
+    own_mib: f64,
     code: i32,
 }
 
-/// Waits for `child` with `wait4`, so its peak RSS is its own.
+/// The first argument that makes this binary the reporter of `measured`.
+const MEASURE: &str = "--measure-child";
+
+/// `cmd` run through this binary as a small reporter process that waits for it and writes its
+/// peak RSS (KiB) to `report`. A child exec'd straight from the bench starts its `ru_maxrss` at
+/// the bench's own high-water mark (Linux carries the old image's peak across `exec`), so a
+/// figure below the bench's would never show; the reporter's image is a few MiB.
+fn measured(cmd: &Command, report: &Path) -> Command {
+    let mut out = Command::new(std::env::current_exe().expect("the bench knows its binary"));
+    out.arg(MEASURE)
+        .arg(report)
+        .arg(cmd.get_program())
+        .args(cmd.get_args());
+    for (k, v) in cmd.get_envs() {
+        match v {
+            Some(v) => out.env(k, v),
+            None => out.env_remove(k),
+        };
+    }
+    if let Some(d) = cmd.get_current_dir() {
+        out.current_dir(d);
+    }
+    out
+}
+
+/// The reporter's side of `measured`: runs `args` = [report, program, args...] with this
+/// process's standard streams, writes the child's peak RSS to the report and exits with its
+/// code.
+fn report_child(args: &[String]) -> ! {
+    let (report, program, rest) = match args {
+        [report, program, rest @ ..] => (report, program, rest),
+        _ => panic!("{MEASURE} takes a report path and a command"),
+    };
+    let child = Command::new(program)
+        .args(rest)
+        .spawn()
+        .expect("the measured command starts");
+    let status = PathBuf::from(format!("/proc/{}/status", child.id()));
+    let own = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let sampler = {
+        let own = own.clone();
+        std::thread::spawn(move || {
+            // The process's own high-water mark, without the git it runs; it is gone once the
+            // process exits, so the last reading stands.
+            while let Ok(text) = std::fs::read_to_string(&status) {
+                let Some(kib) = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("VmHWM:"))
+                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+                else {
+                    break;
+                };
+                own.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        })
+    };
+    let ran = wait(child, Instant::now());
+    let _ = sampler.join();
+    let own = own.load(std::sync::atomic::Ordering::Relaxed);
+    std::fs::write(report, format!("{} {own}", ran.rss_mib * 1024.0))
+        .expect("the report is written");
+    std::process::exit(ran.code)
+}
+
+/// Runs `cmd` (standard streams already set) through the reporter and waits for it.
+fn run_measured(cmd: &Command, stdin: Stdio, stderr: Stdio, report: &Path) -> Ran {
+    let mut wrapped = measured(cmd, report);
+    wrapped.stdin(stdin).stdout(Stdio::null()).stderr(stderr);
+    let started = Instant::now();
+    let child = wrapped.spawn().expect("the reporter starts");
+    let ran = wait(child, started);
+    let text = std::fs::read_to_string(report)
+        .unwrap_or_else(|e| panic!("no peak RSS reported in {}: {e}", report.display()));
+    let kib: Vec<f64> = text
+        .split_whitespace()
+        .map(|v| v.parse().expect("the report holds numbers"))
+        .collect();
+    let _ = std::fs::remove_file(report);
+    Ran {
+        rss_mib: kib[0] / 1024.0,
+        own_mib: kib.get(1).copied().unwrap_or(0.0) / 1024.0,
+        ..ran
+    }
+}
+
+/// Waits for `child` with `wait4`: its exit and its peak RSS, which counts the largest of it
+/// and the children it waited for.
 fn wait(child: Child, started: Instant) -> Ran {
     let pid = i32::try_from(child.id()).expect("a pid fits in i32");
     let mut status = 0;
@@ -58,6 +150,7 @@ fn wait(child: Child, started: Instant) -> Ran {
     Ran {
         secs: started.elapsed().as_secs_f64(),
         rss_mib: usage.ru_maxrss as f64 / 1024.0,
+        own_mib: 0.0,
         code,
     }
 }
@@ -152,12 +245,14 @@ impl World {
 
     /// Runs mwsync to the end, its log into `log`.
     fn run(&self, args: &[&str], remote_url: &str, cache: &Path, log: &str) -> Ran {
-        let mut cmd = self.mwsync(args, remote_url, cache);
+        let cmd = self.mwsync(args, remote_url, cache);
         let file = std::fs::File::create(self.dir.join(log)).expect("log file");
-        cmd.stderr(file);
-        let started = Instant::now();
-        let child = cmd.spawn().expect("mwsync starts");
-        wait(child, started)
+        run_measured(
+            &cmd,
+            Stdio::null(),
+            file.into(),
+            &self.dir.join(format!("{log}.rss")),
+        )
     }
 
     async fn requests(&self) -> u64 {
@@ -373,6 +468,14 @@ fn mwsim_binary(mwsync: &Path) -> PathBuf {
     dir.join("mwsim")
 }
 
+/// "peak RSS T MiB (mwsync alone O MiB)": T counts the git it runs.
+fn rss(ran: &Ran) -> String {
+    format!(
+        "peak RSS {:.0} MiB (mwsync alone {:.0} MiB)",
+        ran.rss_mib, ran.own_mib
+    )
+}
+
 fn line(label: &str, value: String) {
     println!("  {label:<44} {value}");
 }
@@ -438,6 +541,8 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
         http: reqwest::Client::new(),
     };
     let want = expected_tree(&data);
+    // The fake holds what it loaded, so the generated files (9 GB at 1M) go now.
+    let _ = std::fs::remove_dir_all(&data);
     let records = want.len() as u64;
     println!("{n} transactions: {records} records (fake loaded in {load_secs:.1} s)");
 
@@ -455,10 +560,10 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     line(
         "first sync",
         format!(
-            "{:.1} s, {:.0} records/s, peak RSS {:.0} MiB, {pushes} pushes",
+            "{:.1} s, {:.0} records/s, {}, {pushes} pushes",
             first.secs,
             records as f64 / first.secs,
-            first.rss_mib
+            rss(&first)
         ),
     );
 
@@ -470,17 +575,17 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
         &dir,
         &["init", "--quiet", "--bare", &fi_repo.to_string_lossy()],
     );
-    let started = Instant::now();
-    let fi = Command::new("git")
-        .arg("-C")
-        .arg(&fi_repo)
-        .args(["fast-import", "--quiet"])
-        .stdin(std::fs::File::open(&stream).expect("stream"))
-        .spawn()
-        .expect("git fast-import starts");
-    let fi = wait(fi, started);
+    let mut fi = Command::new("git");
+    fi.arg("-C").arg(&fi_repo).args(["fast-import", "--quiet"]);
+    let fi = run_measured(
+        &fi,
+        std::fs::File::open(&stream).expect("stream").into(),
+        Stdio::inherit(),
+        &dir.join("fast-import.rss"),
+    );
     assert_eq!(fi.code, 0, "fast-import failed");
     let _ = std::fs::remove_file(&stream);
+    let _ = std::fs::remove_dir_all(&fi_repo);
     line(
         "git fast-import of the same tree",
         format!(
@@ -510,10 +615,10 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     line(
         "idle run --once",
         format!(
-            "{:.2} s, {} requests, peak RSS {:.0} MiB",
+            "{:.2} s, {} requests, {}",
             idle.secs,
             w.requests().await - before,
-            idle.rss_mib
+            rss(&idle)
         ),
     );
 
@@ -545,6 +650,9 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
         ),
     );
 
+    let _ = std::fs::remove_dir_all(&term_repo);
+    let _ = std::fs::remove_dir_all(dir.join("cache-term"));
+
     // SIGKILL at half of a first sync, then the resume.
     let (kill_repo, kill_url) = w.remote("kill.git");
     let kill_cache = dir.join("cache-kill");
@@ -571,10 +679,11 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     line(
         "SIGKILL at half a first sync, then resume",
         format!(
-            "killed after {killed_at} of ~{} commits ({:.1} s); resume {:.1} s; main vs server: {differ} differ; created twice: {twice}, never: {never}",
+            "killed after {killed_at} of ~{} commits ({:.1} s); resume {:.1} s, {}; main vs server: {differ} differ; created twice: {twice}, never: {never}",
             records.div_ceil(CHECKPOINT),
             kill_secs,
-            resumed.secs
+            resumed.secs,
+            rss(&resumed)
         ),
     );
     line(
@@ -595,11 +704,11 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     line(
         "100 edits, run --once",
         format!(
-            "{:.2} s, {} requests, {} commits, peak RSS {:.0} MiB",
+            "{:.2} s, {} requests, {} commits, {}",
             edits.secs,
             w.requests().await - before,
             commits(&repo) - before_commits,
-            edits.rss_mib
+            rss(&edits)
         ),
     );
 
@@ -608,20 +717,51 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     line(
         "sync --full --check",
         format!(
-            "{:.1} s ({:.2}x the first sync), exit code {}, peak RSS {:.0} MiB",
+            "{:.1} s ({:.2}x the first sync), exit code {}, {}",
             check.secs,
             check.secs / first.secs,
             check.code,
-            check.rss_mib
+            rss(&check)
         ),
     );
     drop(w);
+    keep_logs(&dir);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::main]
-async fn main() {
+/// Moves the logs of `dir` to `dir` + `-logs` (replacing an older copy), so each phase's log
+/// can still be read once the repositories are gone.
+fn keep_logs(dir: &Path) {
+    let mut name = dir.as_os_str().to_owned();
+    name.push("-logs");
+    let logs = PathBuf::from(name);
+    let _ = std::fs::remove_dir_all(&logs);
+    std::fs::create_dir_all(&logs).expect("a log directory");
+    for entry in std::fs::read_dir(dir)
+        .expect("the scratch directory lists")
+        .flatten()
+    {
+        let path = entry.path();
+        if path.extension().is_some_and(|x| x == "log") {
+            let _ = std::fs::rename(&path, logs.join(entry.file_name()));
+        }
+    }
+    println!("  logs in {}", logs.display());
+}
+
+fn main() {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).is_some_and(|a| a == MEASURE) {
+        report_child(&args[2..]);
+    }
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("a tokio runtime")
+        .block_on(bench(args));
+}
+
+async fn bench(args: Vec<String>) {
     let sizes: Vec<u64> = args
         .iter()
         .position(|a| a == "--sizes")
