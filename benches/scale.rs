@@ -36,12 +36,14 @@ const CLOCK_START: &str = "20260701000000";
 const TABLES: [&str; 5] = ["Account", "Name", "Product", "Job", "Transaction"];
 const CHECKPOINT: u64 = 1000;
 
-/// What a child process did: seconds, peak RSS in MiB (the largest of it and the children it
-/// waited for), its own peak RSS as sampled (0 when not measured), exit code.
+/// What a child process did: seconds, peak RSS in MiB and CPU seconds (both counting the
+/// children it waited for, such as the git it runs), its own peak RSS and CPU as last sampled
+/// (`None` when not measured, or when it ended before a sample), exit code.
 struct Ran {
     secs: f64,
     rss_mib: f64,
-    own_mib: f64,
+    cpu_secs: f64,
+    own: Option<(f64, f64)>,
     code: i32,
 }
 
@@ -49,9 +51,9 @@ struct Ran {
 const MEASURE: &str = "--measure-child";
 
 /// `cmd` run through this binary as a small reporter process that waits for it and writes its
-/// peak RSS (KiB) to `report`. A child exec'd straight from the bench starts its `ru_maxrss` at
-/// the bench's own high-water mark (Linux carries the old image's peak across `exec`), so a
-/// figure below the bench's would never show; the reporter's image is a few MiB.
+/// figures to `report`. A child exec'd straight from the bench starts its `ru_maxrss` at the
+/// bench's own high-water mark (Linux carries the old image's peak across `exec`), so a figure
+/// below the bench's would never show; the reporter's image is a few MiB.
 fn measured(cmd: &Command, report: &Path) -> Command {
     let mut out = Command::new(std::env::current_exe().expect("the bench knows its binary"));
     out.arg(MEASURE)
@@ -70,9 +72,36 @@ fn measured(cmd: &Command, report: &Path) -> Command {
     out
 }
 
+/// The process `pid`'s own (peak RSS in KiB, user + system CPU in seconds) from `/proc`, or
+/// `None` once it has exited.
+fn own_usage(pid: u32) -> Option<(f64, f64)> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: f64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse()
+        .ok()?;
+    Some((kib, cpu_secs(pid)?))
+}
+
+/// User + system CPU seconds of `pid` itself, from `/proc/PID/stat`.
+fn cpu_secs(pid: u32) -> Option<f64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // Fields after the command name (which may hold spaces) start at the state, field 3;
+    // utime and stime are fields 14 and 15.
+    let rest = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = rest.split(' ').collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // SAFETY: sysconf only reads a constant.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
+    Some(ticks / hz)
+}
+
 /// The reporter's side of `measured`: runs `args` = [report, program, args...] with this
-/// process's standard streams, writes the child's peak RSS to the report and exits with its
-/// code.
+/// process's standard streams, writes its figures to the report and exits with its code.
 fn report_child(args: &[String]) -> ! {
     let (report, program, rest) = match args {
         [report, program, rest @ ..] => (report, program, rest),
@@ -82,35 +111,33 @@ fn report_child(args: &[String]) -> ! {
         .args(rest)
         .spawn()
         .expect("the measured command starts");
-    let status = PathBuf::from(format!("/proc/{}/status", child.id()));
-    let own = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
-    let sampler = {
-        let own = own.clone();
-        std::thread::spawn(move || {
-            // The process's own high-water mark, without the git it runs; it is gone once the
-            // process exits, so the last reading stands.
-            while let Ok(text) = std::fs::read_to_string(&status) {
-                let Some(kib) = text
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmHWM:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-                else {
-                    break;
-                };
-                own.fetch_max(kib, std::sync::atomic::Ordering::Relaxed);
-                std::thread::sleep(Duration::from_millis(100));
+    let pid = child.id();
+    let (tx, rx) = std::sync::mpsc::channel();
+    let sampler = std::thread::spawn(move || {
+        // The process's own figures, without the git it runs; they are gone once the process
+        // exits, so the last reading stands (peak RSS is a high-water mark already).
+        let mut last = None;
+        while let Some(now) = own_usage(pid) {
+            last = Some(now);
+            if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
+                break;
             }
-        })
-    };
+        }
+        last
+    });
     let ran = wait(child, Instant::now());
-    let _ = sampler.join();
-    let own = own.load(std::sync::atomic::Ordering::Relaxed);
-    std::fs::write(report, format!("{} {own}", ran.rss_mib * 1024.0))
-        .expect("the report is written");
+    let _ = tx.send(());
+    let own = sampler.join().expect("the sampler ends");
+    let own = own.map_or_else(|| "-".to_string(), |(kib, cpu)| format!("{kib} {cpu}"));
+    std::fs::write(
+        report,
+        format!("{} {} {own}", ran.rss_mib * 1024.0, ran.cpu_secs),
+    )
+    .expect("the report is written");
     std::process::exit(ran.code)
 }
 
-/// Runs `cmd` (standard streams already set) through the reporter and waits for it.
+/// Runs `cmd` through the reporter with the given standard streams and waits for it.
 fn run_measured(cmd: &Command, stdin: Stdio, stderr: Stdio, report: &Path) -> Ran {
     let mut wrapped = measured(cmd, report);
     wrapped.stdin(stdin).stdout(Stdio::null()).stderr(stderr);
@@ -118,21 +145,22 @@ fn run_measured(cmd: &Command, stdin: Stdio, stderr: Stdio, report: &Path) -> Ra
     let child = wrapped.spawn().expect("the reporter starts");
     let ran = wait(child, started);
     let text = std::fs::read_to_string(report)
-        .unwrap_or_else(|e| panic!("no peak RSS reported in {}: {e}", report.display()));
-    let kib: Vec<f64> = text
-        .split_whitespace()
-        .map(|v| v.parse().expect("the report holds numbers"))
-        .collect();
+        .unwrap_or_else(|e| panic!("no figures reported in {}: {e}", report.display()));
     let _ = std::fs::remove_file(report);
+    let v: Vec<f64> = text
+        .split_whitespace()
+        .filter_map(|v| v.parse().ok())
+        .collect();
     Ran {
-        rss_mib: kib[0] / 1024.0,
-        own_mib: kib.get(1).copied().unwrap_or(0.0) / 1024.0,
+        rss_mib: v[0] / 1024.0,
+        cpu_secs: v[1],
+        own: (v.len() == 4).then(|| (v[2] / 1024.0, v[3])),
         ..ran
     }
 }
 
-/// Waits for `child` with `wait4`: its exit and its peak RSS, which counts the largest of it
-/// and the children it waited for.
+/// Waits for `child` with `wait4`: its exit, its peak RSS and its CPU time, both counting the
+/// children it waited for.
 fn wait(child: Child, started: Instant) -> Ran {
     let pid = i32::try_from(child.id()).expect("a pid fits in i32");
     let mut status = 0;
@@ -147,10 +175,12 @@ fn wait(child: Child, started: Instant) -> Ran {
     } else {
         128 + libc::WTERMSIG(status)
     };
+    let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     Ran {
         secs: started.elapsed().as_secs_f64(),
         rss_mib: usage.ru_maxrss as f64 / 1024.0,
-        own_mib: 0.0,
+        cpu_secs: secs(usage.ru_utime) + secs(usage.ru_stime),
+        own: None,
         code,
     }
 }
@@ -253,6 +283,11 @@ impl World {
             file.into(),
             &self.dir.join(format!("{log}.rss")),
         )
+    }
+
+    /// The fake's CPU seconds so far.
+    fn fake_cpu(&self) -> f64 {
+        cpu_secs(self.sim.id()).expect("the fake is running")
     }
 
     async fn requests(&self) -> u64 {
@@ -470,10 +505,21 @@ fn mwsim_binary(mwsync: &Path) -> PathBuf {
 
 /// "peak RSS T MiB (mwsync alone O MiB)": T counts the git it runs.
 fn rss(ran: &Ran) -> String {
-    format!(
-        "peak RSS {:.0} MiB (mwsync alone {:.0} MiB)",
-        ran.rss_mib, ran.own_mib
-    )
+    match ran.own {
+        Some((mib, _)) => format!(
+            "peak RSS {:.0} MiB (mwsync alone {mib:.0} MiB)",
+            ran.rss_mib
+        ),
+        None => format!("peak RSS {:.0} MiB", ran.rss_mib),
+    }
+}
+
+/// "CPU T s (mwsync alone O s)": T counts the git it runs.
+fn cpu(ran: &Ran) -> String {
+    match ran.own {
+        Some((_, secs)) => format!("CPU {:.1} s (mwsync alone {secs:.1} s)", ran.cpu_secs),
+        None => format!("CPU {:.1} s", ran.cpu_secs),
+    }
 }
 
 fn line(label: &str, value: String) {
@@ -549,7 +595,9 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     // First sync.
     let (repo, url) = w.remote("main.git");
     let cache = dir.join("cache");
+    let fake_before = w.fake_cpu();
     let first = w.run(&["run", "--once"], &url, &cache, "first.log");
+    let fake_first = w.fake_cpu() - fake_before;
     assert_eq!(
         first.code,
         0,
@@ -593,6 +641,14 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
             fi.secs,
             fi.rss_mib,
             first.secs / fi.secs
+        ),
+    );
+    line(
+        "first sync's CPU (fast-import's)",
+        format!(
+            "{}, the fake serving it {fake_first:.1} s (fast-import {:.1} s)",
+            cpu(&first),
+            fi.cpu_secs
         ),
     );
     let pushes_mib: Vec<f64> = pack_sizes(&repo)
@@ -713,15 +769,18 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     );
 
     // sync --full --check.
+    let fake_before = w.fake_cpu();
     let check = w.run(&["sync", "--full", "--check"], &url, &cache, "check.log");
+    let fake_check = w.fake_cpu() - fake_before;
     line(
         "sync --full --check",
         format!(
-            "{:.1} s ({:.2}x the first sync), exit code {}, {}",
+            "{:.1} s ({:.2}x the first sync), exit code {}, {}, {}, the fake {fake_check:.1} s",
             check.secs,
             check.secs / first.secs,
             check.code,
-            rss(&check)
+            rss(&check),
+            cpu(&check)
         ),
     );
     drop(w);
