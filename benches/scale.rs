@@ -89,12 +89,26 @@ fn own_usage(pid: u32) -> Option<(f64, f64)> {
 
 /// User + system CPU seconds of `pid` itself, from `/proc/PID/stat`.
 fn cpu_secs(pid: u32) -> Option<f64> {
+    cpu_ticks(pid, 2)
+}
+
+/// User + system CPU seconds of `pid` and of the children it has waited for (the git a
+/// server runs for each request).
+fn cpu_secs_with_children(pid: u32) -> Option<f64> {
+    cpu_ticks(pid, 4)
+}
+
+/// The sum of `fields` CPU fields of `/proc/PID/stat` from utime on, in seconds.
+fn cpu_ticks(pid: u32, fields: usize) -> Option<f64> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     // Fields after the command name (which may hold spaces) start at the state, field 3;
-    // utime and stime are fields 14 and 15.
+    // utime, stime, cutime and cstime are fields 14 to 17.
     let rest = &stat[stat.rfind(')')? + 2..];
-    let fields: Vec<&str> = rest.split(' ').collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    let all: Vec<&str> = rest.split(' ').collect();
+    let mut ticks = 0.0;
+    for f in all.get(11..11 + fields)? {
+        ticks += f.parse::<f64>().ok()?;
+    }
     // SAFETY: sysconf only reads a constant.
     let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) } as f64;
     Some(ticks / hz)
@@ -288,6 +302,11 @@ impl World {
     /// The fake's CPU seconds so far.
     fn fake_cpu(&self) -> f64 {
         cpu_secs(self.sim.id()).expect("the fake is running")
+    }
+
+    /// The git server's CPU seconds so far, with the git it ran for finished requests.
+    fn git_server_cpu(&self) -> f64 {
+        cpu_secs_with_children(self.git.id()).expect("the git server is running")
     }
 
     async fn requests(&self) -> u64 {
@@ -595,9 +614,10 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     // First sync.
     let (repo, url) = w.remote("main.git");
     let cache = dir.join("cache");
-    let fake_before = w.fake_cpu();
+    let (fake_before, server_before) = (w.fake_cpu(), w.git_server_cpu());
     let first = w.run(&["run", "--once"], &url, &cache, "first.log");
     let fake_first = w.fake_cpu() - fake_before;
+    let server_first = w.git_server_cpu() - server_before;
     assert_eq!(
         first.code,
         0,
@@ -646,7 +666,7 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     line(
         "first sync's CPU (fast-import's)",
         format!(
-            "{}, the fake serving it {fake_first:.1} s (fast-import {:.1} s)",
+            "{}, the fake {fake_first:.1} s, the git server {server_first:.1} s (fast-import {:.1} s)",
             cpu(&first),
             fi.cpu_secs
         ),
