@@ -54,6 +54,8 @@ Feature: Never miss a change
 
   Scenario: A poll that fails part-way loses nothing it had already read
     Given a MoneyWorks document with 4 names, 2 accounts, 1 products, 1 jobs and 2 transactions
+    # Every table is exported, so the poll can fail after some of them.
+    And MoneyWorks does not know the function Find
     And mwsync has polled
     When 2 names are edited in MoneyWorks
     And MoneyWorks refuses export 5 of the next poll until retries run out
@@ -99,7 +101,7 @@ Feature: Never miss a change
     And the MoneyWorks clock moves on 120 seconds
     And mwsync polls
     Then the poll fails with "Nothing was deleted"
-    And main did not move
+    And main still holds 10 Name records
 
   Scenario: A full sync in apply mode commits the differences
     Given a MoneyWorks document with 8 names

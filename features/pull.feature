@@ -116,13 +116,47 @@ Feature: Pull MoneyWorks records into git main
       | malformed_xml |
       | truncate      |
 
-  Scenario: An idle poll commits nothing and costs one export per table plus one clock read
+  Scenario: An idle poll commits nothing and costs one request
     Given a MoneyWorks document with 5 names, 2 accounts, 2 products, 1 jobs and 3 transactions
     And mwsync has polled
     When mwsync polls
     Then the poll succeeds
     And main did not move
+    And the poll made 1 requests
+
+  Scenario: An edit found by the one-request probe costs one export of its table
+    Given a MoneyWorks document with 5 names, 2 accounts, 2 products, 1 jobs and 3 transactions
+    And the name "ACME" with phone "555 0100" exists in MoneyWorks
+    And mwsync has polled
+    When the phone of name "ACME" is changed to "555 0199" in MoneyWorks
+    And mwsync polls
+    Then the poll succeeds
+    And the last commit on main says "phone"
+    And the poll made 2 requests
+
+  Scenario: A server that refuses Find() is polled with one export per table plus one clock read
+    Given a MoneyWorks document with 5 names, 2 accounts, 2 products, 1 jobs and 3 transactions
+    And the name "ACME" with phone "555 0100" exists in MoneyWorks
+    And MoneyWorks does not know the function Find
+    And mwsync has polled
+    # The first idle poll tries the probe once, is refused, and falls back.
+    And mwsync has polled
+    When the phone of name "ACME" is changed to "555 0199" in MoneyWorks
+    And mwsync polls
+    Then the poll succeeds
+    And the last commit on main says "phone"
     And the poll made 6 requests
+
+  Scenario: A first sync whose last checkpoint is full leaves nothing to redo after a restart
+    Given checkpoints of 10 records
+    And the page size is 10
+    And a MoneyWorks document with 40 names
+    And mwsync has polled
+    When mwsync restarts
+    And mwsync polls
+    Then the poll succeeds
+    And main did not move
+    And the poll made 1 requests
 
   Scenario: Checkpoints commit at most the configured number of records
     Given checkpoints of 10 records
@@ -130,7 +164,8 @@ Feature: Pull MoneyWorks records into git main
     And a MoneyWorks document with 35 names
     When mwsync polls
     Then the poll succeeds
-    And main has exactly 4 commits
+    # 35 names and the generator's 10 accounts: four full checkpoints and the last 5.
+    And main has exactly 5 commits
     And main holds exactly the records MoneyWorks holds
 
   Scenario: A record whose code changes moves to its new file
@@ -154,6 +189,8 @@ Feature: Pull MoneyWorks records into git main
 
   Scenario: A rename in a poll that fails part-way leaves no stale file
     Given a MoneyWorks document with 2 names, 1 accounts, 1 products, 1 jobs and 1 transactions
+    # Every table is exported, so the poll can fail after some of them.
+    And MoneyWorks does not know the function Find
     And the name "AAA" with phone "1" exists in MoneyWorks
     And mwsync has polled
     When name "AAA" is renamed to "ZZZ" in MoneyWorks

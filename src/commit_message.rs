@@ -22,8 +22,11 @@ pub struct RecordNote {
     pub key: String,
     /// What happened.
     pub action: RecordAction,
-    /// Changed fields (system bookkeeping fields left out).
+    /// Changed fields (system bookkeeping fields left out); empty for a created record,
+    /// whose file holds them all.
     pub fields: Vec<FieldChange>,
+    /// For a created record: how many fields it has.
+    pub created_fields: usize,
     /// For moves: the old key.
     pub moved_from: Option<String>,
 }
@@ -104,7 +107,7 @@ pub fn commit_message(
             msg.push_str(": ");
             msg.push_str(&fields.join("; "));
         } else if n.action == RecordAction::Created {
-            msg.push_str(&format!(" ({} fields)", n.fields.len()));
+            msg.push_str(&format!(" ({} fields)", n.created_fields));
         }
         msg.push('\n');
     }
@@ -166,6 +169,7 @@ mod tests {
                         new: Some("x".repeat(100)),
                     },
                 ],
+                created_fields: 0,
                 moved_from: None,
             },
             RecordNote {
@@ -173,6 +177,7 @@ mod tests {
                 key: "NEW".into(),
                 action: RecordAction::Created,
                 fields: vec![],
+                created_fields: 0,
                 moved_from: None,
             },
         ];

@@ -41,7 +41,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         // Writes come before scans: a writer's config change (say, a higher
         // max_delete_percent after a mass-delete stop) must be able to take effect.
         let mut handled = 0;
-        while let Some(tip) = self.pending_write()? {
+        while let Some(tip) = self.pending_write().await? {
+            self.check_cancelled()?;
             self.publish(Event::Activity {
                 kind: ActivityKind::WritingBack,
                 table: None,
@@ -53,11 +54,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 break;
             }
         }
+        self.check_cancelled()?;
         if let Some(clock) = self.known.last_clock {
             for failed in self.fingerprint_scan_due(clock.time).await? {
                 report.note_table_error(failed);
             }
         }
+        self.check_cancelled()?;
         self.full_sync_if_requested().await?;
         Ok(report)
     }

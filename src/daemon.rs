@@ -1,10 +1,12 @@
 //! The daemon loop: run a cycle (see `cycle`), wait the configured interval on monotonic
-//! time, repeat, and stop cleanly between cycles when told. What a failure does follows its
-//! class: a transient one is reported and retried at the next interval; one that needs a
-//! human parks the daemon (it keeps running, shows `parked` on `/status` and tries again each
-//! interval) unless it concerns `main` itself, which stops it; invalid input stops it. It
-//! also wires the production seams from a validated `DaemonConfig`. It owns scheduling and
-//! what the status board learns between cycles; it must not contain sync logic.
+//! time, repeat, and stop cleanly when told: the engine checks the same token between pages
+//! and checkpoints, so a stop abandons at most the records not yet committed. What a failure
+//! does follows its class: a transient one is reported and retried at the next interval; one
+//! that needs a human parks the daemon (it keeps running, shows `parked` on `/status` and
+//! tries again each interval) unless it concerns `main` itself, which stops it; invalid input
+//! stops it. It also wires the production seams from a validated `DaemonConfig`. It owns
+//! scheduling and what the status board learns between cycles; it must not contain sync
+//! logic.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -77,7 +79,9 @@ pub fn connect(
         retry: RetryPolicy::default(),
         create_branch: cfg.create_branch,
     };
-    Ok(Engine::new(mw, store, cache, settings, events))
+    let mut engine = Engine::new(mw, store, cache, settings, events);
+    engine.set_report_dir(cfg.cache_dir.clone());
+    Ok(engine)
 }
 
 /// Runs the poll loop until `shutdown` is cancelled, `options` says stop, or an error that
@@ -92,6 +96,7 @@ pub async fn run<M: MoneyWorks, S: Store>(
     shutdown: &CancellationToken,
 ) -> Result<(), EngineError> {
     board.track_tables(engine.repo_config().tables.iter().map(|t| t.name));
+    engine.set_shutdown(shutdown.clone());
     engine.events().publish(Event::Started {
         version: env!("CARGO_PKG_VERSION").to_string(),
         instance: engine.events().instance().to_string(),
@@ -116,7 +121,7 @@ pub async fn run<M: MoneyWorks, S: Store>(
                 }
                 board.cycle_succeeded(cycle_facts(engine, &report));
                 if options.count_records && board.needs_counts() {
-                    match engine.count_records() {
+                    match engine.count_records().await {
                         Ok(counts) => board.set_counts(counts),
                         Err(e) => tracing::warn!("cannot count the records on main: {e}"),
                     }
@@ -143,6 +148,8 @@ pub async fn run<M: MoneyWorks, S: Store>(
                     next_poll_in_secs,
                 });
             }
+            // Asked to stop: the step in progress was finished or abandoned.
+            Err(EngineError::Cancelled) => break,
             Err(e) if e.class() == ErrorClass::Retryable && !options.once => {
                 engine.events().publish(Event::PollFailed {
                     error: e.to_string(),

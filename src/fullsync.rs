@@ -1,42 +1,130 @@
-//! The full sync: every record of every tracked table re-read and compared with `main`. In
-//! `apply` mode it polls first and the differences are committed in checkpoints (deletions
-//! behind the mass-delete guard); in `check` mode it only reads `main`'s tip and MoneyWorks,
-//! commits and pushes nothing, leaves out edits the next poll will bring (stamped at or after
-//! the marker), fails with the list of differences built by the pure
-//! [`describe_difference`], and records its answer in the cache so the same request never
-//! runs twice; the answer reaches `.mwsync/state.toml` with the next ordinary commit. It must
-//! not schedule itself (the cycle and the CLI decide when it runs).
+//! The full sync: every record of every tracked table re-read and compared with `main`,
+//! merge-joined in sequence order a page and a shard at a time (memory holds one page, one
+//! shard and the vanished sequence numbers). In `apply` mode it polls first and the
+//! differences are committed in checkpoints (deletions last, behind the mass-delete guard);
+//! in `check` mode it only reads `main`'s tip and MoneyWorks, commits and pushes nothing,
+//! leaves out edits the next poll will bring (stamped at or after the marker), fails with the
+//! differences built by the pure [`describe_difference`] (the first [`REPORT_SHOWN`] in memory
+//! and on screen, all of them in a file), and records its answer in the cache so the same
+//! request never runs twice; the answer reaches `.mwsync/state.toml` with the next ordinary
+//! commit. Records that cannot be filed are held back (quarantined), not drift. It must not
+//! schedule itself (the cycle and the CLI decide when it runs).
 
-use std::collections::BTreeSet;
+use std::collections::VecDeque;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
 
 use crate::config::FullSyncMode;
 use crate::engine::{Engine, EngineError};
 use crate::events::{ActivityKind, Event};
 use crate::moneyworks::{ExportFormat, MoneyWorks};
+use crate::mwtime::MwTime;
 use crate::progress::Tracker;
-use crate::pull::stage::{Staged, invalid, stage_deletes};
+use crate::pull::stage::{Staged, invalid};
 use crate::query::seq_page;
 use crate::record::{Record, TableInfo, diff_fields};
+use crate::scan::too_many_deletes;
 use crate::state::FullSyncState;
 use crate::store::Store;
 
+/// Differences a check report keeps in memory and prints; the rest are only in its file.
+pub const REPORT_SHOWN: usize = 50;
+
+/// The check report: the first [`REPORT_SHOWN`] blocks in memory, every block in a file
+/// (created at the first difference), so a million differences cost no memory.
+#[derive(Debug)]
+struct CheckReport {
+    /// Where the full list goes.
+    path: PathBuf,
+    /// The open file, once a difference was found.
+    file: Option<std::io::BufWriter<std::fs::File>>,
+    /// The blocks shown.
+    shown: String,
+    /// Blocks written.
+    blocks: usize,
+}
+
+impl CheckReport {
+    fn new(dir: &Path, now: MwTime) -> CheckReport {
+        CheckReport {
+            path: dir.join(format!("mwsync-full-sync-check-{now}.txt")),
+            file: None,
+            shown: String::new(),
+            blocks: 0,
+        }
+    }
+
+    /// Adds one block.
+    fn push(&mut self, block: &str) -> Result<(), EngineError> {
+        if self.blocks < REPORT_SHOWN {
+            self.shown.push_str(block);
+        }
+        self.blocks += 1;
+        let local = |e: std::io::Error| {
+            EngineError::Local(format!(
+                "cannot write the check report {}: {e}",
+                self.path.display()
+            ))
+        };
+        if self.file.is_none() {
+            let file = std::fs::File::create(&self.path).map_err(local)?;
+            self.file = Some(std::io::BufWriter::new(file));
+        }
+        if let Some(f) = self.file.as_mut() {
+            f.write_all(block.as_bytes()).map_err(local)?;
+        }
+        Ok(())
+    }
+
+    /// The text for the screen: the blocks shown, and where the full list is.
+    fn finish(mut self) -> Result<String, EngineError> {
+        if let Some(mut f) = self.file.take() {
+            f.flush().map_err(|e| {
+                EngineError::Local(format!(
+                    "cannot write the check report {}: {e}",
+                    self.path.display()
+                ))
+            })?;
+        }
+        let mut out = self.shown;
+        if self.blocks > REPORT_SHOWN {
+            out.push_str(&format!(
+                "… and {} more; the full list is in {}\n",
+                self.blocks - REPORT_SHOWN,
+                self.path.display()
+            ));
+        } else if self.blocks > 0 {
+            out.push_str(&format!("(this list is also in {})\n", self.path.display()));
+        }
+        Ok(out)
+    }
+}
+
 /// What a full sync found so far.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Findings {
     /// Records that differ.
     differences: usize,
-    /// In check mode: one block per record and field.
-    report: String,
+    /// In check mode: the report.
+    report: CheckReport,
     /// In apply mode: the fixes not yet committed.
     staged: Staged,
 }
 
+/// Pages of MoneyWorks' records of a table in sequence order.
+struct ServerRecords {
+    after: u64,
+    done: bool,
+    buf: VecDeque<Record>,
+}
+
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
-    /// Re-reads every record of every tracked table and compares it with `main`. `Apply`
-    /// polls first, commits the differences in checkpoints and records the run in the state;
-    /// `Check` changes nothing on the remote and fails with the list of differences.
-    /// `request` names what the run answers; `None` answers the repo config's current
-    /// request. Returns the number of differing records.
+    /// Re-reads every record of every tracked table and compares it with `main`,
+    /// merge-joined in sequence order a page and a shard at a time. `Apply` polls first,
+    /// commits the differences in checkpoints and records the run in the state; `Check`
+    /// changes nothing on the remote and fails with the differences (the first
+    /// [`REPORT_SHOWN`] in the error, all of them in a file it names). `request` names what the run answers; `None` answers the repo
+    /// config's current request. Returns the number of differing records.
     pub async fn full_sync(
         &mut self,
         mode: FullSyncMode,
@@ -55,7 +143,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             str::to_string,
         );
         let now = self.read_clock().await?;
-        let mut found = Findings::default();
+        let mut found = Findings {
+            differences: 0,
+            report: CheckReport::new(self.report_dir(), now),
+            staged: Staged::default(),
+        };
         for table in self.known.repo.tables.clone() {
             self.full_sync_table(table, mode, &mut found).await?;
         }
@@ -75,7 +167,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 if found.differences > 0 {
                     return Err(EngineError::Drift {
                         count: found.differences,
-                        report: found.report,
+                        report: found.report.finish()?,
                     });
                 }
                 Ok(0)
@@ -97,7 +189,57 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         )
     }
 
-    /// Compares one table, page by page, then deals with files whose record is gone.
+    /// The next page of `table`'s records when nothing read is left; returns the records
+    /// the page brought and how many the server says match, when a page was read.
+    async fn fill_records(
+        &mut self,
+        table: &'static TableInfo,
+        walk: &mut ServerRecords,
+    ) -> Result<Option<(u64, u64)>, EngineError> {
+        if !walk.buf.is_empty() || walk.done {
+            return Ok(None);
+        }
+        let page = self.known.repo.file.page_size;
+        let query = seq_page(table, walk.after, page, ExportFormat::Verbose);
+        let reply = self.export(&query).await?;
+        let (full, matching) = (reply.more, reply.found);
+        // Held-back records of the reply count for order and paging too; a record without a
+        // sequence number cannot be placed in the join and is held back.
+        let seqs = reply.seqs;
+        let mut records = Vec::with_capacity(reply.records.len());
+        for record in reply.records {
+            if record.seq().is_some() {
+                records.push(record);
+            } else {
+                self.hold(crate::quarantine::QuarantinedRecord {
+                    table: table.name.to_string(),
+                    seq: None,
+                    key: record.key().ok().map(|k| k.to_string()),
+                    reason: "it has no numeric <sequencenumber>; correct the record in MoneyWorks"
+                        .into(),
+                });
+            }
+        }
+        if seqs.windows(2).any(|w| w[0] >= w[1]) || seqs.first().is_some_and(|s| *s <= walk.after) {
+            // A server that ignored the search would make this loop forever.
+            return Err(invalid(format!(
+                "asked for {} records after #{} in SequenceNumber order but got others",
+                table.name, walk.after
+            )));
+        }
+        match seqs.last() {
+            Some(&last) => walk.after = last,
+            None => walk.done = true,
+        }
+        walk.done |= !full;
+        let read = seqs.len() as u64;
+        walk.buf.extend(records);
+        Ok(Some((read, matching)))
+    }
+
+    /// Compares one table: MoneyWorks' records and the files on `main`, merge-joined in
+    /// sequence order; fixes are staged in checkpoints (apply) or reported (check), and
+    /// files whose record is gone are deleted last, behind the mass-delete guard.
     async fn full_sync_table(
         &mut self,
         table: &'static TableInfo,
@@ -108,130 +250,164 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             kind: ActivityKind::FullSync,
             table: Some(table.name.to_string()),
         });
-        let mut main = self.main_fingerprints(table)?;
-        let page = self.known.repo.file.page_size;
-        let mut after = 0u64;
         let mut progress: Option<Tracker> = None;
+        let mut main = self.main_walk(table).await?;
+        let total = main.total;
+        let max_percent = self.known.repo.file.max_delete_percent;
+        let mut server = ServerRecords {
+            after: 0,
+            done: false,
+            buf: VecDeque::new(),
+        };
+        let mut fixes: Vec<Record> = Vec::new();
+        let mut vanished: Vec<u64> = Vec::new();
+        let mut too_many: Option<usize> = None;
+        let page = self.known.repo.file.page_size as usize;
+        let marker = self.known.state.table(table.name).marker;
         loop {
-            let query = seq_page(table, after, page, ExportFormat::Verbose);
-            let reply = self.export(&query).await?;
-            let (records, full, matching) = (reply.records, reply.more, reply.found);
-            let tracker = progress.get_or_insert_with(|| {
-                Tracker::new(
-                    ActivityKind::FullSync,
-                    table.name,
-                    matching,
-                    tokio::time::Instant::now(),
-                )
-            });
-            self.progress(tracker, records.len() as u64);
-            if records
-                .first()
-                .and_then(Record::seq)
-                .is_some_and(|s| s <= after)
-            {
-                // A server that ignored the search would make this loop forever.
-                return Err(invalid(format!(
-                    "asked for {} records after #{after} but got an earlier one",
-                    table.name
-                )));
+            self.check_cancelled()?;
+            if let Some((read, matching)) = self.fill_records(table, &mut server).await? {
+                let tracker = progress.get_or_insert_with(|| {
+                    Tracker::new(
+                        ActivityKind::FullSync,
+                        table.name,
+                        matching,
+                        tokio::time::Instant::now(),
+                    )
+                });
+                self.progress(tracker, read);
             }
-            for record in records {
-                after = after.max(record.seq().unwrap_or(0));
-                let Ok(path) = record.path() else {
-                    // Staging holds such a record back (apply); a check leaves it out.
-                    if mode == FullSyncMode::Apply {
-                        self.stage_page(vec![record], &mut found.staged)?;
+            self.fill_walk(&mut main).await?;
+            let seq = match (server.buf.front(), main.peek()) {
+                (None, None) => break,
+                (Some(r), None) => r.seq().unwrap_or(0),
+                (None, Some(m)) => m.seq,
+                (Some(r), Some(m)) => r.seq().unwrap_or(0).min(m.seq),
+            };
+            let record = if server.buf.front().and_then(Record::seq) == Some(seq) {
+                server.buf.pop_front()
+            } else {
+                None
+            };
+            let file = if main.peek().map(|m| m.seq) == Some(seq) {
+                main.pop()
+            } else {
+                None
+            };
+            match (record, file) {
+                (None, None) => {}
+                (None, Some(file)) => {
+                    found.differences += 1;
+                    match mode {
+                        FullSyncMode::Check => found.report.push(&format!(
+                            "{} {}: on main but not in MoneyWorks\n",
+                            table.name, file.path
+                        ))?,
+                        FullSyncMode::Apply => match too_many.as_mut() {
+                            Some(n) => *n += 1,
+                            None => {
+                                vanished.push(seq);
+                                if too_many_deletes(vanished.len(), total, max_percent) {
+                                    too_many = Some(vanished.len());
+                                    vanished = Vec::new();
+                                }
+                            }
+                        },
                     }
-                    continue;
-                };
-                // Only this record's own path is accounted for; any other file holding its
-                // sequence number is stale and is reported or removed below.
-                main.remove(&path);
-                self.compare_record(record, path, mode, found).await?;
+                }
+                (Some(record), file) => {
+                    let Ok(path) = record.path() else {
+                        // Staging holds such a record back (apply); a check leaves it out.
+                        if mode == FullSyncMode::Apply {
+                            fixes.push(record);
+                        }
+                        continue;
+                    };
+                    let bytes = match record.canonical_file() {
+                        Ok(b) => b,
+                        Err(e) => {
+                            // Held back like any unusable record; not drift mwsync could fix.
+                            self.hold(crate::quarantine::QuarantinedRecord {
+                                table: record.table.name.to_string(),
+                                seq: record.seq(),
+                                key: record.key().ok().map(|k| k.to_string()),
+                                reason: format!("{e}; correct the record in MoneyWorks"),
+                            });
+                            continue;
+                        }
+                    };
+                    let own = file.as_ref().filter(|f| f.path == path);
+                    if own.is_some_and(|f| f.bytes == bytes) {
+                        continue;
+                    }
+                    if mode == FullSyncMode::Check
+                        && marker.is_some_and(|m| record.last_modified().is_some_and(|t| t >= m))
+                    {
+                        // Modified at or after the marker: the next poll brings it; not drift.
+                        continue;
+                    }
+                    found.differences += 1;
+                    let stale = file.as_ref().filter(|f| f.path != path);
+                    match mode {
+                        FullSyncMode::Check => {
+                            let old = own
+                                .and_then(|f| std::str::from_utf8(&f.bytes).ok())
+                                .and_then(|t| Record::from_xml(record.table, t).ok());
+                            found.report.push(&describe_difference(
+                                &path,
+                                &record,
+                                old.as_ref(),
+                            ))?;
+                            if let Some(stale) = stale {
+                                found.differences += 1;
+                                found.report.push(&format!(
+                                    "{} {}: on main but not in MoneyWorks\n",
+                                    table.name, stale.path
+                                ))?;
+                            }
+                        }
+                        FullSyncMode::Apply => {
+                            // Staging finds and removes a stale file through the index.
+                            found.differences += usize::from(stale.is_some());
+                            fixes.push(record);
+                        }
+                    }
+                }
             }
-            if !full {
-                break;
+            if fixes.len() >= page && too_many.is_none() {
+                self.stage_fixes(std::mem::take(&mut fixes), found).await?;
             }
         }
         if let Some(p) = progress.as_mut() {
             let end = p.finish(tokio::time::Instant::now());
             self.publish(end);
         }
-        let vanished: Vec<(String, u64)> = main.into_iter().map(|(p, (s, _))| (p, s)).collect();
-        found.differences += vanished.len();
-        match mode {
-            FullSyncMode::Check => {
-                for (p, _) in &vanished {
-                    found.report.push_str(&format!(
-                        "{} {p}: on main but not in MoneyWorks\n",
-                        table.name
-                    ));
-                }
-            }
-            FullSyncMode::Apply => {
-                let total = self.main_fingerprints(table)?.len();
-                self.guard_deletes(table, vanished.len(), total)?;
-                self.apply_staged(stage_deletes(table, &vanished), &mut found.staged);
-            }
+        if mode == FullSyncMode::Check {
+            return Ok(());
         }
+        if let Some(vanished) = too_many {
+            return Err(EngineError::MassDelete {
+                table: table.name.to_string(),
+                vanished,
+                total,
+                max_percent,
+            });
+        }
+        self.stage_fixes(fixes, found).await?;
+        self.delete_vanished(table, vanished, &mut found.staged, "Full sync")
+            .await?;
         Ok(())
     }
 
-    /// Compares one re-read record with its file on `main`: reports it (check) or stages it,
-    /// committing a checkpoint when enough are staged (apply).
-    async fn compare_record(
+    /// Stages re-read records that differ from `main`, in checkpoints.
+    async fn stage_fixes(
         &mut self,
-        record: Record,
-        path: String,
-        mode: FullSyncMode,
+        records: Vec<Record>,
         found: &mut Findings,
     ) -> Result<(), EngineError> {
-        let bytes = match record.canonical_file() {
-            Ok(b) => b,
-            Err(e) => {
-                // Held back like any unusable record; it is not drift mwsync could fix.
-                self.hold(crate::quarantine::QuarantinedRecord {
-                    table: record.table.name.to_string(),
-                    seq: record.seq(),
-                    key: record.key().ok().map(|k| k.to_string()),
-                    reason: format!("{e}; correct the record in MoneyWorks"),
-                });
-                return Ok(());
-            }
-        };
-        let current = self
-            .read_main_files(&BTreeSet::from([path.clone()]))?
-            .remove(&path)
-            .flatten();
-        if current.as_deref() == Some(bytes.as_slice()) {
-            return Ok(());
-        }
-        let marker = self.known.state.table(record.table.name).marker;
-        if mode == FullSyncMode::Check
-            && marker.is_some_and(|m| record.last_modified().is_some_and(|t| t >= m))
-        {
-            // Modified at or after the marker: the next poll brings it; that is not drift.
-            return Ok(());
-        }
-        found.differences += 1;
-        match mode {
-            FullSyncMode::Check => {
-                let old = current
-                    .as_ref()
-                    .and_then(|b| std::str::from_utf8(b).ok())
-                    .and_then(|t| Record::from_xml(record.table, t).ok());
-                found
-                    .report
-                    .push_str(&describe_difference(&path, &record, old.as_ref()));
-            }
-            FullSyncMode::Apply => {
-                self.stage_page(vec![record], &mut found.staged)?;
-                if found.staged.len() >= self.known.repo.file.checkpoint_records as usize {
-                    self.checkpoint(&mut found.staged, "Full sync").await?;
-                }
-            }
-        }
+        let page = self.stage_records(records, &found.staged).await?;
+        self.add_checkpointed(page, &mut found.staged, "Full sync", None)
+            .await?;
         Ok(())
     }
 

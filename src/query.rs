@@ -17,6 +17,39 @@ pub const FINGERPRINT_PAGE: u32 = 2000;
 /// in the server's local date format, which would make every record look changed.
 const STAMP: &str = "DateToText(lastmodifiedtime, DateFormYYYYMMDDHHMMSS)";
 
+/// One `evaluate` that answers an idle poll: the server clock, then for each table whether
+/// any record was modified at or after its start (the sequence number of one such record, or
+/// nothing), separated by `|`. Parsed by [`parse_changes`].
+pub fn changes_expression(tables: &[(&TableInfo, MwTime)]) -> String {
+    let mut expr = CLOCK_EXPRESSION.to_string();
+    for (table, since) in tables {
+        expr.push_str(&format!(
+            " + \"|\" + Find(\"{}.sequencenumber\", `{}`, 1, \",\")",
+            table.element,
+            modified_since(*since)
+        ));
+    }
+    expr
+}
+
+/// The clock and, per table in the order asked, whether anything changed, from the reply to
+/// [`changes_expression`] over `tables` tables. `None` when the reply has another shape.
+pub fn parse_changes(reply: &str, tables: usize) -> Option<(MwTime, Vec<bool>)> {
+    let parts: Vec<&str> = reply.trim().split('|').collect();
+    if parts.len() != tables + 1 {
+        return None;
+    }
+    let now = MwTime::parse(parts[0].trim()).ok()?;
+    let changed = parts[1..]
+        .iter()
+        .map(|p| {
+            let p = p.trim();
+            (p.is_empty() || p.bytes().all(|b| b.is_ascii_digit())).then_some(!p.is_empty())
+        })
+        .collect::<Option<Vec<bool>>>()?;
+    Some((now, changed))
+}
+
 /// The search for records modified at or after `t`.
 pub fn modified_since(t: MwTime) -> String {
     format!("LastModifiedTime >= TextToDate(\"{t}\", DateFormYYYYMMDDHHMMSS)")
@@ -73,6 +106,22 @@ pub fn seq_page(
         start: 0,
         limit: Some(limit),
         format,
+    }
+}
+
+/// The records of `table` with sequence numbers `first..=last`, in sequence order: how scans
+/// re-read what differs, a range per request rather than a record per request.
+pub fn seq_range(table: &'static TableInfo, first: u64, last: u64, limit: u32) -> ExportQuery {
+    ExportQuery {
+        table,
+        search: Some(format!(
+            "SequenceNumber >= {first} and SequenceNumber <= {last}"
+        )),
+        sort: Some("SequenceNumber".into()),
+        direction: Direction::Ascending,
+        start: 0,
+        limit: Some(limit),
+        format: ExportFormat::Verbose,
     }
 }
 

@@ -44,6 +44,10 @@ pub struct TableState {
     /// Server time of the last completed fingerprint scan.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub fingerprint_time: Option<MwTime>,
+    /// True once a pass has read the whole table: the first sync is finished. Until then a
+    /// marker only says how far an interrupted first sync got, and no scan is due.
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub complete: bool,
 }
 
 /// What the last full sync did.

@@ -325,6 +325,46 @@ async fn lastmodifiedtime_search_follows_clock_steps_both_ways() {
     assert_eq!(got, ["C"]);
 }
 
+/// A search made only of index bounds still applies all of them when the page comes from
+/// another index: a tie pass's `SequenceNumber > n` inside one second, sorted by sequence.
+#[tokio::test]
+async fn every_bound_applies_whichever_index_gives_the_candidates() {
+    let sim = sim(40).await;
+    let c = Client::new(&sim);
+    sim.advance(10);
+    // Four old records edited in one second: that second holds fewer records than the
+    // sequence numbers above the second one's, so the candidates come from the time index.
+    let mut edited: Vec<(u64, String)> = sim
+        .records("name")
+        .iter()
+        .step_by(8)
+        .take(4)
+        .map(|r| {
+            let code = r.text("code").expect("names have codes").to_string();
+            (r.seq().expect("a sequence number"), code)
+        })
+        .collect();
+    edited.sort();
+    for (_, code) in &edited {
+        sim.upsert("name", code, &[("name", "Edited")]);
+    }
+    let now = sim.now().to_string();
+    let next = sim.now().add_secs(1).to_string();
+    let search = format!(
+        "LastModifiedTime >= TextToDate(\"{now}\", DateFormYYYYMMDDHHMMSS) and LastModifiedTime < TextToDate(\"{next}\", DateFormYYYYMMDDHHMMSS) and SequenceNumber > {}",
+        edited[1].0
+    );
+    let got = codes(
+        &c.export(&format!(
+            "table=name&search={}&sort=SequenceNumber&format=xml-verbose",
+            enc(&search)
+        ))
+        .await,
+    );
+    let want: Vec<&str> = edited[2..].iter().map(|(_, c)| c.as_str()).collect();
+    assert_eq!(got, want);
+}
+
 /// Terse output drops blank, zero and system fields; verbose keeps all, flagging system ones.
 #[tokio::test]
 async fn terse_and_verbose_differ_as_documented() {

@@ -228,6 +228,9 @@ pub async fn dispatch(cli: Cli) -> u8 {
                 Ok(pair) => pair,
                 Err(code) => return code,
             };
+            let shutdown = CancellationToken::new();
+            cancel_on_signals(shutdown.clone());
+            engine.set_shutdown(shutdown);
             let mode = if check {
                 FullSyncMode::Check
             } else {

@@ -28,14 +28,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// a restart), and loads config, state and quarantine from it when it changed.
     pub async fn refresh_main(&mut self) -> Result<(), EngineError> {
         let policy = self.settings.retry;
-        let store = &mut self.store;
         retry(&policy, &self.events, "git fetch", || {
-            std::future::ready(store.fetch())
+            self.store_call(|s| s.fetch())
         })
-        .await
-        .map_err(EngineError::Store)?;
+        .await?;
         let branch = self.settings.branch.clone();
-        let tip = self.store.remote_tip(&branch).map_err(EngineError::Store)?;
+        let b = branch.clone();
+        let tip = self.store_call(move |s| s.remote_tip(&b)).await?;
         let expected = self.cache.last_pushed();
         match (&expected, &tip) {
             (Some(e), Some(t)) if e == t => {}
@@ -47,7 +46,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 );
                 self.record_push(t)?;
             }
-            (None, None) => self.check_new_branch()?,
+            (None, None) => self.check_new_branch().await?,
             (None, Some(t)) => {
                 return Err(EngineError::FreshCache {
                     branch,
@@ -64,20 +63,20 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 });
             }
         }
-        self.note_changes_branch()?;
+        self.note_changes_branch().await?;
         if tip != self.known.main {
-            self.load_main(tip)?;
+            self.load_main(tip).await?;
         }
         Ok(())
     }
 
     /// The sync branch does not exist yet: mwsync creates it only on a remote without any
     /// branch, or when told to; otherwise the name is most likely a typo.
-    fn check_new_branch(&self) -> Result<(), EngineError> {
+    async fn check_new_branch(&self) -> Result<(), EngineError> {
         if self.settings.create_branch {
             return Ok(());
         }
-        let branches = self.store.remote_branches().map_err(EngineError::Store)?;
+        let branches = self.store_call(|s| s.remote_branches()).await?;
         if branches.is_empty() {
             return Ok(());
         }
@@ -93,13 +92,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// Warns once, and keeps a warning for `/status`, while the changes branch does not
     /// exist: a typo in its name would otherwise leave writes unseen for ever.
-    fn note_changes_branch(&mut self) -> Result<(), EngineError> {
+    async fn note_changes_branch(&mut self) -> Result<(), EngineError> {
         let changes = self.settings.changes_branch.clone();
-        let present = self
-            .store
-            .remote_tip(&changes)
-            .map_err(EngineError::Store)?
-            .is_some();
+        let c = changes.clone();
+        let present = self.store_call(move |s| s.remote_tip(&c)).await?.is_some();
         if present {
             if self.known.warnings.remove(CHANGES_MISSING).is_some() {
                 tracing::info!("the `{changes}` branch now exists; writes on it are handled");
@@ -109,7 +105,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         if self.known.warnings.contains_key(CHANGES_MISSING) {
             return Ok(());
         }
-        let branches = self.store.remote_branches().map_err(EngineError::Store)?;
+        let branches = self.store_call(|s| s.remote_branches()).await?;
         let has = if branches.is_empty() {
             "it has no branches yet".to_string()
         } else {
@@ -132,15 +128,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// Reads config, state and quarantine from `tip`. A full sync check answered locally
     /// and not yet on `main` stays in force.
-    fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
+    async fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
         let (repo, mut state, quarantine) = match &tip {
             None => (None, SyncState::default(), Quarantine::default()),
             Some(tip_id) => {
-                let repo = match self.read_text(tip_id, REPO_CONFIG_PATH)? {
+                let repo = match self.read_text(tip_id, REPO_CONFIG_PATH).await? {
                     Some(text) => Some(RepoConfigFile::parse(&text, REPO_CONFIG_PATH)?.validate()?),
                     None => None,
                 };
-                let state = match self.read_text(tip_id, STATE_PATH)? {
+                let state = match self.read_text(tip_id, STATE_PATH).await? {
                     Some(text) => SyncState::parse(&text, STATE_PATH).map_err(|detail| {
                         EngineError::Corrupt {
                             path: STATE_PATH.into(),
@@ -149,7 +145,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                     })?,
                     None => SyncState::default(),
                 };
-                let quarantine = match self.read_text(tip_id, STATUS_PATH)? {
+                let quarantine = match self.read_text(tip_id, STATUS_PATH).await? {
                     Some(text) => StatusFile::parse(&text)
                         .map(|s| Quarantine::from_entries(s.quarantined))
                         .map_err(|detail| EngineError::Corrupt {
@@ -176,11 +172,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// The status file as `main` holds it (empty when absent).
-    fn main_status(&self) -> Result<StatusFile, EngineError> {
+    async fn main_status(&self) -> Result<StatusFile, EngineError> {
         let Some(main) = &self.known.main else {
             return Ok(StatusFile::default());
         };
-        match self.read_text(main, STATUS_PATH)? {
+        match self.read_text(main, STATUS_PATH).await? {
             Some(text) => StatusFile::parse(&text).map_err(|detail| EngineError::Corrupt {
                 path: STATUS_PATH.into(),
                 detail,
@@ -213,7 +209,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 .or_insert_with(|| FileChange::Put(self.known.repo.file.to_toml().into_bytes()));
         }
         if self.known.quarantine_changed() && !changes.contains_key(STATUS_PATH) {
-            let mut status = self.main_status()?;
+            let mut status = self.main_status().await?;
             status.quarantined = self.known.quarantine.entries();
             changes.insert(
                 STATUS_PATH.to_string(),
@@ -231,13 +227,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         };
         let committed = committed_event(&message);
         let new = self
-            .store
-            .commit(NewCommit {
-                parents,
-                changes,
-                message,
+            .store_call(move |s| {
+                s.commit(NewCommit {
+                    parents,
+                    changes,
+                    message,
+                })
             })
-            .map_err(EngineError::Store)?;
+            .await?;
         self.push_main(&new).await?;
         self.known.committed();
         self.keep_floor()?;
@@ -269,18 +266,18 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         self.cache
             .record_intent(new, expected.as_ref())
             .map_err(|e| EngineError::Local(e.to_string()))?;
-        let store = &mut self.store;
         let pushed = retry(&policy, &self.events, "git push", || {
-            std::future::ready(store.push(&branch, expected.as_ref(), new))
+            let (branch, expected, new) = (branch.clone(), expected.clone(), new.clone());
+            self.store_call(move |s| s.push(&branch, expected.as_ref(), &new))
         })
         .await;
         match pushed {
             Ok(()) => {}
             // A retry after an unknown outcome can find its own earlier push already there.
-            Err(StoreError::BranchMoved { actual, .. }) if actual == new.0 => {}
-            Err(StoreError::BranchMoved {
+            Err(EngineError::Store(StoreError::BranchMoved { actual, .. })) if actual == new.0 => {}
+            Err(EngineError::Store(StoreError::BranchMoved {
                 expected, actual, ..
-            }) => {
+            })) => {
                 let tip = CommitId(actual.clone());
                 if actual != "none" && self.cache.intended(&tip) {
                     tracing::warn!(
@@ -289,7 +286,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                         tip.short()
                     );
                     self.record_push(&tip)?;
-                    self.load_main(Some(tip))?;
+                    self.load_main(Some(tip)).await?;
                     return Err(EngineError::Adopted {
                         branch,
                         tip: actual,
@@ -302,13 +299,16 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 });
             }
             Err(e) => {
-                if matches!(e, StoreError::Refused { .. } | StoreError::Auth { .. }) {
+                if matches!(
+                    e,
+                    EngineError::Store(StoreError::Refused { .. } | StoreError::Auth { .. })
+                ) {
                     // The remote answered no: this push cannot land later.
                     self.cache
                         .forget_intent(new)
                         .map_err(|e| EngineError::Local(e.to_string()))?;
                 }
-                return Err(EngineError::Store(e));
+                return Err(e);
             }
         }
         self.record_push(new)?;
@@ -319,15 +319,17 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// Accepts the remote's current tip of the sync branch as mwsync's own (after a human
     /// has checked it). Returns the adopted tip.
     pub async fn rebaseline(&mut self) -> Result<Option<CommitId>, EngineError> {
-        self.store.fetch().map_err(EngineError::Store)?;
+        let branch = self.settings.branch.clone();
         let tip = self
-            .store
-            .remote_tip(&self.settings.branch)
-            .map_err(EngineError::Store)?;
+            .store_call(move |s| {
+                s.fetch()?;
+                s.remote_tip(&branch)
+            })
+            .await?;
         if let Some(t) = &tip {
             self.record_push(t)?;
         }
-        self.load_main(tip.clone())?;
+        self.load_main(tip.clone()).await?;
         Ok(tip)
     }
 }

@@ -3,9 +3,9 @@
 //! what a reply says about paging (`more`); it must not decide what to ask for (see
 //! `query`) or what an answer means for `main`.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Engine, EngineError};
+use super::{Engine, EngineError, SeqIndex, SeqPlace, shard_dir};
 use crate::events::Event;
 use crate::moneyworks::xml::RejectedRecord;
 use crate::moneyworks::{ExportQuery, MoneyWorks, MwError};
@@ -14,7 +14,7 @@ use crate::quarantine::QuarantinedRecord;
 use crate::query;
 use crate::record::{KeyField, LMT_FIELD, Record, TableInfo, parse_record_path};
 use crate::retry::retry;
-use crate::store::{CommitId, Store};
+use crate::store::{CommitId, Store, StoreError};
 
 /// One export page as the engine uses it: the usable records, and for paging the stamps
 /// and sequence numbers of every record of the reply (usable or quarantined) that has one,
@@ -53,16 +53,13 @@ pub fn quick_fingerprint(bytes: &[u8]) -> Option<(u64, String)> {
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// The text of `path` in `commit`, refusing bytes that are not UTF-8.
-    pub(crate) fn read_text(
+    pub(crate) async fn read_text(
         &self,
         commit: &CommitId,
         path: &str,
     ) -> Result<Option<String>, EngineError> {
-        match self
-            .store
-            .read_file(commit, path)
-            .map_err(EngineError::Store)?
-        {
+        let (c, p) = (commit.clone(), path.to_string());
+        match self.store_call(move |s| s.read_file(&c, &p)).await? {
             None => Ok(None),
             Some(bytes) => String::from_utf8(bytes)
                 .map(Some)
@@ -74,92 +71,147 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// The bytes of every path in `paths` on `main` as last seen (absent: `None`), in one go.
-    pub(crate) fn read_main_files(
+    pub(crate) async fn read_main_files(
         &self,
-        paths: &BTreeSet<String>,
+        paths: BTreeSet<String>,
     ) -> Result<BTreeMap<String, Option<Vec<u8>>>, EngineError> {
-        let Some(main) = &self.known.main else {
-            return Ok(paths.iter().map(|p| (p.clone(), None)).collect());
+        let Some(main) = self.known.main.clone() else {
+            return Ok(paths.into_iter().map(|p| (p, None)).collect());
         };
-        paths
-            .iter()
-            .map(|p| {
-                let bytes = self.store.read_file(main, p).map_err(EngineError::Store)?;
-                Ok((p.clone(), bytes))
-            })
-            .collect()
-    }
-
-    /// Every record file of `table` on `main`: path → (sequence number, stamp).
-    pub(crate) fn main_fingerprints(
-        &self,
-        table: &'static TableInfo,
-    ) -> Result<BTreeMap<String, (u64, String)>, EngineError> {
-        let mut out = BTreeMap::new();
-        let Some(main) = &self.known.main else {
-            return Ok(out);
-        };
-        for path in self
-            .store
-            .list_files(main, table.element)
-            .map_err(EngineError::Store)?
-        {
-            if parse_record_path(&path).is_err() {
-                continue;
-            }
-            let bytes = self
-                .store
-                .read_file(main, &path)
-                .map_err(EngineError::Store)?
-                .unwrap_or_default();
-            let fp = quick_fingerprint(&bytes).ok_or_else(|| EngineError::Corrupt {
-                path: path.clone(),
-                detail: "no sequence number".into(),
-            })?;
-            out.insert(path, fp);
-        }
-        Ok(out)
+        self.store_call(move |s| {
+            paths
+                .into_iter()
+                .map(|p| {
+                    let bytes = s.read_file(&main, &p)?;
+                    Ok((p, bytes))
+                })
+                .collect()
+        })
+        .await
     }
 
     /// Builds the sequence-number index of every code-keyed table among `tables` that has
-    /// none yet, from the files on `main`.
-    pub(crate) fn build_seq_index(
+    /// none yet, from the files on `main`, one shard directory at a time.
+    pub(crate) async fn build_seq_index(
         &mut self,
-        tables: impl IntoIterator<Item = &'static TableInfo>,
+        tables: Vec<&'static TableInfo>,
     ) -> Result<(), EngineError> {
         for table in tables {
             if !matches!(table.key, KeyField::Code(_)) || self.known.seq_index.has(table) {
                 continue;
             }
-            let index: HashMap<u64, String> = self
-                .main_fingerprints(table)?
-                .into_iter()
-                .map(|(path, (s, _))| (s, path))
-                .collect();
+            let index = match self.known.main.clone() {
+                None => BTreeMap::new(),
+                Some(main) => {
+                    self.store_call(move |s| {
+                        let mut index = BTreeMap::new();
+                        for_each_shard(s, &main, table, |s, shard, dir| {
+                            for f in shard_files(s, &main, dir, |_| true)? {
+                                index.insert(f.seq, shard);
+                            }
+                            Ok(())
+                        })?;
+                        Ok(index)
+                    })
+                    .await?
+                }
+            };
             self.known.seq_index.insert(table, index);
         }
         Ok(())
     }
 
+    /// The previous path of every record of a code-keyed table in `records` whose sequence
+    /// number is already on `main` or staged: what staging needs to move a file whose code
+    /// changed. Builds the index first when needed.
+    pub(crate) async fn previous_paths(
+        &mut self,
+        records: &[Record],
+    ) -> Result<SeqIndex, EngineError> {
+        let code_tables: BTreeSet<&'static str> = records
+            .iter()
+            .filter(|r| matches!(r.table.key, KeyField::Code(_)))
+            .map(|r| r.table.name)
+            .collect();
+        let tables = code_tables
+            .iter()
+            .filter_map(|t| crate::record::table_info(t))
+            .collect();
+        self.build_seq_index(tables).await?;
+        let mut out = SeqIndex::default();
+        let mut wanted: BTreeMap<(&'static str, u32), (&'static TableInfo, Vec<u64>)> =
+            BTreeMap::new();
+        for r in records {
+            let Some(seq) = r.seq() else { continue };
+            match self.known.seq_index.place(r.table, seq) {
+                Some(SeqPlace::Staged(path)) => out.set(r.table, seq, path),
+                Some(SeqPlace::Shard(shard)) => wanted
+                    .entry((r.table.name, shard))
+                    .or_insert_with(|| (r.table, Vec::new()))
+                    .1
+                    .push(seq),
+                None => {}
+            }
+        }
+        let (Some(main), false) = (self.known.main.clone(), wanted.is_empty()) else {
+            return Ok(out);
+        };
+        let found = self
+            .store_call(move |s| {
+                let mut found = Vec::new();
+                for ((_, shard), (table, seqs)) in wanted {
+                    let dir = shard_dir(table, shard);
+                    for f in shard_files(s, &main, &dir, |seq| seqs.contains(&seq))? {
+                        found.push((table, f.seq, f.path));
+                    }
+                }
+                Ok(found)
+            })
+            .await?;
+        for (table, seq, path) in found {
+            out.set(table, seq, path);
+        }
+        Ok(out)
+    }
+
     /// Reads the server clock (one `evaluate`).
     pub(crate) async fn read_clock(&mut self) -> Result<MwTime, EngineError> {
-        let policy = self.settings.retry;
-        let mw = &self.mw;
-        let now = retry(
-            &policy,
-            &self.events,
+        self.evaluate_parsed(
+            query::CLOCK_EXPRESSION,
             "reading the MoneyWorks clock",
-            || async {
-                let text = mw.evaluate(query::CLOCK_EXPRESSION).await?;
-                MwTime::parse(text.trim()).map_err(|e| MwError::InvalidReply {
-                    command: "evaluate".into(),
-                    detail: format!("the clock reading is unusable: {e}"),
-                })
+            |text| {
+                MwTime::parse(text.trim())
+                    .map_err(|e| format!("the clock reading is unusable: {e}"))
             },
         )
-        .await?;
+        .await
+    }
+
+    /// One `evaluate` whose reply `parse` reads (with retries, abandoned on shutdown; a reply
+    /// `parse` refuses is retried like a damaged one); `what` names it in retries.
+    pub(crate) async fn evaluate_parsed<T>(
+        &mut self,
+        expr: &str,
+        what: &str,
+        parse: impl Fn(&str) -> Result<T, String>,
+    ) -> Result<T, EngineError> {
+        let policy = self.settings.retry;
+        let mw = &self.mw;
+        let parse = &parse;
+        let value = self
+            .unless_cancelled(async {
+                Ok(retry(&policy, &self.events, what, || async {
+                    let text = mw.evaluate(expr).await?;
+                    parse(&text).map_err(|detail| MwError::InvalidReply {
+                        command: "evaluate".into(),
+                        detail,
+                    })
+                })
+                .await?)
+            })
+            .await?;
         self.known.requests += 1;
-        Ok(now)
+        Ok(value)
     }
 
     /// One export page (with retries). Records that cannot be used (unparsable, without a
@@ -170,7 +222,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let policy = self.settings.retry;
         let mw = &self.mw;
         let what = format!("exporting {}", query.table.name);
-        let page = retry(&policy, &self.events, &what, || mw.export(query)).await?;
+        let page = self
+            .unless_cancelled(async {
+                Ok(retry(&policy, &self.events, &what, || mw.export(query)).await?)
+            })
+            .await?;
         self.known.requests += 1;
         let sent = (page.records.len() + page.rejected.len()) as u64;
         let more = sent > 0
@@ -256,18 +312,23 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// Record files on `main` per tracked table, counted by listing (the status board
     /// counts once, then follows the events).
-    pub fn count_records(&self) -> Result<BTreeMap<String, u64>, EngineError> {
+    pub async fn count_records(&self) -> Result<BTreeMap<String, u64>, EngineError> {
         let mut out = BTreeMap::new();
-        for table in &self.known.repo.tables {
-            let n = match &self.known.main {
+        for &table in &self.known.repo.tables {
+            let n = match self.known.main.clone() {
                 None => 0,
-                Some(main) => self
-                    .store
-                    .list_files(main, table.element)
-                    .map_err(EngineError::Store)?
-                    .iter()
-                    .filter(|p| parse_record_path(p).is_ok())
-                    .count() as u64,
+                Some(main) => {
+                    self.store_call(move |s| {
+                        let mut n = 0u64;
+                        for_each_shard(s, &main, table, |s, _, dir| {
+                            n +=
+                                s.list_dir(&main, dir)?.iter().filter(|e| !e.is_dir).count() as u64;
+                            Ok(())
+                        })?;
+                        Ok(n)
+                    })
+                    .await?
+                }
             };
             out.insert(table.name.to_string(), n);
         }
@@ -293,7 +354,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     ) -> Result<String, EngineError> {
         let policy = self.settings.retry;
         let mw = &self.mw;
-        let text = retry(&policy, &self.events, what, || mw.export_text(query)).await?;
+        let text = self
+            .unless_cancelled(async {
+                Ok(retry(&policy, &self.events, what, || mw.export_text(query)).await?)
+            })
+            .await?;
         self.known.requests += 1;
         Ok(text)
     }
@@ -323,6 +388,71 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             }
         }
     }
+}
+
+/// Calls `f` with every shard directory of `table` on `main`, in path order (for tables
+/// keyed by sequence number, that is sequence order), with its number.
+pub(crate) fn for_each_shard<S: Store>(
+    s: &S,
+    main: &CommitId,
+    table: &TableInfo,
+    mut f: impl FnMut(&S, u32, &str) -> Result<(), StoreError>,
+) -> Result<(), StoreError> {
+    for d1 in s.list_dir(main, table.element)? {
+        let (true, Ok(n1)) = (d1.is_dir, d1.name.parse::<u32>()) else {
+            continue;
+        };
+        let dir1 = format!("{}/{}", table.element, d1.name);
+        for d2 in s.list_dir(main, &dir1)? {
+            let (true, Ok(n2)) = (d2.is_dir, d2.name.parse::<u32>()) else {
+                continue;
+            };
+            if n1 < 1000 && n2 < 1000 {
+                f(s, n1 * 1000 + n2, &format!("{dir1}/{}", d2.name))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One record file on `main`, as a walk in sequence order finds it.
+#[derive(Debug, Clone)]
+pub(crate) struct MainFile {
+    /// Its sequence number.
+    pub(crate) seq: u64,
+    /// Its path.
+    pub(crate) path: String,
+    /// Its bytes.
+    pub(crate) bytes: Vec<u8>,
+}
+
+/// The record files of shard directory `dir` whose sequence number `keep` accepts, with
+/// their bytes, in sequence order.
+pub(crate) fn shard_files<S: Store>(
+    s: &S,
+    main: &CommitId,
+    dir: &str,
+    keep: impl Fn(u64) -> bool,
+) -> Result<Vec<MainFile>, StoreError> {
+    let mut out = Vec::new();
+    for e in s.list_dir(main, dir)? {
+        if e.is_dir {
+            continue;
+        }
+        let path = format!("{dir}/{}", e.name);
+        if parse_record_path(&path).is_err() {
+            continue;
+        }
+        let bytes = s.read_file(main, &path)?.unwrap_or_default();
+        let (seq, _) = quick_fingerprint(&bytes).ok_or_else(|| StoreError::NotFound {
+            detail: format!("{path} on main is unreadable: it has no sequence number"),
+        })?;
+        if keep(seq) {
+            out.push(MainFile { seq, path, bytes });
+        }
+    }
+    out.sort_by_key(|f| f.seq);
+    Ok(out)
 }
 
 #[cfg(test)]

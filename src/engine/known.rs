@@ -24,47 +24,143 @@ pub(crate) struct ClockReading {
     pub(crate) at: tokio::time::Instant,
 }
 
-/// Per code-keyed table: sequence number → path on `main` (as staged). A table's index is
-/// built by the engine before staging its records, and updated as records are staged.
+/// Sequence number → path for the records of one batch: the previous file of each record
+/// whose code may have changed, resolved from [`SeqLeaves`] before staging. Staging reads it
+/// and never changes it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct SeqIndex {
     tables: HashMap<&'static str, HashMap<u64, String>>,
 }
 
 impl SeqIndex {
-    /// True when `table`'s index has been built.
-    pub(crate) fn has(&self, table: &TableInfo) -> bool {
-        self.tables.contains_key(table.name)
-    }
-
-    /// Installs `table`'s index.
+    /// Installs `table`'s entries.
+    #[cfg(test)]
     pub(crate) fn insert(&mut self, table: &'static TableInfo, index: HashMap<u64, String>) {
         self.tables.insert(table.name, index);
     }
 
-    /// The path of the record with `seq` in `table`, if the index is built and holds it.
+    /// Notes that `seq` of `table` lives at `path`.
+    pub(crate) fn set(&mut self, table: &'static TableInfo, seq: u64, path: String) {
+        self.tables.entry(table.name).or_default().insert(seq, path);
+    }
+
+    /// The path of the record with `seq` in `table`, if known.
     pub(crate) fn path(&self, table: &TableInfo, seq: u64) -> Option<&str> {
         self.tables.get(table.name)?.get(&seq).map(String::as_str)
     }
+}
 
-    /// Records where `seq` now lives (`None`: nowhere). Only built indexes change; the
-    /// others are built from `main` when next needed.
-    pub(crate) fn note(&mut self, table: &str, seq: u64, path: Option<String>) {
-        if let Some(index) = self.tables.get_mut(table) {
-            match path {
-                Some(p) => index.insert(seq, p),
+/// Per code-keyed table, where each sequence number lives on `main`, compactly: the shard
+/// directory (`d1 * 1000 + d2`) of its file, 12 bytes a record in a B-tree, plus an overlay
+/// of full paths for what is staged but not yet committed. A record's file name is found by
+/// listing its shard (a handful of files). The committed part changes only when a commit
+/// lands (`commit`), so a rollback drops the overlay and never rebuilds the index; only a
+/// `main` moved by someone else drops it whole, and it is then built again from `main` when
+/// next needed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SeqLeaves {
+    /// Committed: table → seq → shard.
+    base: HashMap<&'static str, BTreeMap<u64, u32>>,
+    /// Staged: (table, seq) → path, or `None` for a staged deletion.
+    pending: BTreeMap<(&'static str, u64), Option<String>>,
+}
+
+/// Where a sequence number lives, as [`SeqLeaves`] knows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum SeqPlace {
+    /// In this shard directory on `main` (file name to be listed).
+    Shard(u32),
+    /// At this path, staged.
+    Staged(String),
+}
+
+/// The shard number of a record path `{table}/{d1}/{d2}/{file}`.
+pub(crate) fn shard_of(path: &str) -> Option<u32> {
+    let mut parts = path.split('/');
+    let (_, d1, d2) = (parts.next()?, parts.next()?, parts.next()?);
+    let (d1, d2): (u32, u32) = (d1.parse().ok()?, d2.parse().ok()?);
+    (d1 < 1000 && d2 < 1000).then_some(d1 * 1000 + d2)
+}
+
+/// The directory of shard `n` of `table` (`name/012/345`).
+pub(crate) fn shard_dir(table: &TableInfo, n: u32) -> String {
+    format!("{}/{:03}/{:03}", table.element, n / 1000, n % 1000)
+}
+
+impl SeqLeaves {
+    /// True when `table`'s index has been built.
+    pub(crate) fn has(&self, table: &TableInfo) -> bool {
+        self.base.contains_key(table.name)
+    }
+
+    /// Installs `table`'s committed index, built from `main`.
+    pub(crate) fn insert(&mut self, table: &'static TableInfo, index: BTreeMap<u64, u32>) {
+        self.base.insert(table.name, index);
+    }
+
+    /// Where `seq` of `table` lives, staged changes first.
+    pub(crate) fn place(&self, table: &TableInfo, seq: u64) -> Option<SeqPlace> {
+        if let Some(staged) = self.pending.get(&(table.name, seq)) {
+            return staged.clone().map(SeqPlace::Staged);
+        }
+        self.base
+            .get(table.name)?
+            .get(&seq)
+            .map(|s| SeqPlace::Shard(*s))
+    }
+
+    /// Records where `seq` now lives in what is staged (`None`: nowhere). Only built
+    /// indexes take notes; the others are built from `main` when next needed.
+    pub(crate) fn note(&mut self, table: &'static str, seq: u64, path: Option<String>) {
+        if self.base.contains_key(table) {
+            self.pending.insert((table, seq), path);
+        }
+    }
+
+    /// The staged notes became part of `main`.
+    pub(crate) fn commit(&mut self) {
+        for ((table, seq), path) in std::mem::take(&mut self.pending) {
+            let Some(index) = self.base.get_mut(table) else {
+                continue;
+            };
+            match path.as_deref().and_then(shard_of) {
+                Some(shard) => index.insert(seq, shard),
                 None => index.remove(&seq),
             };
         }
     }
 
-    /// Forgets `table`'s index (it may point at files that were never committed).
-    pub(crate) fn forget(&mut self, table: &str) {
-        self.tables.remove(table);
+    /// Forgets what was staged.
+    pub(crate) fn rollback(&mut self) {
+        self.pending.clear();
     }
 
-    fn clear(&mut self) {
-        self.tables.clear();
+    /// Forgets everything (main moved to a commit mwsync did not make).
+    pub(crate) fn clear(&mut self) {
+        self.base.clear();
+        self.pending.clear();
+    }
+
+    /// Committed records of `table` with a sequence number after `after`, up to `limit`, in
+    /// sequence order (staged notes are not included: scans run with nothing staged).
+    pub(crate) fn after(&self, table: &TableInfo, after: u64, limit: usize) -> Vec<(u64, u32)> {
+        self.base.get(table.name).map_or_else(Vec::new, |index| {
+            index
+                .range(after.saturating_add(1)..)
+                .take(limit)
+                .map(|(s, l)| (*s, *l))
+                .collect()
+        })
+    }
+
+    /// Committed records of `table`.
+    pub(crate) fn len(&self, table: &TableInfo) -> usize {
+        self.base.get(table.name).map_or(0, BTreeMap::len)
+    }
+
+    /// Forgets what was staged for `table` alone (a failed pass of it).
+    pub(crate) fn rollback_table(&mut self, table: &str) {
+        self.pending.retain(|(t, _), _| *t != table);
     }
 }
 
@@ -82,8 +178,8 @@ pub(crate) struct Known {
     /// The sync state as last committed to `main`: what a rollback returns to, because
     /// markers advanced in memory may cover records that were staged but never committed.
     committed: SyncState,
-    /// Sequence number → path for code-keyed tables.
-    pub(crate) seq_index: SeqIndex,
+    /// Where each sequence number of a code-keyed table lives on `main`.
+    pub(crate) seq_index: SeqLeaves,
     /// The last clock reading of a successful poll.
     pub(crate) last_clock: Option<ClockReading>,
     /// Per table, a marker known to be safe whatever was staged since: where the last
@@ -91,6 +187,9 @@ pub(crate) struct Known {
     /// returns above it. After the clock steps back, the committed marker may lie ahead of
     /// records stamped since; once the clock passes it again, no check would notice.
     rescan_floor: BTreeMap<String, MwTime>,
+    /// True once MoneyWorks refused the one-request idle poll (`query::changes_expression`):
+    /// polls read the clock and export every table instead, for the life of the process.
+    pub(crate) probe_refused: bool,
     /// MoneyWorks requests made since the counters were reset.
     pub(crate) requests: u64,
     /// Pushes made since the counters were reset.
@@ -116,9 +215,10 @@ impl Known {
             config_unwritten: true,
             state: SyncState::default(),
             committed: SyncState::default(),
-            seq_index: SeqIndex::default(),
+            seq_index: SeqLeaves::default(),
             last_clock: None,
             rescan_floor: BTreeMap::new(),
+            probe_refused: false,
             requests: 0,
             commits: 0,
             quarantine: Quarantine::default(),
@@ -157,11 +257,12 @@ impl Known {
         self.commits += 1;
     }
 
-    /// The commit just pushed carried the config and the current state.
+    /// The commit just pushed carried the config, the current state and what was staged.
     pub(crate) fn committed(&mut self) {
         self.config_unwritten = false;
         self.committed = self.state.clone();
         self.committed_quarantine = self.quarantine.clone();
+        self.seq_index.commit();
     }
 
     /// True when the quarantine differs from what `main` holds.
@@ -174,6 +275,11 @@ impl Known {
         &self.committed_quarantine
     }
 
+    /// The sync state as last committed to `main`.
+    pub(crate) fn committed_state(&self) -> &SyncState {
+        &self.committed
+    }
+
     /// Starts counting a poll's requests and commits.
     pub(crate) fn reset_counters(&mut self) {
         self.requests = 0;
@@ -182,8 +288,8 @@ impl Known {
 
     /// Forgets what a failed pass of `table` staged: its state returns to `before` (its
     /// state when the pass began) or, when a checkpoint inside the pass committed part of
-    /// it, to what that checkpoint committed, but never above its rescan floor; its index is
-    /// rebuilt on next use.
+    /// it, to what that checkpoint committed, but never above its rescan floor; the index
+    /// drops what the pass staged.
     pub(crate) fn rollback_table(&mut self, table: &str, before: TableState, checkpointed: bool) {
         let mut restored = if checkpointed {
             self.committed.table(table)
@@ -195,18 +301,18 @@ impl Known {
             restored.marker = restored.marker.map(|m| m.min(*floor));
         }
         self.state.tables.insert(table.to_string(), restored);
-        self.seq_index.forget(table);
+        self.seq_index.rollback_table(table);
     }
 
-    /// Forgets what a failed step staged: the state returns to the last commit (but never
-    /// above a rescan floor) and the code-move index (which may point at files never
-    /// committed) is dropped. `main`, the config, the counters and the clock reading are only
-    /// ever changed by steps that completed, so they stand.
+    /// Forgets what a failed step staged: the state returns to what `main` holds, and the
+    /// code-move index drops its staged notes (its committed part stays valid); the state
+    /// never returns above a rescan floor. `main`, the config, the counters and the clock
+    /// reading are only ever changed by steps that completed, so they stand.
     pub(crate) fn rollback(&mut self) {
         self.state = self.committed.clone();
         self.apply_floor();
         self.quarantine = self.committed_quarantine.clone();
-        self.seq_index.clear();
+        self.seq_index.rollback();
     }
 
     /// Lowers every marker above its rescan floor to the floor.
@@ -261,40 +367,54 @@ mod tests {
             .expect("defaults are valid")
     }
 
-    /// A rollback returns the state to the last commit and drops the index, and nothing a
-    /// commit recorded is lost.
+    /// A rollback returns the state to the last commit and drops only what was staged in the
+    /// index; nothing a commit recorded is lost.
     #[test]
     fn rollback_returns_to_the_last_commit() {
         let name = table_info("Name").expect("known");
         let mut k = Known::new(repo());
         k.state.tables.entry("Name".into()).or_default().marker =
             Some(MwTime::parse("20240101000000").expect("valid"));
+        k.seq_index.insert(name, BTreeMap::from([(1, 12_345)]));
         k.committed();
         let committed = k.state.clone();
         k.state.tables.entry("Name".into()).or_default().marker =
             Some(MwTime::parse("20240102000000").expect("valid"));
         k.seq_index
-            .insert(name, HashMap::from([(1, "name/a.xml".to_string())]));
+            .note("Name", 2, Some("name/001/002/B.xml".into()));
         k.pushed(CommitId("a".repeat(40)));
         k.rollback();
         assert_eq!(k.state, committed);
-        assert!(!k.seq_index.has(name));
+        assert!(k.seq_index.has(name), "the committed index survives");
+        assert_eq!(k.seq_index.place(name, 1), Some(SeqPlace::Shard(12_345)));
+        assert_eq!(k.seq_index.place(name, 2), None);
         assert_eq!(k.main, Some(CommitId("a".repeat(40))));
         assert!(!k.config_unwritten);
     }
 
-    /// Only built indexes take notes; a removed record is gone from its table's index.
+    /// Only built indexes take notes; staged notes win until committed, then live on as the
+    /// record's shard; a removed record is gone.
     #[test]
     fn index_notes_touch_only_built_tables() {
         let name = table_info("Name").expect("known");
-        let mut index = SeqIndex::default();
-        index.note("Name", 1, Some("p".into()));
+        let mut index = SeqLeaves::default();
+        index.note("Name", 1, Some("name/000/001/A.xml".into()));
         assert!(!index.has(name));
-        index.insert(name, HashMap::new());
-        index.note("Name", 1, Some("p".into()));
-        assert_eq!(index.path(name, 1), Some("p"));
+        index.insert(name, BTreeMap::new());
+        index.note("Name", 1, Some("name/000/001/A.xml".into()));
+        assert_eq!(
+            index.place(name, 1),
+            Some(SeqPlace::Staged("name/000/001/A.xml".into()))
+        );
+        index.commit();
+        assert_eq!(index.place(name, 1), Some(SeqPlace::Shard(1)));
+        assert_eq!(index.after(name, 0, 10), vec![(1, 1)]);
         index.note("Name", 1, None);
-        assert_eq!(index.path(name, 1), None);
+        assert_eq!(index.place(name, 1), None);
+        index.commit();
+        assert_eq!(index.len(name), 0);
+        assert_eq!(shard_of("name/012/345/X.xml"), Some(12_345));
+        assert_eq!(shard_dir(name, 12_345), "name/012/345");
     }
 
     /// After the clock steps back, a rollback never returns a marker above the regression's

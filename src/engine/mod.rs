@@ -5,11 +5,16 @@
 //! counting. Polling, write-back, scans and the cycle are in their own modules; the engine
 //! must not sleep or schedule (that is `daemon`).
 
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+use tokio_util::sync::CancellationToken;
+
 mod guard;
-mod io;
+pub(crate) mod io;
 mod known;
 
-pub(crate) use known::{ClockReading, Known, SeqIndex};
+pub(crate) use known::{ClockReading, Known, SeqIndex, SeqPlace, shard_dir};
 
 use crate::cache::Cache;
 use crate::config::{ConfigError, RepoConfig};
@@ -116,6 +121,11 @@ pub enum EngineError {
         /// True when one of them needs a human.
         needs_human: bool,
     },
+    /// Shutdown was asked for; the step in progress was abandoned before it committed.
+    #[error(
+        "mwsync was asked to stop; what it had read but not committed is read again at the next start"
+    )]
+    Cancelled,
     /// A full sync in check mode found differences.
     #[error(
         "full sync check found {count} differences between MoneyWorks and main (nothing was committed; `mwsync sync --full` commits the fixes):\n{report}"
@@ -137,7 +147,7 @@ impl Classify for EngineError {
             | EngineError::Local(_)
             | EngineError::MassDelete { .. }
             | EngineError::Drift { .. } => ErrorClass::NeedsHuman,
-            EngineError::Adopted { .. } => ErrorClass::Retryable,
+            EngineError::Adopted { .. } | EngineError::Cancelled => ErrorClass::Retryable,
             EngineError::TablesFailed { needs_human, .. } => {
                 if *needs_human {
                     ErrorClass::NeedsHuman
@@ -186,8 +196,13 @@ pub struct EngineSettings {
 /// The engine. Generic over its two seams so tests can use the simulator.
 pub struct Engine<M, S> {
     mw: M,
-    /// The git store; shells read `main` through it.
-    pub(crate) store: S,
+    /// The git store, shared with the blocking threads its calls run on (see
+    /// [`Engine::store_call`]); shells read `main` through it.
+    store: Arc<Mutex<S>>,
+    /// Cancelled when the daemon is asked to stop; checked between pages and checkpoints.
+    shutdown: CancellationToken,
+    /// Where a full sync check writes its complete list of differences.
+    report_dir: PathBuf,
     events: Events,
     settings: EngineSettings,
     /// The cache directory's memory (last push, intents, a check's answer).
@@ -208,12 +223,74 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let known = Known::new(settings.initial_repo.clone());
         Engine {
             mw,
-            store,
+            store: Arc::new(Mutex::new(store)),
+            shutdown: CancellationToken::new(),
+            report_dir: std::env::temp_dir(),
             events,
             settings,
             cache,
             known,
         }
+    }
+
+    /// Stops every later step when `token` is cancelled: pages and checkpoints in progress
+    /// finish or are abandoned, and the run ends with [`EngineError::Cancelled`].
+    pub fn set_shutdown(&mut self, token: CancellationToken) {
+        self.shutdown = token;
+    }
+
+    /// Writes the complete list of a full sync check's differences into `dir` (the system's
+    /// temporary directory unless set).
+    pub fn set_report_dir(&mut self, dir: PathBuf) {
+        self.report_dir = dir;
+    }
+
+    /// Where a full sync check writes its complete list.
+    pub(crate) fn report_dir(&self) -> &std::path::Path {
+        &self.report_dir
+    }
+
+    /// Fails with `Cancelled` once shutdown was asked for.
+    pub(crate) fn check_cancelled(&self) -> Result<(), EngineError> {
+        if self.shutdown.is_cancelled() {
+            return Err(EngineError::Cancelled);
+        }
+        Ok(())
+    }
+
+    /// Runs `read` (a MoneyWorks read, safe to abandon) unless shutdown comes first.
+    pub(crate) async fn unless_cancelled<T>(
+        &self,
+        read: impl std::future::Future<Output = Result<T, EngineError>>,
+    ) -> Result<T, EngineError> {
+        tokio::select! {
+            biased;
+            _ = self.shutdown.cancelled() => Err(EngineError::Cancelled),
+            r = read => r,
+        }
+    }
+
+    /// Runs `f` on the store on a blocking thread, so git and file work never holds an
+    /// async worker (and a paused test clock does not advance meanwhile).
+    pub(crate) async fn store_call<R, F>(&self, f: F) -> Result<R, EngineError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut S) -> Result<R, StoreError> + Send + 'static,
+    {
+        let store = self.store.clone();
+        tokio::task::spawn_blocking(move || {
+            let mut guard = store.lock().map_err(|_| StoreError::Local {
+                detail: "an earlier git operation panicked; restart mwsync".into(),
+            })?;
+            f(&mut guard)
+        })
+        .await
+        .map_err(|e| {
+            EngineError::Store(StoreError::Local {
+                detail: format!("a git operation panicked: {e}"),
+            })
+        })?
+        .map_err(EngineError::Store)
     }
 
     /// The event bus.

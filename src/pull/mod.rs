@@ -15,11 +15,11 @@ use crate::commit_message::commit_message;
 use crate::engine::{ClockReading, Engine, EngineError};
 use crate::error::{Classify, ErrorClass};
 use crate::events::{ActivityKind, ChangedField, Event};
-use crate::moneyworks::MoneyWorks;
+use crate::moneyworks::{MoneyWorks, MwError};
 use crate::mwtime::MwTime;
 use crate::progress::Tracker;
 use crate::query;
-use crate::record::TableInfo;
+use crate::record::{Record, TableInfo};
 use crate::state::{ClockCheck, check_clock, checkpoint_marker, note_committed, query_start};
 use crate::store::Store;
 use stage::{Staged, invalid};
@@ -112,7 +112,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             table: None,
         });
         self.refresh_main().await?;
-        let now = self.read_clock().await?;
+        let (now, unchanged) = self.read_clock_and_changes().await?;
         let reading = ClockReading {
             time: now,
             at: tokio::time::Instant::now(),
@@ -138,9 +138,19 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 self.known.parked_tables.remove(table.name);
             }
             let before = self.known.state.table(table.name);
+            let start = self.start_table(table, clock);
+            // A marker a regression moved back is kept in the cache before anything is read
+            // from it: a crash from here on must not resume from `main`'s higher marker.
+            self.keep_floor()?;
+            if unchanged.contains(table.name) && start == before.marker {
+                // The probe asked from this marker and found nothing modified since: the
+                // pass is complete without an export.
+                self.known.state.table_mut(table.name).marker = Some(clock.now);
+                continue;
+            }
             let snapshot = staged.clone();
             let commits = self.known.commits;
-            match self.pull_table(table, clock, &mut staged).await {
+            match self.pull_table(table, start, clock, &mut staged).await {
                 Ok(n) => report.records += n,
                 Err(e) if is_table_error(&e) => {
                     let checkpointed = self.known.commits != commits;
@@ -198,27 +208,95 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         }
     }
 
+    /// Reads the server clock and, in the same `evaluate`, which completed tables changed
+    /// since their markers (`query::changes_expression`); returns the clock and the tables
+    /// that certainly did not. A server that refuses the expression, or answers it in
+    /// another shape, is told so once in the log and from then on gets a plain clock read
+    /// and an export per table.
+    async fn read_clock_and_changes(
+        &mut self,
+    ) -> Result<(MwTime, BTreeSet<&'static str>), EngineError> {
+        let lookback = self.known.repo.file.lookback_secs;
+        let probe: Vec<(&'static TableInfo, MwTime)> = self
+            .known
+            .repo
+            .tables
+            .iter()
+            .filter_map(|t| {
+                let st = self.known.state.table(t.name);
+                let start = query_start(st.marker, lookback).filter(|_| st.complete)?;
+                Some((*t, start))
+            })
+            .collect();
+        if probe.is_empty() || self.known.probe_refused {
+            return Ok((self.read_clock().await?, BTreeSet::new()));
+        }
+        let expr = query::changes_expression(&probe);
+        let tables = probe.len();
+        let answer = self
+            .evaluate_parsed(
+                &expr,
+                "reading the MoneyWorks clock and what changed",
+                |text| {
+                    // A reply without a clock is damaged and worth a retry; one with a clock but
+                    // not one flag per table is a server that evaluates Find differently.
+                    match query::parse_changes(text, tables) {
+                        Some(parsed) => Ok(Ok(parsed)),
+                        None => {
+                            let clock = text.split('|').next().unwrap_or_default().trim();
+                            match MwTime::parse(clock) {
+                                Ok(now) => {
+                                    Ok(Err((now, text.chars().take(80).collect::<String>())))
+                                }
+                                Err(e) => Err(format!("the clock reading is unusable: {e}")),
+                            }
+                        }
+                    }
+                },
+            )
+            .await;
+        let (now, why) = match answer {
+            Ok(Ok((now, changed))) => {
+                let unchanged = probe
+                    .iter()
+                    .zip(changed)
+                    .filter(|(_, changed)| !changed)
+                    .map(|((t, _), _)| t.name)
+                    .collect();
+                return Ok((now, unchanged));
+            }
+            Ok(Err((now, text))) => (Some(now), format!("it answered {text:?}")),
+            // `[ERROR]` is how a server refuses an expression it cannot evaluate; it is
+            // retried like any `[ERROR]` first, then taken as a refusal.
+            Err(e @ EngineError::MoneyWorks(MwError::ErrorReply { .. })) => (None, e.to_string()),
+            Err(e) if e.class() == ErrorClass::Retryable => return Err(e),
+            Err(e) => (None, e.to_string()),
+        };
+        tracing::warn!(
+            "MoneyWorks does not answer the one-request idle poll (Find() in an evaluate: {why}); \
+             each poll now reads the clock and exports every table"
+        );
+        self.known.probe_refused = true;
+        match now {
+            Some(now) => Ok((now, BTreeSet::new())),
+            None => Ok((self.read_clock().await?, BTreeSet::new())),
+        }
+    }
+
     /// Pulls one table. Returns the records committed by checkpoints inside it (records still
-    /// staged at the end are counted by the caller).
+    /// staged at the end are counted by the caller). A checkpoint is committed only when the
+    /// next page brings records that would not fit, so the last records of a table are always
+    /// committed together with its completed state (marker, `complete`, `fingerprint_time`).
     async fn pull_table(
         &mut self,
         table: &'static TableInfo,
+        start: Option<MwTime>,
         clock: PollClock,
         staged: &mut Staged,
     ) -> Result<u64, EngineError> {
-        let start = self.start_table(table, clock);
-        // A marker a regression moved back is kept in the cache before anything is read
-        // from it: a crash from here on must not resume from `main`'s higher marker.
-        self.keep_floor()?;
         let page_size = self.known.repo.file.page_size;
-        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
         // A table never completed is in its first sync (perhaps resumed from a checkpoint).
-        let first_sync = self
-            .known
-            .state
-            .table(table.name)
-            .fingerprint_time
-            .is_none();
+        let first_sync = !self.known.state.table(table.name).complete;
         let kind = if first_sync {
             self.publish(Event::Activity {
                 kind: ActivityKind::FirstSync,
@@ -232,6 +310,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut committed = 0u64;
         let mut cursor = query_start(start, self.known.repo.file.lookback_secs);
         loop {
+            self.check_cancelled()?;
             let page = self
                 .export(&query::modified_page(table, cursor, page_size))
                 .await?;
@@ -254,7 +333,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 .filter(|t| cursor.is_none_or(|c| **t > c))
                 .count() as u64;
             let page_len = page.stamps.len() as u64;
-            self.stage_page(page.records, staged)?;
+            // Everything before the cursor of this page is read.
+            committed += self
+                .stage_checkpointed(table, page.records, staged, cursor, clock.now)
+                .await?;
             if let Some(p) = progress.as_mut() {
                 self.progress(p, fresh);
             }
@@ -263,19 +345,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             };
             if first == last {
                 // A whole page shares one second: read that second by sequence number.
-                let read = self.tie_pass(table, last, staged).await?;
+                let (read, done) = self.tie_pass(table, last, staged, clock.now).await?;
+                committed += done;
                 if let Some(p) = progress.as_mut() {
                     self.progress(p, read.saturating_sub(page_len));
                 }
                 cursor = Some(last.add_secs(1));
             } else {
                 cursor = Some(last);
-            }
-            if staged.len() >= checkpoint_size {
-                self.known.state.table_mut(table.name).marker =
-                    checkpoint_marker(cursor, clock.now);
-                committed += staged.len() as u64;
-                self.checkpoint(staged, "Pull").await?;
             }
         }
         if let Some(p) = progress.as_mut() {
@@ -285,9 +362,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         // A complete pass: everything modified before this poll's clock reading is read.
         let st = self.known.state.table_mut(table.name);
         st.marker = Some(clock.now);
-        if start.is_none() && st.fingerprint_time.is_none() {
-            // A first sync just read everything; the first scan is due one interval later.
-            st.fingerprint_time = Some(clock.now);
+        if !st.complete {
+            // The first sync just read everything; the first scan is due one interval later.
+            st.complete = true;
+            st.fingerprint_time.get_or_insert(clock.now);
         }
         if first_sync {
             self.publish(Event::Activity {
@@ -296,6 +374,61 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             });
         }
         Ok(committed)
+    }
+
+    /// Stages `records` of `table`, committing a checkpoint whenever one is full and more
+    /// records follow, so every checkpoint holds exactly `checkpoint_records` records and the
+    /// last records of a pass stay staged until the pass ends. `frontier` is the position
+    /// everything before which is read (a checkpoint's marker, capped at `now`). Returns the
+    /// records committed.
+    async fn stage_checkpointed(
+        &mut self,
+        table: &'static TableInfo,
+        mut records: Vec<Record>,
+        staged: &mut Staged,
+        frontier: Option<MwTime>,
+        now: MwTime,
+    ) -> Result<u64, EngineError> {
+        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
+        let mut committed = 0u64;
+        while !records.is_empty() {
+            if staged.len() >= checkpoint_size {
+                self.known.state.table_mut(table.name).marker = checkpoint_marker(frontier, now);
+                committed += staged.len() as u64;
+                self.checkpoint(staged, "Pull").await?;
+                self.check_cancelled()?;
+            }
+            let room = checkpoint_size - staged.len();
+            let (page, rest) = self.stage_records_up_to(records, staged, room).await?;
+            self.apply_staged(page, staged);
+            records = rest;
+        }
+        Ok(committed)
+    }
+
+    /// Adds `page` to `staged`, first committing `staged` as a checkpoint (`verb` names it)
+    /// when the page would not fit in it. `marker`, when given, is the marker `table` records
+    /// in that checkpoint. Returns the records added and the records committed.
+    pub(crate) async fn add_checkpointed(
+        &mut self,
+        page: Staged,
+        staged: &mut Staged,
+        verb: &str,
+        marker: Option<(&'static str, Option<MwTime>)>,
+    ) -> Result<(usize, usize), EngineError> {
+        let added = page.len();
+        let checkpoint_size = self.known.repo.file.checkpoint_records as usize;
+        let mut committed = 0;
+        if staged.len() > 0 && staged.len() + added > checkpoint_size {
+            if let Some((table, m)) = marker {
+                self.known.state.table_mut(table).marker = m;
+            }
+            committed = staged.len();
+            self.checkpoint(staged, verb).await?;
+            self.check_cancelled()?;
+        }
+        self.apply_staged(page, staged);
+        Ok((added, committed))
     }
 
     /// Notes the clock reading in `table`'s state, moving its marker back after a clock
@@ -327,55 +460,74 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         marker
     }
 
-    /// Reads every record modified within second `t`, in sequence-number pages. Returns how
-    /// many it read.
+    /// Reads every record modified within second `t`, in sequence-number pages. Checkpoints
+    /// inside it record `t` as the marker: everything before that second is read. Returns how
+    /// many records it read and how many it committed.
     async fn tie_pass(
         &mut self,
         table: &'static TableInfo,
         t: MwTime,
         staged: &mut Staged,
-    ) -> Result<u64, EngineError> {
+        now: MwTime,
+    ) -> Result<(u64, u64), EngineError> {
         let page_size = self.known.repo.file.page_size;
         let mut after = 0u64;
         let mut read = 0u64;
+        let mut committed = 0;
         loop {
+            self.check_cancelled()?;
             let page = self
                 .export(&query::tie_page(table, t, after, page_size))
                 .await?;
             let last_seq = last_seq_in_order(table, &page.seqs, after)?;
             let full = page.more;
             read += page.stamps.len() as u64;
-            self.stage_page(page.records, staged)?;
+            committed += self
+                .stage_checkpointed(table, page.records, staged, Some(t), now)
+                .await?;
             match last_seq {
                 Some(s) if full => after = s,
-                _ => return Ok(read),
+                _ => return Ok((read, committed)),
             }
         }
     }
 
-    /// Stages records (of any tracked tables) on top of `staged`: builds the code-move index
-    /// they need, reads the current bytes of every path they touch in one go, and lets
-    /// [`stage::stage`] decide.
-    pub(crate) fn stage_page(
+    /// Stages records (of any tracked tables) on top of `staged` without adding them: finds
+    /// the previous file of records whose code may have changed, reads the current bytes of
+    /// every path they touch in one go, and lets [`stage::stage`] decide. The caller applies
+    /// the result.
+    pub(crate) async fn stage_records(
         &mut self,
-        records: Vec<crate::record::Record>,
-        staged: &mut Staged,
-    ) -> Result<(), EngineError> {
+        records: Vec<Record>,
+        staged: &Staged,
+    ) -> Result<Staged, EngineError> {
+        Ok(self
+            .stage_records_up_to(records, staged, usize::MAX)
+            .await?
+            .0)
+    }
+
+    /// Like [`Self::stage_records`], stopping after `limit` records are staged; returns
+    /// the records after those, unstaged.
+    async fn stage_records_up_to(
+        &mut self,
+        records: Vec<Record>,
+        staged: &Staged,
+        limit: usize,
+    ) -> Result<(Staged, Vec<Record>), EngineError> {
         if records.is_empty() {
-            return Ok(());
+            return Ok((Staged::default(), records));
         }
-        self.build_seq_index(records.iter().map(|r| r.table))?;
-        let paths = stage::paths_to_read(&records, &self.known.seq_index);
+        let previous = self.previous_paths(&records).await?;
+        let paths = stage::paths_to_read(&records, &previous);
         let (in_staged, on_main): (BTreeSet<String>, BTreeSet<String>) =
             paths.into_iter().partition(|p| staged.staged(p).is_some());
-        let mut current = self.read_main_files(&on_main)?;
+        let mut current = self.read_main_files(on_main).await?;
         for path in in_staged {
             let bytes = staged.staged(&path).flatten().map(<[u8]>::to_vec);
             current.insert(path, bytes);
         }
-        let page = stage::stage(records, &current, &self.known.seq_index);
-        self.apply_staged(page, staged);
-        Ok(())
+        Ok(stage::stage_up_to(records, &current, &previous, limit))
     }
 
     /// Adds `page` to `staged`, records its index updates, holds back the records it could

@@ -86,11 +86,27 @@ pub(crate) fn paths_to_read(records: &[Record], index: &SeqIndex) -> BTreeSet<St
 /// [`paths_to_read`] named) and `index`. A record whose canonical bytes equal its file is
 /// skipped, unless an older file of the same sequence number must go. A record that cannot
 /// be keyed or written is quarantined and the others go on.
+#[cfg(test)]
 pub(crate) fn stage(records: Vec<Record>, current: &Current, index: &SeqIndex) -> Staged {
+    stage_up_to(records, current, index, usize::MAX).0
+}
+
+/// Like [`stage`], but stops once `limit` records are staged and returns the records after
+/// the last one staged, unstaged, so a checkpoint can be filled exactly.
+pub(crate) fn stage_up_to(
+    records: Vec<Record>,
+    current: &Current,
+    index: &SeqIndex,
+    limit: usize,
+) -> (Staged, Vec<Record>) {
     let mut out = Staged::default();
     // Index updates made by earlier records of this batch.
     let mut moved: HashMap<(&'static str, u64), Option<String>> = HashMap::new();
-    for record in records {
+    let mut records = records.into_iter();
+    while out.len() < limit {
+        let Some(record) = records.next() else {
+            break;
+        };
         let table = record.table;
         let Some(seq) = record.seq() else {
             out.quarantined.push(QuarantinedRecord {
@@ -114,7 +130,7 @@ pub(crate) fn stage(records: Vec<Record>, current: &Current, index: &SeqIndex) -
             Err(held) => out.quarantined.push(held),
         }
     }
-    out
+    (out, records.collect())
 }
 
 /// Stages one record; returns its path when it was staged, or the record held back.
@@ -177,10 +193,17 @@ fn stage_one(
         old_fields = old.fields;
         out.files.insert(old_path, FileChange::Delete);
     }
-    let fields = diff_fields(&old_fields, &record.fields)
+    let mut fields: Vec<_> = diff_fields(&old_fields, &record.fields)
         .into_iter()
         .filter(|c| c.field != LMT_FIELD)
         .collect();
+    // A new record's fields are its file; keeping them all (a transaction's lines too) in
+    // every note and event of a first sync would cost more memory than the files.
+    let created_fields = if action == RecordAction::Created {
+        std::mem::take(&mut fields).len()
+    } else {
+        0
+    };
     if let Some(t) = record.last_modified() {
         out.times.push((table.name, t, seq));
     }
@@ -191,6 +214,7 @@ fn stage_one(
         key: key.to_string(),
         action,
         fields,
+        created_fields,
         moved_from,
     });
     Ok(Some(path))
@@ -216,6 +240,7 @@ pub(crate) fn stage_deletes(table: &'static TableInfo, files: &[(String, u64)]) 
             key,
             action: RecordAction::Deleted,
             fields: vec![],
+            created_fields: 0,
             moved_from: None,
         });
     }
@@ -327,6 +352,28 @@ mod tests {
         );
         assert_eq!(staged.notes[1].action, RecordAction::Moved);
         assert_eq!(staged.files.get(&path("A")), Some(&FileChange::Delete));
+    }
+
+    /// Staging stops after the limit and hands back the rest unstaged; skipped records do not
+    /// count against it.
+    #[test]
+    fn staging_up_to_a_limit_returns_the_rest() {
+        let same = name(1, "A", "1");
+        let current = Current::from([
+            (path("A"), file(&same)),
+            (path("B"), None),
+            (path("C"), None),
+        ]);
+        let (staged, rest) = stage_up_to(
+            vec![same, name(2, "B", "2"), name(3, "C", "3")],
+            &current,
+            &SeqIndex::default(),
+            1,
+        );
+        assert_eq!(staged.len(), 1);
+        assert_eq!(staged.notes[0].key, "B");
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].seq(), Some(3));
     }
 
     /// A value XML cannot carry, or an empty code, holds that record back, naming table,

@@ -8,6 +8,7 @@
 //! rewritten) and lands in the cache as one pack, never as loose objects.
 
 mod cli;
+pub mod pack;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
@@ -15,7 +16,9 @@ use std::path::{Path, PathBuf};
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Sort, Tree, TreeWalkMode};
 
 use self::cli::GitCli;
-use super::{CommitId, CommitInfo, FileChange, NewCommit, Store, StoreError};
+use self::pack::PackObject;
+use super::object::{self, Kind};
+use super::{CommitId, CommitInfo, DirEntry, FileChange, NewCommit, Store, StoreError};
 
 /// How the API key is presented to an http(s) remote.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -141,10 +144,21 @@ fn scratch_cli(remote: &GitRemote, scratch: &Path) -> Result<GitCli, StoreError>
 /// stay fast without rewriting the whole repository each time.
 const MAX_PACKS: usize = 32;
 
-/// Mode of a regular file entry.
-const MODE_FILE: i32 = 0o100644;
-/// Mode of a directory entry.
-const MODE_TREE: i32 = 0o040000;
+/// Bounds how much of the cache's packs libgit2 keeps mapped, so mwsync's resident memory
+/// does not grow with the repository: every mapped page it has read counts as resident, and
+/// by default libgit2 maps 1 GiB windows up to 8 GiB. Call once at the start of the process,
+/// before any thread uses libgit2 (the binary does, in `main`).
+pub fn bound_mapped_memory() {
+    // SAFETY: libgit2's options are plain globals; the caller runs this before any other
+    // thread uses libgit2, as both functions require.
+    let set = unsafe {
+        git2::opts::set_mwindow_size(4 << 20)
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
+    };
+    if let Err(e) = set {
+        tracing::warn!("cannot bound libgit2's mapped memory: {}", e.message());
+    }
+}
 
 /// The git2 `Store` over a bare cache repository. See the module header.
 pub struct GitStore {
@@ -226,32 +240,6 @@ impl GitStore {
         })
     }
 
-    /// Writes the objects `new` (all present in `repo`, typically only in its mempack) into
-    /// one pack with its index under `objects/pack`, skipping any the cache already holds.
-    fn write_pack(&self, repo: &Repository, new: &[(Oid, String)]) -> Result<(), StoreError> {
-        let odb = self
-            .repo
-            .odb()
-            .map_err(|e| local_err("cannot open the object database", &e))?;
-        let mut pb = repo
-            .packbuilder()
-            .map_err(|e| local_err("cannot start a pack", &e))?;
-        for (oid, name) in new {
-            if !odb.exists(*oid) {
-                pb.insert_object(*oid, Some(name))
-                    .map_err(|e| local_err("cannot add an object to a pack", &e))?;
-            }
-        }
-        if pb.object_count() == 0 {
-            return Ok(());
-        }
-        pb.write(&self.path.join("objects").join("pack"), 0)
-            .map_err(|e| local_err("cannot write a pack", &e))?;
-        odb.refresh()
-            .map_err(|e| local_err("cannot refresh the object database", &e))?;
-        Ok(())
-    }
-
     /// Rolls small packs together once there are too many.
     fn consolidate_packs(&self) -> Result<(), StoreError> {
         let dir = self.path.join("objects").join("pack");
@@ -266,7 +254,10 @@ impl GitStore {
             return Ok(());
         }
         // --geometric rolls packs up by their object lists, so unreferenced commits survive.
-        let ran = self.cli.run(&["repack", "-d", "-q", "--geometric=2"])?;
+        // --window=0: the packs hold no deltas and need none; objects are copied as they are.
+        let ran = self
+            .cli
+            .run(&["repack", "-d", "-q", "--geometric=2", "--window=0"])?;
         if !ran.ok {
             return Err(StoreError::Local {
                 detail: format!("git repack failed: {}", ran.stderr.trim()),
@@ -380,6 +371,36 @@ impl Store for GitStore {
         Ok(out)
     }
 
+    fn list_dir(&self, commit: &CommitId, dir: &str) -> Result<Vec<DirEntry>, StoreError> {
+        let dir = dir.trim_end_matches('/');
+        let root = self.commit_tree(commit)?;
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            validate_path(dir)?;
+            let entry = match root.get_path(Path::new(dir)) {
+                Ok(e) => e,
+                Err(e) if e.code() == ErrorCode::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(local_err("cannot look up a path", &e)),
+            };
+            if entry.kind() != Some(ObjectType::Tree) {
+                return Ok(Vec::new());
+            }
+            self.repo
+                .find_tree(entry.id())
+                .map_err(|e| local_err("cannot read a tree", &e))?
+        };
+        let mut out: Vec<DirEntry> = tree
+            .iter()
+            .map(|e| DirEntry {
+                name: String::from_utf8_lossy(e.name_bytes()).into_owned(),
+                is_dir: e.kind() == Some(ObjectType::Tree),
+            })
+            .collect();
+        out.sort_by(|a, b| a.name.cmp(&b.name));
+        Ok(out)
+    }
+
     fn changed_paths(
         &self,
         from: Option<&CommitId>,
@@ -409,52 +430,53 @@ impl Store for GitStore {
             .iter()
             .map(|p| self.find_commit(p).map(|c| c.id()))
             .collect::<Result<Vec<_>, _>>()?;
-        // A fresh handle whose object database writes into memory first: the whole commit
-        // then goes to disk as one pack instead of one loose file per object.
-        let repo = Repository::open_bare(&self.path)
-            .map_err(|e| local_err("cannot reopen the cache", &e))?;
-        let odb = repo
-            .odb()
-            .map_err(|e| local_err("cannot open the object database", &e))?;
-        let mempack = odb
-            .add_new_mempack_backend(1000)
-            .map_err(|e| local_err("cannot add an in-memory object store", &e))?;
-        let parent_commits = parents
-            .iter()
-            .map(|p| repo.find_commit(*p))
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| local_err("cannot read a parent", &e))?;
-        let base = parent_commits
-            .first()
-            .map(|c| c.tree())
-            .transpose()
-            .map_err(|e| local_err("cannot read the parent tree", &e))?;
-        let mut written = Vec::new();
-        let tree_id = match apply_dir(&repo, base.as_ref(), &nodes, "", &mut written)? {
-            Some(id) => id,
-            None => repo
-                .treebuilder(None)
-                .and_then(|tb| tb.write())
-                .map_err(|e| local_err("cannot write the empty tree", &e))?,
+        let base = match parents.first() {
+            Some(p) => Some(
+                self.repo
+                    .find_commit(*p)
+                    .and_then(|c| c.tree())
+                    .map_err(|e| local_err("cannot read the parent tree", &e))?
+                    .id(),
+            ),
+            None => None,
         };
-        written.push((tree_id, String::new()));
-        let tree = repo
-            .find_tree(tree_id)
-            .map_err(|e| local_err("cannot read the new tree", &e))?;
+        // Every object this commit needs that its first parent lacks, built here and written
+        // as one pack without deltas (see `pack`).
+        let mut objects = Vec::new();
+        let tree = match self.apply_tree(base, &nodes, "", &mut objects)? {
+            Some(id) => id,
+            None => {
+                let empty = PackObject::new(Kind::Tree, object::tree_body(Vec::new()));
+                let id = empty.id;
+                objects.push(empty);
+                id
+            }
+        };
+        // libgit2 validates the name and email and knows the local time zone.
         let sig = Signature::now(&self.author.0, &self.author.1)
             .map_err(|e| local_err("cannot make a signature", &e))?;
-        let refs: Vec<&git2::Commit<'_>> = parent_commits.iter().collect();
-        let oid = repo
-            .commit(None, &sig, &sig, &commit.message, &tree, &refs)
-            .map_err(|e| local_err("cannot write the commit", &e))?;
-        written.push((oid, String::new()));
-        // Only the objects this commit wrote: `Mempack::dump` would re-pack whole trees.
-        self.write_pack(&repo, &written)?;
-        mempack
-            .reset()
-            .map_err(|e| local_err("cannot clear the in-memory object store", &e))?;
+        let offset = sig.when().offset_minutes();
+        let signature = format!(
+            "{} <{}> {} {}{:02}{:02}",
+            self.author.0,
+            self.author.1,
+            sig.when().seconds(),
+            if offset < 0 { '-' } else { '+' },
+            offset.abs() / 60,
+            offset.abs() % 60
+        );
+        let parent_ids: Vec<object::Oid> = parents.iter().map(raw).collect();
+        let body = object::commit_body(&tree, &parent_ids, &signature, &commit.message);
+        let commit_obj = PackObject::new(Kind::Commit, body);
+        let id = commit_obj.id;
+        objects.push(commit_obj);
+        pack::write_pack(&self.path.join("objects").join("pack"), &objects)?;
+        self.repo
+            .odb()
+            .and_then(|odb| odb.refresh())
+            .map_err(|e| local_err("cannot refresh the object database", &e))?;
         self.consolidate_packs()?;
-        Ok(CommitId(oid.to_string()))
+        Ok(CommitId(object::hex(&id)))
     }
 
     fn push(
@@ -475,11 +497,16 @@ impl Store for GitStore {
         );
         let refspec = format!("{new_oid}:{dest}");
         let url = self.cli.url().to_string();
+        // `--porcelain` without `--quiet`: git prints one status line per ref, so success is
+        // read from the reply and needs no fetch to confirm. `pack.window=0`: the commit's
+        // objects are packed without deltas already, so `pack-objects` copies them as they
+        // are instead of searching for deltas again.
         let ran = self.cli.run(&[
+            "-c",
+            "pack.window=0",
             "push",
             "--porcelain",
             "--no-verify",
-            "--quiet",
             &lease,
             &url,
             &refspec,
@@ -585,6 +612,88 @@ impl Store for GitStore {
 }
 
 impl GitStore {
+    /// Applies `nodes` to tree `base` (a directory at `prefix`), adding to `out` the blobs
+    /// and the trees on changed paths only. Returns `None` when the directory ends up empty,
+    /// so the caller drops it.
+    fn apply_tree(
+        &self,
+        base: Option<Oid>,
+        nodes: &BTreeMap<&str, Node<'_>>,
+        prefix: &str,
+        out: &mut Vec<PackObject>,
+    ) -> Result<Option<object::Oid>, StoreError> {
+        let mut entries: BTreeMap<Vec<u8>, (u32, object::Oid)> = BTreeMap::new();
+        if let Some(base) = base {
+            let tree = self
+                .repo
+                .find_tree(base)
+                .map_err(|e| local_err("cannot read a tree", &e))?;
+            for e in tree.iter() {
+                let mode = u32::try_from(e.filemode()).unwrap_or(object::MODE_FILE);
+                entries.insert(e.name_bytes().to_vec(), (mode, raw(&e.id())));
+            }
+        }
+        for (name, node) in nodes {
+            let path = format!("{prefix}{name}");
+            let existing = entries.get(name.as_bytes()).copied();
+            let is_tree = existing.is_some_and(|(mode, _)| mode == object::MODE_TREE);
+            match node {
+                Node::File(FileChange::Put(bytes)) => {
+                    if is_tree {
+                        return Err(StoreError::NotFound {
+                            detail: format!("cannot write file `{path}`: it is a directory"),
+                        });
+                    }
+                    let blob = PackObject::new(Kind::Blob, bytes.clone());
+                    entries.insert(name.as_bytes().to_vec(), (object::MODE_FILE, blob.id));
+                    out.push(blob);
+                }
+                Node::File(FileChange::Delete) => {
+                    if is_tree {
+                        return Err(StoreError::NotFound {
+                            detail: format!("cannot delete `{path}`: it is a directory"),
+                        });
+                    }
+                    entries.remove(name.as_bytes());
+                }
+                Node::Dir(children) => {
+                    let sub = match existing {
+                        Some((mode, id)) if mode == object::MODE_TREE => {
+                            Some(Oid::from_bytes(&id).map_err(|e| local_err("bad tree id", &e))?)
+                        }
+                        Some(_) => {
+                            return Err(StoreError::NotFound {
+                                detail: format!("cannot write below `{path}`: it is a file"),
+                            });
+                        }
+                        None => None,
+                    };
+                    match self.apply_tree(sub, children, &format!("{path}/"), out)? {
+                        Some(id) => {
+                            entries.insert(name.as_bytes().to_vec(), (object::MODE_TREE, id));
+                        }
+                        None => {
+                            entries.remove(name.as_bytes());
+                        }
+                    }
+                }
+            }
+        }
+        if entries.is_empty() {
+            return Ok(None);
+        }
+        let body = object::tree_body(
+            entries
+                .into_iter()
+                .map(|(name, (mode, id))| object::TreeEntry { name, mode, id })
+                .collect(),
+        );
+        let tree = PackObject::new(Kind::Tree, body);
+        let id = tree.id;
+        out.push(tree);
+        Ok(Some(id))
+    }
+
     /// The root tree of a commit.
     fn commit_tree(&self, commit: &CommitId) -> Result<Tree<'_>, StoreError> {
         self.find_commit(commit)?
@@ -636,88 +745,6 @@ fn conflict(path: &str) -> StoreError {
     }
 }
 
-/// Applies `nodes` to `base` (a directory at `prefix`), writing only the trees on changed
-/// paths. Returns `None` when the directory ends up empty, so the caller drops it.
-fn apply_dir(
-    repo: &Repository,
-    base: Option<&Tree<'_>>,
-    nodes: &BTreeMap<&str, Node<'_>>,
-    prefix: &str,
-    written: &mut Vec<(Oid, String)>,
-) -> Result<Option<Oid>, StoreError> {
-    let mut tb = repo
-        .treebuilder(base)
-        .map_err(|e| local_err("cannot start a tree", &e))?;
-    for (name, node) in nodes {
-        let path = format!("{prefix}{name}");
-        let existing = tb
-            .get(name)
-            .map_err(|e| local_err("cannot read a tree entry", &e))?
-            .map(|e| (e.id(), e.kind()));
-        let is_tree = matches!(existing, Some((_, Some(ObjectType::Tree))));
-        match node {
-            Node::File(FileChange::Put(bytes)) => {
-                if is_tree {
-                    return Err(StoreError::NotFound {
-                        detail: format!("cannot write file `{path}`: it is a directory"),
-                    });
-                }
-                let oid = repo
-                    .blob(bytes)
-                    .map_err(|e| local_err("cannot write a blob", &e))?;
-                tb.insert(name, oid, MODE_FILE)
-                    .map_err(|e| local_err("cannot add a tree entry", &e))?;
-                written.push((oid, path));
-            }
-            Node::File(FileChange::Delete) => {
-                if is_tree {
-                    return Err(StoreError::NotFound {
-                        detail: format!("cannot delete `{path}`: it is a directory"),
-                    });
-                }
-                if existing.is_some() {
-                    tb.remove(name)
-                        .map_err(|e| local_err("cannot remove a tree entry", &e))?;
-                }
-            }
-            Node::Dir(children) => {
-                let sub = match existing {
-                    Some((id, Some(ObjectType::Tree))) => Some(
-                        repo.find_tree(id)
-                            .map_err(|e| local_err("cannot read a tree", &e))?,
-                    ),
-                    Some(_) => {
-                        return Err(StoreError::NotFound {
-                            detail: format!("cannot write below `{path}`: it is a file"),
-                        });
-                    }
-                    None => None,
-                };
-                match apply_dir(repo, sub.as_ref(), children, &format!("{path}/"), written)? {
-                    Some(oid) => {
-                        tb.insert(name, oid, MODE_TREE)
-                            .map_err(|e| local_err("cannot add a tree entry", &e))?;
-                    }
-                    None => {
-                        if existing.is_some() {
-                            tb.remove(name)
-                                .map_err(|e| local_err("cannot remove a tree entry", &e))?;
-                        }
-                    }
-                }
-            }
-        }
-    }
-    if tb.is_empty() {
-        return Ok(None);
-    }
-    let oid = tb
-        .write()
-        .map_err(|e| local_err("cannot write a tree", &e))?;
-    written.push((oid, prefix.trim_end_matches('/').to_string()));
-    Ok(Some(oid))
-}
-
 /// Refuses paths git cannot hold or that would escape the tree.
 pub fn validate_path(path: &str) -> Result<(), StoreError> {
     let bad = |why: &str| StoreError::NotFound {
@@ -752,6 +779,13 @@ fn tracking_ref(branch: &str) -> Result<String, StoreError> {
         });
     }
     Ok(format!("refs/remotes/origin/{branch}"))
+}
+
+/// The raw bytes of a libgit2 id.
+fn raw(id: &Oid) -> object::Oid {
+    let mut out = [0u8; 20];
+    out.copy_from_slice(id.as_bytes());
+    out
 }
 
 /// Parses a full 40-digit commit id.

@@ -11,7 +11,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use super::git::{AUTHOR_EMAIL, AUTHOR_NAME};
-use super::{CommitId, CommitInfo, FileChange, NewCommit, Store, StoreError};
+use super::{CommitId, CommitInfo, DirEntry, FileChange, NewCommit, Store, StoreError};
 
 mod objects;
 
@@ -353,6 +353,9 @@ impl Store for MemoryStore {
 
     fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
         self.db.list_files(commit, dir)
+    }
+    fn list_dir(&self, commit: &CommitId, dir: &str) -> Result<Vec<DirEntry>, StoreError> {
+        self.db.list_dir(commit, dir)
     }
 
     fn changed_paths(

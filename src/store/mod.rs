@@ -4,6 +4,7 @@
 
 pub mod git;
 pub mod memory;
+pub mod object;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -50,6 +51,15 @@ pub struct CommitInfo {
     pub author: String,
     /// The full message.
     pub message: String,
+}
+
+/// One entry of a directory listing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirEntry {
+    /// The entry's name (no `/`).
+    pub name: String,
+    /// True for a directory.
+    pub is_dir: bool,
 }
 
 /// A commit to create.
@@ -129,8 +139,9 @@ impl Classify for StoreError {
 }
 
 /// What the engine needs from git. Reads address commits by id; only `push` changes the
-/// remote, and only by compare-and-swap.
-pub trait Store: Send {
+/// remote, and only by compare-and-swap. Calls may block; the engine makes them on a
+/// blocking thread, which is why a store must be `Send + 'static`.
+pub trait Store: Send + 'static {
     /// Refreshes the known tips of the remote's branches.
     fn fetch(&mut self) -> Result<(), StoreError>;
     /// The tip of `branch` on the remote as of the last `fetch` or successful `push`.
@@ -141,6 +152,31 @@ pub trait Store: Send {
     fn read_file(&self, commit: &CommitId, path: &str) -> Result<Option<Vec<u8>>, StoreError>;
     /// Every file path at or below directory `dir` in `commit` (`""` for the whole tree), sorted.
     fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError>;
+    /// The entries directly inside directory `dir` of `commit` (`""` for the root), sorted by
+    /// name: each name and whether it is a directory. Empty when `dir` is absent. Scans walk
+    /// a table one shard directory at a time with it, so memory never holds a whole table.
+    fn list_dir(&self, commit: &CommitId, dir: &str) -> Result<Vec<DirEntry>, StoreError> {
+        let dir = dir.trim_end_matches('/');
+        let prefix = if dir.is_empty() {
+            String::new()
+        } else {
+            format!("{dir}/")
+        };
+        let mut out: BTreeMap<String, bool> = BTreeMap::new();
+        for path in self.list_files(commit, dir)? {
+            let Some(rest) = path.strip_prefix(&prefix) else {
+                continue;
+            };
+            match rest.split_once('/') {
+                Some((sub, _)) => out.insert(sub.to_string(), true),
+                None => out.insert(rest.to_string(), false),
+            };
+        }
+        Ok(out
+            .into_iter()
+            .map(|(name, is_dir)| DirEntry { name, is_dir })
+            .collect())
+    }
     /// The paths whose content differs between `from` (the empty tree when `None`) and `to`, sorted.
     fn changed_paths(
         &self,
@@ -187,6 +223,9 @@ impl<S: Store + ?Sized> Store for Box<S> {
     }
     fn list_files(&self, commit: &CommitId, dir: &str) -> Result<Vec<String>, StoreError> {
         (**self).list_files(commit, dir)
+    }
+    fn list_dir(&self, commit: &CommitId, dir: &str) -> Result<Vec<DirEntry>, StoreError> {
+        (**self).list_dir(commit, dir)
     }
     fn changed_paths(
         &self,

@@ -42,27 +42,25 @@ struct ChangeSet {
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// The `changes` commit waiting to be handled, if any: not yet in `main` and not already
     /// answered by the status on `main`.
-    pub fn pending_write(&self) -> Result<Option<CommitId>, EngineError> {
+    pub async fn pending_write(&self) -> Result<Option<CommitId>, EngineError> {
+        // Writes wait for the first poll to create main.
+        let Some(main) = self.known.main.clone() else {
+            return Ok(None);
+        };
+        let changes = self.settings().changes_branch.clone();
+        let on_main = main.clone();
         let Some(tip) = self
-            .store
-            .remote_tip(&self.settings().changes_branch)
-            .map_err(EngineError::Store)?
+            .store_call(move |s| match s.remote_tip(&changes)? {
+                Some(tip) if !s.is_ancestor(&tip, &on_main)? => Ok(Some(tip)),
+                _ => Ok(None),
+            })
+            .await?
         else {
             return Ok(None);
         };
-        // Writes wait for the first poll to create main.
-        let Some(main) = &self.known.main else {
-            return Ok(None);
-        };
-        if self
-            .store
-            .is_ancestor(&tip, main)
-            .map_err(EngineError::Store)?
-        {
-            return Ok(None);
-        }
         let answered = self
-            .read_text(main, STATUS_PATH)?
+            .read_text(&main, STATUS_PATH)
+            .await?
             .and_then(|text| StatusFile::parse(&text).ok())
             .and_then(|status| status.last_write)
             .is_some_and(|last| last.commit == tip.0 && last.outcome != Outcome::Applied);
@@ -79,7 +77,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 path: self.settings().branch.clone(),
                 detail: "writes need an existing main; wait for the first poll".into(),
             })?;
-        let change = self.read_change_set(&main, tip)?;
+        let change = self.read_change_set(&main, tip).await?;
         let now = self.read_clock().await?;
         let mut report = WriteReport::new(tip, &change.info, now);
         let files = match change.files {
@@ -87,7 +85,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             Err(reason) => return self.refuse_write(tip, report, reason).await,
         };
         let mut plan = plan(&self.known.repo.tables, files);
-        let main_codes = self.main_codes(&main, &plan)?;
+        let main_codes = self.main_codes(&main, &plan).await?;
         refuse_case_twins(&mut plan, &main_codes);
         let page = self.known.repo.file.page_size as usize;
         let mut batches = batches(std::mem::take(&mut plan.apply), page);
@@ -103,7 +101,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let imported = self.import_batches(batches).await?;
         report.files = imported.files;
         truth.extend(imported.truth);
-        let merged = self.stage_server_truth(truth)?;
+        let merged = self.stage_server_truth(truth).await?;
         report.files.extend(
             plan.already
                 .iter()
@@ -128,7 +126,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         for event in refusal.events {
             self.publish(event);
         }
-        let merged = self.stage_server_truth(truth)?;
+        let merged = self.stage_server_truth(truth).await?;
         let hash = self.known.repo.hash();
         self.commit_status(report, merged.files, &merged.notes, None, &hash)
             .await?;
@@ -155,7 +153,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// The codes on `main` of every code-keyed table the plan creates records in.
-    fn main_codes(
+    async fn main_codes(
         &self,
         main: &CommitId,
         plan: &ChangePlan,
@@ -168,10 +166,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             .collect();
         let mut out = BTreeMap::new();
         for (name, table) in tables {
+            let on_main = main.clone();
             let files = self
-                .store
-                .list_files(main, table.element)
-                .map_err(EngineError::Store)?;
+                .store_call(move |s| s.list_files(&on_main, table.element))
+                .await?;
             let codes = files
                 .iter()
                 .filter_map(|p| match parse_record_path(p) {
@@ -188,13 +186,20 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// its bytes at the base and at the tip. A tip with no common history with `main`, or
     /// one that changes more files than `max_write_files`, is refused as a whole before any
     /// file is read.
-    fn read_change_set(&self, main: &CommitId, tip: &CommitId) -> Result<ChangeSet, EngineError> {
-        let store = &self.store;
-        let info = store.commit_info(tip).map_err(EngineError::Store)?;
-        let base = store.merge_base(main, tip).map_err(EngineError::Store)?;
-        let paths = store
-            .changed_paths(base.as_ref(), tip)
-            .map_err(EngineError::Store)?;
+    async fn read_change_set(
+        &self,
+        main: &CommitId,
+        tip: &CommitId,
+    ) -> Result<ChangeSet, EngineError> {
+        let (on_main, at) = (main.clone(), tip.clone());
+        let (info, base, paths) = self
+            .store_call(move |s| {
+                let info = s.commit_info(&at)?;
+                let base = s.merge_base(&on_main, &at)?;
+                let paths = s.changed_paths(base.as_ref(), &at)?;
+                Ok((info, base, paths))
+            })
+            .await?;
         let records = paths.iter().filter(|p| !p.starts_with(".mwsync/")).count();
         self.publish(Event::WriteDetected {
             commit: tip.to_string(),
@@ -224,17 +229,21 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 files: Err(reason),
             });
         }
-        let read = |c: &CommitId, path: &str| store.read_file(c, path).map_err(EngineError::Store);
-        let files = paths
-            .iter()
-            .map(|path| {
-                Ok(FileVersions {
-                    path: path.clone(),
-                    base: read(&base, path)?,
-                    desired: read(tip, path)?,
-                })
+        let at = tip.clone();
+        let files = self
+            .store_call(move |s| {
+                paths
+                    .into_iter()
+                    .map(|path| {
+                        Ok(FileVersions {
+                            base: s.read_file(&base, &path)?,
+                            desired: s.read_file(&at, &path)?,
+                            path,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, _>>()
             })
-            .collect::<Result<_, EngineError>>()?;
+            .await?;
         Ok(ChangeSet {
             info,
             files: Ok(files),
@@ -244,9 +253,10 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// What `main` takes from a write: the records as MoneyWorks holds them (read live or
     /// after the import), staged against `main` like a pull's page (records already equal
     /// are left out; a code changed in MoneyWorks moves its file).
-    fn stage_server_truth(&mut self, records: Vec<Record>) -> Result<Staged, EngineError> {
+    async fn stage_server_truth(&mut self, records: Vec<Record>) -> Result<Staged, EngineError> {
         let mut merged = Staged::default();
-        self.stage_page(records, &mut merged)?;
+        let page = self.stage_records(records, &merged).await?;
+        self.apply_staged(page, &mut merged);
         // The newest-modified marker moves with pulls, not with write-backs.
         merged.times.clear();
         Ok(merged)

@@ -17,11 +17,6 @@ async fn clock_forward(w: &mut SyncWorld, secs: i64) {
     w.h().await.sim.advance(secs);
 }
 
-#[when("mwsync restarts")]
-async fn restarts(w: &mut SyncWorld) {
-    w.h().await.restart();
-}
-
 fn code(w: &SyncWorld, nth: usize) -> String {
     let h = w.harness.as_ref().expect("started");
     h.sim.records("Name")[nth - 1]

@@ -316,6 +316,7 @@ async fn handle_counting(w: &mut SyncWorld) {
     let tip = h
         .engine
         .pending_write()
+        .await
         .expect("the changes branch reads")
         .expect("a write is waiting");
     let before = h.sim.requests();

@@ -591,7 +591,8 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
                 // The signal lands while the second poll waits on a slow MoneyWorks reply.
                 "during" => {
                     let before = state.requests().total;
-                    state.fail_next(FaultKind::Delay(Duration::from_secs(2)), 1);
+                    // Longer than the 5 s a stop may take, so waiting for it would show.
+                    state.fail_next(FaultKind::Delay(Duration::from_secs(12)), 1);
                     let start = std::time::Instant::now();
                     while state.requests().total == before {
                         assert!(
@@ -610,10 +611,12 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
                 .status()
                 .expect("kill runs");
             assert!(status.success());
+            let signalled = std::time::Instant::now();
             let code = match wait_or_kill(&mut child, SIGTERM_DEADLINE) {
                 Ok(code) => code,
                 Err(hung) => panic!("{hung}"),
             };
+            let stopped = signalled.elapsed();
             reader
                 .join()
                 .expect("the stderr reader ends with the process");
@@ -621,11 +624,27 @@ async fn daemon_sigterm(w: &mut SyncWorld, secs: u64, moment: String) {
                 seen.push_str(&line);
                 seen.push('\n');
             }
-            (code, String::new(), seen)
+            // stdout is not read here; its slot carries how long the stop took.
+            (
+                code,
+                format!("stopped {} ms after SIGTERM", stopped.as_millis()),
+                seen,
+            )
         })
         .await
         .expect("the watcher finishes"),
     );
+}
+
+#[then(expr = "it stopped within {int} seconds of the signal")]
+fn stopped_within(w: &mut SyncWorld, secs: u64) {
+    let (_, out, err) = w.process.as_ref().expect("a process ran");
+    let ms: u64 = out
+        .strip_prefix("stopped ")
+        .and_then(|r| r.strip_suffix(" ms after SIGTERM"))
+        .and_then(|n| n.parse().ok())
+        .expect("the SIGTERM step records how long the stop took");
+    assert!(ms <= secs * 1000, "mwsync took {ms} ms to stop:\n{err}");
 }
 
 #[then(expr = "the log says {string} {int} times")]

@@ -104,6 +104,16 @@ async fn polls(w: &mut SyncWorld) {
     w.cycle().await;
 }
 
+#[given(expr = "MoneyWorks does not know the function {word}")]
+async fn refuses_function(w: &mut SyncWorld, name: String) {
+    w.h().await.sim.refuse_function(&name);
+}
+
+#[when("mwsync restarts")]
+async fn restarts(w: &mut SyncWorld) {
+    w.h().await.restart();
+}
+
 #[when(expr = "the {word} of name {string} is changed to {string} in MoneyWorks")]
 #[given(expr = "the {word} of name {string} is changed to {string} in MoneyWorks")]
 async fn change_field(w: &mut SyncWorld, field: String, code: String, value: String) {
@@ -440,6 +450,14 @@ async fn last_commit_says(w: &mut SyncWorld, text: String) {
 async fn main_still(w: &mut SyncWorld) {
     let before = w.main_before.clone();
     assert_eq!(w.h().await.repo.tip("main"), before, "main moved");
+}
+
+#[then(expr = "main still holds {int} {word} records")]
+async fn main_still_holds(w: &mut SyncWorld, n: usize, table: String) {
+    let dir = format!("{}/", table.to_ascii_lowercase());
+    let files = w.h().await.main_records();
+    let held = files.keys().filter(|p| p.starts_with(&dir)).count();
+    assert_eq!(held, n, "{table} record files on main: {:?}", files.keys());
 }
 
 #[then(expr = "the poll made {int} requests")]

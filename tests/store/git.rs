@@ -257,6 +257,58 @@ fn commit_is_incremental_and_packed() {
     assert_eq!(listing.lines().count(), 19);
 }
 
+/// The packs mwsync writes are valid to git itself (`verify-pack`, `fsck --full`), hold no
+/// deltas, and a push hands them on so the remote checks out clean too.
+#[test]
+fn packs_are_valid_to_git_and_have_no_deltas() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bare_remote(tmp.path(), "remote.git");
+    let mut s = open(tmp.path(), "cache", local(&r.to_string_lossy()));
+    let mut items: Vec<(String, String)> = Vec::new();
+    for i in 0..300 {
+        // Near-identical files, which a delta search would gladly chain.
+        items.push((
+            format!("t/{:03}/{i}.xml", i % 7),
+            format!("<r><n>{i}</n><pad>{}</pad></r>\n", "x".repeat(400)),
+        ));
+    }
+    let refs: Vec<(&str, Option<&str>)> = items
+        .iter()
+        .map(|(p, c)| (p.as_str(), Some(c.as_str())))
+        .collect();
+    let c1 = s.commit(new_commit(&[], &refs, "first\n")).expect("commit");
+    s.push("main", None, &c1).expect("push");
+    let c2 = s
+        .commit(new_commit(
+            &[&c1],
+            &[("t/003/3.xml", None), ("t/new.xml", Some("n\n"))],
+            "second\n",
+        ))
+        .expect("commit");
+    s.push("main", Some(&c1), &c2).expect("push");
+    let cache = tmp.path().join("cache");
+    for repo in [&cache, &r] {
+        git(repo, &["fsck", "--full", "--no-dangling"]);
+        for e in std::fs::read_dir(repo.join("objects/pack"))
+            .expect("pack dir")
+            .flatten()
+        {
+            let path = e.path();
+            if path.extension().is_some_and(|x| x == "idx") {
+                let out = git(repo, &["verify-pack", "-v", &path.to_string_lossy()]);
+                assert!(!out.contains("chain length"), "a delta in {path:?}:\n{out}");
+            }
+        }
+    }
+    assert_eq!(git(&r, &["rev-parse", "main"]).trim(), c2.0);
+    assert_eq!(
+        git(&r, &["ls-tree", "-r", "--name-only", "main"])
+            .lines()
+            .count(),
+        300
+    );
+}
+
 /// Tree and blob ids match what the in-memory store computes for the same content.
 #[test]
 fn hashing_matches_memory_store() {
@@ -301,6 +353,45 @@ fn push_outcome_unknown_is_rechecked() {
         .expect("the re-check finds the push landed");
     assert_eq!(s.remote_tip("main").expect("tip"), Some(c.clone()));
     assert_eq!(git(&r, &["rev-parse", "main"]).trim(), c.0);
+}
+
+/// A successful push is read from git's own reply: no fetch follows it, so a branch that
+/// moved on the remote meanwhile is still seen where the last fetch left it.
+#[test]
+fn successful_push_needs_no_fetch() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bare_remote(tmp.path(), "remote.git");
+    let mut s = open(tmp.path(), "cache", local(&r.to_string_lossy()));
+    let c1 = s
+        .commit(new_commit(&[], &[("x", Some("1"))], "m\n"))
+        .expect("commit");
+    s.push("main", None, &c1).expect("first push");
+    s.push("other", None, &c1).expect("other branch");
+    s.fetch().expect("fetch");
+    // Someone moves `other` on the remote; only a fetch could tell this cache.
+    let c2 = s
+        .commit(new_commit(&[&c1], &[("x", Some("2"))], "m\n"))
+        .expect("commit");
+    git(
+        &tmp.path().join("cache"),
+        &[
+            "push",
+            "--quiet",
+            &r.to_string_lossy(),
+            &format!("{c2}:refs/heads/other"),
+        ],
+    );
+    let c3 = s
+        .commit(new_commit(&[&c1], &[("y", Some("3"))], "m\n"))
+        .expect("commit");
+    s.push("main", Some(&c1), &c3)
+        .expect("push by compare-and-swap");
+    assert_eq!(s.remote_tip("main").expect("tip"), Some(c3));
+    assert_eq!(
+        s.remote_tip("other").expect("tip"),
+        Some(c1),
+        "a fetch ran after the successful push"
+    );
 }
 
 /// A push a real `pre-receive` hook refuses is `Refused`, needs a human, and carries the

@@ -289,6 +289,9 @@ fn document_command(
             let Some(expr) = params.get("expr") else {
                 return Reply::error("Missing parameter: evaluate needs expr=");
             };
+            if let Some(f) = state.refused_in(expr) {
+                return Reply::error(format!("Bad search expression: unknown function {f}"));
+            }
             let db = state.db();
             let env = DocEnv(Doc { db: &db, now });
             match search::parse(expr, &search::NoFields).and_then(|e| e.eval(&env)) {

@@ -106,6 +106,8 @@ pub struct State {
     /// Faults only requests of one command take: (command, fault), in order.
     command_faults: Mutex<VecDeque<(String, FaultKind)>>,
     counts: Mutex<RequestCounts>,
+    /// Functions `evaluate` answers as unknown, as an older server would (lowercase).
+    refused: Mutex<Vec<String>>,
 }
 
 impl State {
@@ -118,7 +120,28 @@ impl State {
             faults: Mutex::new(VecDeque::new()),
             command_faults: Mutex::new(VecDeque::new()),
             counts: Mutex::new(RequestCounts::default()),
+            refused: Mutex::new(Vec::new()),
         }
+    }
+
+    /// From now on `evaluate` refuses any expression that calls function `name`, with the
+    /// `[ERROR]` an unknown function gets, as a server without it would.
+    pub fn refuse_function(&self, name: &str) {
+        self.refused
+            .lock()
+            .expect("refusal lock poisoned only by a panic")
+            .push(name.to_ascii_lowercase());
+    }
+
+    /// The first refused function `expr` calls, if any.
+    pub fn refused_in(&self, expr: &str) -> Option<String> {
+        let lower = expr.to_ascii_lowercase().replace(' ', "");
+        self.refused
+            .lock()
+            .expect("refusal lock poisoned only by a panic")
+            .iter()
+            .find(|f| lower.contains(&format!("{f}(")))
+            .cloned()
     }
 
     /// The document, locked.
@@ -597,6 +620,11 @@ impl Sim {
     /// REST requests served so far, per command.
     pub fn requests(&self) -> RequestCounts {
         self.state.requests()
+    }
+
+    /// Makes `evaluate` refuse expressions calling `name` (see [`State::refuse_function`]).
+    pub fn refuse_function(&self, name: &str) {
+        self.state.refuse_function(name);
     }
 
     /// Posts a transaction (`key` = its sequence number). False when none or already posted.

@@ -129,6 +129,21 @@ fn lmt_bound(op: Cmp, value: &Val, (lo, hi): &mut (i64, i64)) -> bool {
     true
 }
 
+impl Bounds {
+    /// True when `record` is within every bound. The candidates come from one index only,
+    /// so a search made only of bounds still needs the others checked.
+    fn admits(&self, record: &Record) -> bool {
+        let seq = record.seq().unwrap_or(0);
+        let in_seq = seq >= self.seq.0 && seq <= self.seq.1;
+        let in_lmt = !self.named[1]
+            || record
+                .modified()
+                .is_some_and(|t| t.secs() >= self.lmt.0 && t.secs() <= self.lmt.1);
+        let in_codes = self.codes.as_ref().is_none_or(|c| c.contains(&seq));
+        in_seq && in_lmt && in_codes
+    }
+}
+
 fn bounds(data: &TableData, search: Option<&Expr>) -> Bounds {
     let mut b = Bounds {
         seq: (0, u64::MAX),
@@ -338,7 +353,8 @@ pub fn select<'d>(
                     doc: Some(doc),
                 })
                 .map_err(|e| format!("Bad search expression: {e}"))?,
-            _ => true,
+            Some(_) => b.admits(record),
+            None => true,
         };
         if keep {
             picked.push(record);

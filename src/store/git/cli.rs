@@ -125,6 +125,11 @@ impl GitCli {
             // Keep fetched objects as packs, never millions of loose files.
             ("fetch.unpackLimit", "1"),
             ("transfer.unpackLimit", "1"),
+            // Map little of the packs, as libgit2 does here (`bound_mapped_memory`): every
+            // mapped page git reads counts as resident, so a repack that copies the cache's
+            // packs would otherwise grow as large as the repository.
+            ("core.packedGitWindowSize", "4m"),
+            ("core.packedGitLimit", "32m"),
             // A stalled connection fails instead of hanging forever.
             ("http.lowSpeedLimit", "1"),
             ("http.lowSpeedTime", "120"),

@@ -6,10 +6,14 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use super::super::git::validate_path;
-use super::super::{CommitId, FileChange, StoreError};
+use super::super::object::{
+    Kind, MODE_FILE, MODE_TREE, TreeEntry, commit_body, object_id, tree_body,
+};
+use super::super::{CommitId, DirEntry, FileChange, StoreError};
 
 /// A raw object id.
-pub(super) type Oid = [u8; 20];
+pub(super) use super::super::object::Oid;
+pub(super) use super::super::object::hex;
 
 /// The fixed timestamp written into every commit, so ids depend only on content.
 pub(super) const COMMIT_TIME: &str = "1700000000 +0000";
@@ -170,6 +174,33 @@ impl Db {
         Ok(out)
     }
 
+    pub(super) fn list_dir(
+        &self,
+        commit: &CommitId,
+        dir: &str,
+    ) -> Result<Vec<DirEntry>, StoreError> {
+        let dir = dir.trim_end_matches('/');
+        let root = self.commit_tree(commit)?;
+        let tree = if dir.is_empty() {
+            root
+        } else {
+            validate_path(dir)?;
+            match self.lookup(root, dir) {
+                Some(Entry { dir: true, id }) => id,
+                _ => return Ok(Vec::new()),
+            }
+        };
+        Ok(self
+            .tree(&tree)
+            .into_iter()
+            .flatten()
+            .map(|(name, e)| DirEntry {
+                name: name.clone(),
+                is_dir: e.dir,
+            })
+            .collect())
+    }
+
     /// Adds to `out` every file path that differs between trees `a` and `b` below `prefix`.
     pub(super) fn diff(
         &self,
@@ -326,56 +357,33 @@ pub(super) fn children(obj: &Obj) -> Vec<Oid> {
     }
 }
 
-/// The git object id of `obj`: sha1 over `<kind> <len>\0<body>`.
+/// The git object id of `obj`, encoded as git encodes it (see `store::object`).
 pub(super) fn hash(obj: &Obj) -> Oid {
-    let (kind, body) = match obj {
-        Obj::Blob(b) => ("blob", b.clone()),
-        Obj::Tree(entries) => {
-            // git orders entries by name, comparing a directory as if it ended in `/`.
-            let mut sorted: Vec<(Vec<u8>, &String, &Entry)> = entries
-                .iter()
-                .map(|(n, e)| {
-                    let mut k = n.as_bytes().to_vec();
-                    if e.dir {
-                        k.push(b'/');
-                    }
-                    (k, n, e)
-                })
-                .collect();
-            sorted.sort_by(|a, b| a.0.cmp(&b.0));
-            let mut body = Vec::new();
-            for (_, name, e) in sorted {
-                body.extend_from_slice(if e.dir { b"40000 " } else { b"100644 " });
-                body.extend_from_slice(name.as_bytes());
-                body.push(0);
-                body.extend_from_slice(&e.id);
-            }
-            ("tree", body)
-        }
+    match obj {
+        Obj::Blob(b) => object_id(Kind::Blob, b),
+        Obj::Tree(entries) => object_id(
+            Kind::Tree,
+            &tree_body(
+                entries
+                    .iter()
+                    .map(|(n, e)| TreeEntry {
+                        name: n.as_bytes().to_vec(),
+                        mode: if e.dir { MODE_TREE } else { MODE_FILE },
+                        id: e.id,
+                    })
+                    .collect(),
+            ),
+        ),
         Obj::Commit {
             tree,
             parents,
             author,
             message,
-        } => {
-            let mut s = format!("tree {}\n", hex(tree));
-            for p in parents {
-                s.push_str(&format!("parent {}\n", hex(p)));
-            }
-            s.push_str(&format!("author {author} {COMMIT_TIME}\n"));
-            s.push_str(&format!("committer {author} {COMMIT_TIME}\n\n{message}"));
-            ("commit", s.into_bytes())
-        }
-    };
-    let mut h = sha1_smol::Sha1::new();
-    h.update(format!("{kind} {}\0", body.len()).as_bytes());
-    h.update(&body);
-    h.digest().bytes()
-}
-
-/// Lowercase hex of an id.
-pub(super) fn hex(id: &Oid) -> String {
-    id.iter().map(|b| format!("{b:02x}")).collect()
+        } => object_id(
+            Kind::Commit,
+            &commit_body(tree, parents, &format!("{author} {COMMIT_TIME}"), message),
+        ),
+    }
 }
 
 /// An id as a `CommitId`.
@@ -410,19 +418,6 @@ pub(super) fn not_found(id: &CommitId) -> StoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    /// Blob and empty-tree ids are exactly git's.
-    #[test]
-    fn ids_match_git() {
-        assert_eq!(
-            hex(&hash(&Obj::Blob(b"hello\n".to_vec()))),
-            "ce013625030ba8dba906f756967f9e9ca394464a"
-        );
-        assert_eq!(
-            hex(&hash(&Obj::Tree(BTreeMap::new()))),
-            "4b825dc642cb6eb9a060e54bf8d69288fbee4904"
-        );
-    }
 
     /// Malformed ids are refused.
     #[test]
