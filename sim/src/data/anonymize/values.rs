@@ -207,8 +207,9 @@ fn is_amount(base: &str, kind: Option<FieldKind>) -> bool {
     }
 }
 
-/// FNV-1a: element names are short, so this beats SipHash for the one lookup per element.
-/// Nothing iterates the maps it hashes for, so their order never reaches output.
+/// FNV-1a: element names and codes are short, so this beats SipHash for the lookups done per
+/// element and per code. Nothing iterates the maps it hashes for, so their order never
+/// reaches output.
 #[derive(Default)]
 struct Fnv(u64);
 
@@ -235,7 +236,7 @@ impl Hasher for Fnv {
 /// and a lookup is usually one comparison with that guess.
 pub(super) struct TableFields {
     table: String,
-    ids: HashMap<String, u32, BuildHasherDefault<Fnv>>,
+    ids: FnvMap<u32>,
     entries: Vec<Entry>,
     /// The field looked up last.
     last: Option<u32>,
@@ -330,9 +331,11 @@ impl Fields {
 pub(super) struct CodeMap {
     class: Class,
     max: usize,
-    map: HashMap<String, String>,
-    used: HashSet<String>,
+    map: FnvMap<String>,
+    used: HashSet<String, BuildHasherDefault<Fnv>>,
 }
+
+type FnvMap<V> = HashMap<String, V, BuildHasherDefault<Fnv>>;
 
 impl CodeMap {
     pub(super) fn new(class: Class, table: &str) -> CodeMap {
@@ -343,8 +346,8 @@ impl CodeMap {
         CodeMap {
             class,
             max,
-            map: HashMap::new(),
-            used: HashSet::new(),
+            map: FnvMap::default(),
+            used: HashSet::default(),
         }
     }
 
