@@ -432,6 +432,13 @@ pub(super) fn prose_of_len(rng: &mut Rng, len: usize) -> String {
 
 /// Applies `f` to each line of a multi-line value, keeping line breaks and blank lines.
 pub(super) fn per_line(value: &str, mut f: impl FnMut(usize, &str) -> String) -> String {
+    if !value.contains(['\r', '\n']) {
+        return if value.trim().is_empty() {
+            value.to_string()
+        } else {
+            f(0, value)
+        };
+    }
     let mut out = String::with_capacity(value.len());
     let mut line = String::new();
     let mut n = 0;
