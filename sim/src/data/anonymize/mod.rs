@@ -1,8 +1,9 @@
 //! The streaming anonymizer: rewrites verbose-XML exports or mwsync record files with names,
 //! contacts, addresses, phones, emails, web sites, bank accounts, tax numbers, free text and
 //! key codes replaced, consistently across every file, keeping structure, counts and field
-//! order. It holds one record at a time plus the key-code mapping tables; it must not hold a
-//! whole file, and every replacement is derived from the seed alone. Record files keyed by a
+//! order. It holds one record at a time plus the key-code mapping tables and one rule entry
+//! per distinct field name; it must not hold a whole file, and every replacement is derived
+//! from the seed alone. Record files keyed by a
 //! replaced code move to their new path, computed by the simulator's own `layout`.
 
 mod buffer;
