@@ -23,18 +23,26 @@ impl Phase {
     }
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    let mut total = 0;
+/// (bytes, files) below `dir`.
+fn dir_size(dir: &Path) -> (u64, u64) {
+    let (mut bytes, mut files) = (0, 0);
     for e in std::fs::read_dir(dir).expect("bench directory is readable") {
         let e = e.expect("bench directory entry");
         let meta = e.metadata().expect("bench file metadata");
-        total += if meta.is_dir() {
-            dir_bytes(&e.path())
+        if meta.is_dir() {
+            let (b, f) = dir_size(&e.path());
+            bytes += b;
+            files += f;
         } else {
-            meta.len()
-        };
+            bytes += meta.len();
+            files += 1;
+        }
     }
-    total
+    (bytes, files)
+}
+
+fn dir_bytes(dir: &Path) -> u64 {
+    dir_size(dir).0
 }
 
 /// Runs `cmd`, waits with `wait4` and returns (seconds, peak RSS in KiB).
@@ -112,7 +120,7 @@ fn main() {
 
     let gen_dir = path("generated");
     let (secs, peak) = run(generate(&gen_dir, n));
-    let bytes = dir_bytes(&gen_dir);
+    let (bytes, files) = dir_size(&gen_dir);
     let mut phases = vec![Phase {
         name: "generate",
         secs,
@@ -162,7 +170,7 @@ fn main() {
 
     let base = phases[1].mb_per_s();
     println!(
-        "data benchmark: {n} transactions, {:.1} MB of verbose XML (5 files)",
+        "data benchmark: {n} transactions, {:.1} MB of verbose XML ({files} files)",
         bytes as f64 / 1e6
     );
     println!(

@@ -37,10 +37,17 @@ impl Keyed {
 
     /// HMAC of `class` and `value` (separated so `("a","bc")` and `("ab","c")` differ).
     pub fn digest(&self, class: &str, value: &[u8]) -> [u8; 20] {
+        self.digest_parts(class, &[value])
+    }
+
+    /// HMAC of `class` and the concatenation of `parts`, without copying them together.
+    fn digest_parts(&self, class: &str, parts: &[&[u8]]) -> [u8; 20] {
         let mut inner = self.inner.clone();
         inner.update(&(class.len() as u64).to_le_bytes());
         inner.update(class.as_bytes());
-        inner.update(value);
+        for part in parts {
+            inner.update(part);
+        }
         let mut outer = self.outer.clone();
         outer.update(&inner.digest().bytes());
         outer.digest().bytes()
@@ -48,11 +55,20 @@ impl Keyed {
 
     /// A ChaCha stream determined by the key, `class` and `value`.
     pub fn rng(&self, class: &str, value: &[u8]) -> Rng {
-        let d = self.digest(class, value);
-        let mut seed = [0u8; 32];
-        seed[..20].copy_from_slice(&d);
-        Rng::from_seed(seed)
+        seeded(self.digest(class, value))
     }
+
+    /// The stream of `rng(class, value ++ attempt as 4 little-endian bytes)`: a retry's
+    /// stream after a replacement was refused, without building that message.
+    pub fn rng_attempt(&self, class: &str, value: &[u8], attempt: u32) -> Rng {
+        seeded(self.digest_parts(class, &[value, &attempt.to_le_bytes()]))
+    }
+}
+
+fn seeded(digest: [u8; 20]) -> Rng {
+    let mut seed = [0u8; 32];
+    seed[..20].copy_from_slice(&digest);
+    Rng::from_seed(seed)
 }
 
 /// Picks one item of a non-empty list.
@@ -87,6 +103,20 @@ mod tests {
         let x: u64 = a.rng("c", b"v").random();
         let y: u64 = a.rng("c", b"v").random();
         assert_eq!(x, y);
+    }
+
+    /// A retry's stream is the stream of the value with the attempt appended, so retries
+    /// keep the bytes they had when the message was built by hand.
+    #[test]
+    fn attempt_stream_is_the_appended_message() {
+        let a = Keyed::new(3, "anon");
+        for attempt in [0u32, 1, 0x0102_0304] {
+            let mut msg = b"ACME".to_vec();
+            msg.extend_from_slice(&attempt.to_le_bytes());
+            let x: u64 = a.rng_attempt("name", b"ACME", attempt).random();
+            let y: u64 = a.rng("name", &msg).random();
+            assert_eq!(x, y, "attempt {attempt}");
+        }
     }
 
     /// The digest equals standard HMAC-SHA1 (as computed by Python's `hmac` module for the

@@ -1,10 +1,12 @@
 //! The streaming anonymizer: rewrites verbose-XML exports or mwsync record files with names,
 //! contacts, addresses, phones, emails, web sites, bank accounts, tax numbers, free text and
 //! key codes replaced, consistently across every file, keeping structure, counts and field
-//! order. It holds one record at a time plus the key-code mapping tables; it must not hold a
-//! whole file, and every replacement is derived from the seed alone. Record files keyed by a
+//! order. It holds one record at a time plus the key-code mapping tables and one rule entry
+//! per distinct field name; it must not hold a whole file, and every replacement is derived
+//! from the seed alone. Record files keyed by a
 //! replaced code move to their new path, computed by the simulator's own `layout`.
 
+mod buffer;
 mod record;
 mod values;
 
@@ -18,6 +20,7 @@ use quick_xml::{Reader, Writer};
 use super::DataError;
 use crate::layout::{self, RecordKey};
 use crate::schema::{Key, table_by_element, table_info};
+use buffer::Buffered;
 use record::{Anonymizer, write};
 use values::{Class, classify};
 
@@ -201,9 +204,10 @@ impl Anonymizer {
         let mut depth = 0usize;
         let mut record_depth = 0usize;
         let mut table = String::new();
-        // A record is copied as raw bytes while it is read, then parsed again from that
-        // buffer: its events borrow the buffer instead of each owning a copy.
-        let mut rec: Vec<u8> = Vec::with_capacity(1 << 14);
+        let mut fields = 0usize;
+        // A record is written to a buffer as it is read, noting its leaves, and goes out
+        // once its replacements (which may depend on later fields) are known.
+        let mut rec = Buffered::default();
         let mut in_rec = false;
         let mut records = 0u64;
         let bad = |e: String| malformed(src, e);
@@ -218,6 +222,7 @@ impl Anonymizer {
                 Event::Comment(_) => continue,
                 Event::Start(s) | Event::Empty(s) if depth == 0 => {
                     (table, record_depth) = root_table(s).map_err(bad)?;
+                    fields = self.fields.table(&table);
                 }
                 _ => {}
             }
@@ -228,7 +233,8 @@ impl Anonymizer {
                         rec.clear();
                     }
                     if in_rec {
-                        write(&mut Writer::new(&mut rec), Event::Start(s)).map_err(bad)?;
+                        rec.start(s, self.fields.get_mut(fields), &self.opts)
+                            .map_err(bad)?;
                     } else {
                         write(&mut w, Event::Start(s)).map_err(bad)?;
                     }
@@ -239,12 +245,10 @@ impl Anonymizer {
                         .checked_sub(1)
                         .ok_or_else(|| bad("unbalanced end tag".into()))?;
                     if in_rec {
-                        write(&mut Writer::new(&mut rec), Event::End(e)).map_err(bad)?;
+                        rec.end(Event::End(e)).map_err(bad)?;
                         if depth == record_depth {
                             in_rec = false;
-                            let (events, spans) = reparse(&rec).map_err(bad)?;
-                            self.record(&table, &rec, &events, &spans, &mut w)
-                                .map_err(bad)?;
+                            self.record(fields, &table, &rec, &mut w).map_err(bad)?;
                             records += 1;
                         }
                     } else {
@@ -253,7 +257,7 @@ impl Anonymizer {
                 }
                 other => {
                     if in_rec {
-                        write(&mut Writer::new(&mut rec), other).map_err(bad)?;
+                        rec.other(other).map_err(bad)?;
                     } else {
                         if matches!(other, Event::Empty(_)) && depth == record_depth {
                             records += 1;
@@ -273,26 +277,6 @@ impl Anonymizer {
         Ok((records, bytes_in, bytes_out))
     }
 }
-/// A record's events, borrowing the bytes it was copied out as.
-type Reparsed<'a> = (Vec<Event<'a>>, Vec<(usize, usize)>);
-
-/// The events of one record copied out as bytes, borrowing them, and where each lies.
-fn reparse(bytes: &[u8]) -> Result<Reparsed<'_>, String> {
-    let mut reader = Reader::from_reader(bytes);
-    let mut events = Vec::with_capacity(256);
-    let mut spans = Vec::with_capacity(256);
-    loop {
-        let start = reader.buffer_position() as usize;
-        match reader.read_event().map_err(|e| e.to_string())? {
-            Event::Eof => return Ok((events, spans)),
-            e => {
-                events.push(e);
-                spans.push((start, reader.buffer_position() as usize));
-            }
-        }
-    }
-}
-
 /// The baseline the benchmark compares against: reads every XML file below `input` with
 /// quick-xml and writes each event back unchanged into `out`. Returns bytes read.
 pub fn copy_xml_dir(input: &Path, out: &Path) -> Result<u64, DataError> {

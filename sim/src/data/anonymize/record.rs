@@ -2,7 +2,6 @@
 //! by the value rules (with optional date shifting and amount scaling that keeps transactions
 //! balanced) and every other event copied unchanged. It must not walk directories.
 
-use std::borrow::Cow;
 use std::io::Write;
 
 use quick_xml::Writer;
@@ -12,28 +11,25 @@ use rand::Rng as _;
 use super::super::keyed::{Keyed, pick};
 use super::super::words::*;
 use super::AnonOptions;
-use super::values::{Class, CodeMap, classify, fit, kind_of, per_line, prose_of_len, shape};
-use crate::schema::{FieldKind, format_scaled, parse_scaled};
+use super::buffer::{Buffered, Leaf};
+use super::values::{Class, CodeMap, FieldInfo, Fields, Total, fit, per_line, prose_of_len, shape};
+use crate::schema::{format_scaled, parse_scaled};
 use crate::time::DateTime;
 use crate::xml::escape_into;
 
-/// The anonymizer's state: the seed-derived key and the key-code mapping tables.
+/// The anonymizer's state: the seed-derived key, the key-code mapping tables and the rules
+/// of each field met so far.
 pub(super) struct Anonymizer {
     keyed: Keyed,
-    opts: AnonOptions,
+    pub(super) opts: AnonOptions,
     names: CodeMap,
     products: CodeMap,
     jobs: CodeMap,
     day_shift: i64,
     scale_millis: i128,
-}
-/// One leaf field of a buffered record.
-struct Leaf<'a> {
-    name: Cow<'a, str>,
-    row: Option<u32>,
-    start: usize,
-    end: usize,
-    value: Cow<'a, str>,
+    pub(super) fields: Fields,
+    /// Scratch for one escaped replacement.
+    escaped: String,
 }
 impl Anonymizer {
     pub(super) fn new(opts: &AnonOptions) -> Anonymizer {
@@ -55,6 +51,8 @@ impl Anonymizer {
             jobs: CodeMap::new(Class::JobCode, "job"),
             day_shift,
             scale_millis,
+            fields: Fields::default(),
+            escaped: String::new(),
         }
     }
 
@@ -67,12 +65,12 @@ impl Anonymizer {
         }
     }
 
-    /// The replacement text of one value, or `None` to keep it.
-    fn replace(&mut self, table: &str, field: &str, value: &str) -> Option<String> {
+    /// The replacement text of one value of a field with rules `info`, or `None` to keep it.
+    fn replace(&mut self, info: FieldInfo, value: &str) -> Option<String> {
         if value.trim().is_empty() {
             return None;
         }
-        let class = classify(table, field);
+        let class = info.class;
         if matches!(class, Class::NameCode | Class::ProductCode | Class::JobCode) {
             return Some(self.code(class, value));
         }
@@ -80,19 +78,14 @@ impl Anonymizer {
             if !self.opts.shift_dates && !self.opts.scale_amounts {
                 return None;
             }
-            return self.shift_or_scale(field, kind_of(table, field), value);
+            return self.shift_or_scale(info, value);
         }
-        let kind = kind_of(table, field);
-        let orig_len = value.chars().count();
-        let max = match kind {
-            Some(FieldKind::Text { max_len }) => max_len,
-            _ => orig_len.max(1),
-        };
+        let max = info.max_len.unwrap_or_else(|| value.chars().count().max(1));
         let mut attempt = 0u32;
         loop {
-            let mut msg = value.as_bytes().to_vec();
-            msg.extend_from_slice(&attempt.to_le_bytes());
-            let mut rng = self.keyed.rng(class.label(), &msg);
+            let mut rng = self
+                .keyed
+                .rng_attempt(class.label(), value.as_bytes(), attempt);
             let r = &mut rng;
             let out = match class {
                 Class::Person => {
@@ -110,7 +103,7 @@ impl Anonymizer {
                 ),
                 Class::Address => {
                     // A numbered line after the first (address2, delivery3) is a town.
-                    let first = !field.ends_with(['2', '3', '4']);
+                    let first = info.street_first;
                     per_line(value, |n, _| {
                         if n == 0 && first {
                             format!(
@@ -150,24 +143,19 @@ impl Anonymizer {
     }
 
     /// Date shifting and amount scaling for fields that are otherwise kept.
-    fn shift_or_scale(&self, field: &str, kind: Option<FieldKind>, value: &str) -> Option<String> {
-        let base = field.rsplit('.').next().unwrap_or(field);
+    fn shift_or_scale(&self, info: FieldInfo, value: &str) -> Option<String> {
         if self.opts.shift_dates {
-            let is_date =
-                matches!(kind, Some(FieldKind::Date)) || (kind.is_none() && base.ends_with("date"));
-            let is_time = matches!(kind, Some(FieldKind::DateTime))
-                || (kind.is_none() && base.ends_with("time"));
             let v = value.trim();
-            if is_date && v.len() == 8 {
+            if info.date && v.len() == 8 {
                 let t = DateTime::parse(&format!("{v}000000")).ok()?;
                 return Some(t.add_secs(self.day_shift * 86_400).to_string()[..8].to_string());
             }
-            if is_time && v.len() == 14 {
+            if info.time && v.len() == 14 {
                 let t = DateTime::parse(v).ok()?;
                 return Some(t.add_secs(self.day_shift * 86_400).to_string());
             }
         }
-        if self.opts.scale_amounts && is_amount(base, kind) {
+        if self.opts.scale_amounts && info.amount {
             return self.scale_text(value);
         }
         None
@@ -184,66 +172,65 @@ impl Anonymizer {
         if p < 0 { -q } else { q }
     }
 
-    /// Rewrites one buffered record to `w`: `raw` holds its bytes, `events` its events
-    /// (`events[0]` is its start tag) and `spans` where each event lies in `raw`. The bytes
-    /// are copied as they are but for the text of replaced leaves.
+    /// Writes one buffered record of table cache `table` (record element `element`) to `w`:
+    /// its bytes as they are but for the text of replaced leaves.
     pub(super) fn record<W: Write>(
         &mut self,
-        table: &str,
-        raw: &[u8],
-        events: &[Event<'_>],
-        spans: &[(usize, usize)],
+        table: usize,
+        element: &str,
+        rec: &Buffered,
         w: &mut Writer<W>,
     ) -> Result<(), String> {
-        let leaves = leaves(events)?;
-        let mut new: Vec<Option<String>> = leaves
-            .iter()
-            .map(|l| self.replace(table, &l.name, &l.value))
-            .collect();
-        if self.opts.scale_amounts && table == "transaction" {
-            self.balance(&leaves, &mut new);
+        let mut new: Vec<Option<String>> = Vec::with_capacity(rec.leaves.len());
+        for leaf in &rec.leaves {
+            let info = self.fields.get(table).info(leaf.field);
+            new.push(self.replace(info, rec.value(leaf)));
+        }
+        if self.opts.scale_amounts && element == "transaction" {
+            self.balance(table, rec, &mut new);
         }
         let mut copied = 0;
         let out = w.get_mut();
         let io = |e: std::io::Error| e.to_string();
-        for (leaf, text) in leaves.iter().zip(&new) {
-            let Some(text) = text.as_deref().filter(|t| *t != leaf.value) else {
+        for (leaf, text) in rec.leaves.iter().zip(&new) {
+            let Some(text) = text.as_deref().filter(|t| *t != rec.value(leaf)) else {
                 continue;
             };
-            let mut escaped = String::with_capacity(text.len() + 8);
-            escape_into(&mut escaped, text).map_err(|e| {
-                format!("the replacement of <{}> cannot be written: {e}", leaf.name)
+            self.escaped.clear();
+            escape_into(&mut self.escaped, text).map_err(|e| {
+                format!(
+                    "the replacement of <{}> cannot be written: {e}",
+                    self.fields.get(table).name(leaf.field)
+                )
             })?;
-            let (text_start, text_end) = (spans[leaf.start].1, spans[leaf.end].0);
-            out.write_all(&raw[copied..text_start]).map_err(io)?;
-            out.write_all(escaped.as_bytes()).map_err(io)?;
+            let (text_start, text_end) = leaf.text;
+            out.write_all(&rec.bytes[copied..text_start]).map_err(io)?;
+            out.write_all(self.escaped.as_bytes()).map_err(io)?;
             copied = text_end;
         }
-        out.write_all(&raw[copied..]).map_err(io)?;
+        out.write_all(&rec.bytes[copied..]).map_err(io)?;
         Ok(())
     }
 
     /// Recomputes a transaction's totals from its scaled lines wherever the original totals
     /// equalled the sum of the original lines, so scaled transactions stay balanced.
-    fn balance(&self, leaves: &[Leaf<'_>], new: &mut [Option<String>]) {
-        let find = |row: Option<u32>, name: &str| {
+    fn balance(&self, table: usize, rec: &Buffered, new: &mut [Option<String>]) {
+        let fields = self.fields.get(table);
+        let leaves: &[Leaf] = &rec.leaves;
+        let find = |row: Option<u32>, total: Total| {
             leaves
                 .iter()
-                .position(|l| l.row == row && l.name.rsplit('.').next() == Some(name))
+                .position(|l| l.row == row && fields.info(l.field).total == Some(total))
         };
-        let val = |i: Option<usize>| i.and_then(|i| decimal(&leaves[i].value));
-        let rows: Vec<u32> = {
-            let mut r: Vec<u32> = leaves.iter().filter_map(|l| l.row).collect();
-            r.dedup();
-            r
-        };
+        let val = |i: Option<usize>| i.and_then(|i| decimal(rec.value(&leaves[i])));
+        let rows = &rec.rows;
         let (mut sum_net, mut sum_tax, mut sum_gross) = (0i128, 0i128, 0i128);
         let (mut new_net, mut new_tax, mut new_gross) = (0i128, 0i128, 0i128);
-        for &row in &rows {
+        for &row in rows {
             let (ni, ti, gi) = (
-                find(Some(row), "net"),
-                find(Some(row), "tax"),
-                find(Some(row), "gross"),
+                find(Some(row), Total::Net),
+                find(Some(row), Total::Tax),
+                find(Some(row), Total::Gross),
             );
             let (Some((_, net)), Some((_, tax)), Some((gp, gross))) = (val(ni), val(ti), val(gi))
             else {
@@ -258,7 +245,7 @@ impl Anonymizer {
             if let Some(i) = gi {
                 new[i] = Some(format_scaled(sgross, gp));
             }
-            for side in ["debit", "credit"] {
+            for side in [Total::Debit, Total::Credit] {
                 if let Some(i) = find(Some(row), side)
                     && let Some((dp, d)) = val(Some(i))
                     && d == net
@@ -277,12 +264,12 @@ impl Anonymizer {
         if rows.is_empty() {
             return;
         }
-        let gross_i = find(None, "gross");
+        let gross_i = find(None, Total::Gross);
         let orig_gross = val(gross_i).map(|(_, g)| g);
         for (name, sum, scaled) in [
-            ("netamount", sum_net, new_net),
-            ("taxamount", sum_tax, new_tax),
-            ("gross", sum_gross, new_gross),
+            (Total::NetAmount, sum_net, new_net),
+            (Total::TaxAmount, sum_tax, new_tax),
+            (Total::Gross, sum_gross, new_gross),
         ] {
             let i = find(None, name);
             if let Some((p, v)) = val(i)
@@ -292,40 +279,13 @@ impl Anonymizer {
                 new[i] = Some(format_scaled(scaled, p));
             }
         }
-        if let Some(i) = find(None, "amtpaid")
+        if let Some(i) = find(None, Total::AmtPaid)
             && let Some((p, paid)) = val(Some(i))
             && Some(paid) == orig_gross
             && orig_gross == Some(sum_gross)
         {
             new[i] = Some(format_scaled(new_gross, p));
         }
-    }
-}
-
-fn is_amount(base: &str, kind: Option<FieldKind>) -> bool {
-    let money_name = matches!(
-        base,
-        "gross"
-            | "net"
-            | "tax"
-            | "netamount"
-            | "taxamount"
-            | "amtpaid"
-            | "amount"
-            | "debit"
-            | "credit"
-            | "quote"
-            | "creditlimit"
-            | "billed"
-            | "stockvalue"
-            | "dbalance"
-            | "cbalance"
-    ) || base.ends_with("price");
-    match kind {
-        Some(FieldKind::Decimal { places: 2 }) => true,
-        Some(FieldKind::Decimal { .. }) => base.ends_with("price"),
-        Some(_) => false,
-        None => money_name,
     }
 }
 
@@ -338,91 +298,4 @@ fn decimal(text: &str) -> Option<(u8, i128)> {
 }
 pub(super) fn write<W: Write>(w: &mut Writer<W>, e: Event<'_>) -> Result<(), String> {
     w.write_event(e).map_err(|e| e.to_string())
-}
-
-/// The leaf fields of a buffered record, with their decoded text.
-fn leaves<'a>(events: &'a [Event<'a>]) -> Result<Vec<Leaf<'a>>, String> {
-    let mut out = Vec::with_capacity(events.len() / 2);
-    // (name, event index, has child elements)
-    let mut stack: Vec<(Cow<'a, str>, usize, bool)> = Vec::new();
-    let mut row: Option<u32> = None;
-    let mut rows = 0u32;
-    for (i, e) in events.iter().enumerate() {
-        match e {
-            Event::Start(s) => {
-                if let Some(parent) = stack.last_mut() {
-                    parent.2 = true;
-                    if parent.0.eq_ignore_ascii_case("subfile") {
-                        rows += 1;
-                        row = Some(rows);
-                    }
-                }
-                let name: &'a str = s.name().into_inner();
-                let name = if name.bytes().any(|b| b.is_ascii_uppercase()) {
-                    Cow::Owned(name.to_ascii_lowercase())
-                } else {
-                    Cow::Borrowed(name)
-                };
-                stack.push((name, i, false));
-            }
-            Event::Empty(_) => {
-                if let Some(parent) = stack.last_mut() {
-                    parent.2 = true;
-                }
-            }
-            Event::End(_) => {
-                let (name, start, has_children) =
-                    stack.pop().ok_or("unbalanced end tag in a record")?;
-                if !stack.is_empty() && !has_children && name != "subfile" {
-                    let value = match &events[start + 1..i] {
-                        [] => Cow::Borrowed(""),
-                        [Event::Text(t)] => match t.xml10_content() {
-                            Cow::Borrowed(b) => Cow::Borrowed(b),
-                            Cow::Owned(o) => Cow::Owned(o),
-                        },
-                        inners => {
-                            let mut value = String::new();
-                            for inner in inners {
-                                match inner {
-                                    Event::Text(t) => value.push_str(&t.xml10_content()),
-                                    Event::CData(c) => value.push_str(&c.clone().into_inner()),
-                                    Event::GeneralRef(r) => value.push(resolve(r)?),
-                                    _ => {}
-                                }
-                            }
-                            Cow::Owned(value)
-                        }
-                    };
-                    out.push(Leaf {
-                        name,
-                        row,
-                        start,
-                        end: i,
-                        value,
-                    });
-                } else if let Some(parent) = stack.last()
-                    && parent.0 == "subfile"
-                {
-                    row = None;
-                }
-            }
-            _ => {}
-        }
-    }
-    Ok(out)
-}
-
-fn resolve(r: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
-    match r.resolve_char_ref() {
-        Ok(Some(c)) => Ok(c),
-        Ok(None) => match &*r.clone().into_inner() {
-            "lt" => Ok('<'),
-            "gt" => Ok('>'),
-            "amp" => Ok('&'),
-            "apos" => Ok('\''),
-            "quot" => Ok('"'),
-            other => Err(format!("unknown entity &{other};")),
-        },
-        Err(e) => Err(e.to_string()),
-    }
 }
