@@ -492,3 +492,194 @@ fn first_sync_through_the_gateway_survives_sigkill_and_resumes() {
         );
     }
 }
+
+/// The blocking `reqwest` call of a test: DELETE with the gateway's token.
+fn delete(url: &str) -> u16 {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("a runtime")
+        .block_on(async {
+            reqwest::Client::new()
+                .delete(url)
+                .bearer_auth(TOKEN)
+                .send()
+                .await
+                .expect("the gateway answers")
+                .status()
+                .as_u16()
+        })
+}
+
+/// Through the gateway, the store's push lands by compare-and-swap; a branch moved by someone
+/// else is `BranchMoved` with the real tip, exactly as for `git push`; an upload the gateway
+/// lost is replaced by a new one; no error carries the token.
+#[test]
+fn store_push_through_the_gateway_keeps_the_push_contract() {
+    use mwsync::store::gateway::{Gateway, GatewayConfig, UPLOAD_FILE};
+    use mwsync::store::git::{AuthMode, GitRemote, GitStore};
+    use mwsync::store::{FileChange, NewCommit, Store, StoreError};
+
+    let Some(deno) = deno_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("git");
+    std::fs::create_dir_all(&root).expect("git root");
+    git(
+        &root,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            "books.git",
+        ],
+    );
+    let mut gs = Command::new(mwsim());
+    gs.args([
+        "git-serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--api-key",
+        SERVICE_KEY,
+    ])
+    .arg("--root")
+    .arg(&root)
+    .env("RUST_LOG", "warn");
+    let (_git, git_url) = start(gs);
+    let log = tmp.path().join("gateway.log");
+    let (_gateway, gateway_url) =
+        start_gateway(&deno, &git_url, &log, &tmp.path().join("kv.sqlite3"));
+    let cache = tmp.path().join("cache");
+    let mut store = GitStore::open(
+        &cache.join("repo.git"),
+        GitRemote {
+            url: format!("{gateway_url}/git/books.git"),
+            api_key: Some(TOKEN.into()),
+            auth: AuthMode::Bearer,
+        },
+    )
+    .expect("the cache opens");
+    store.use_gateway(
+        Gateway::new(GatewayConfig {
+            api: gateway_url.clone(),
+            repo: "books.git".into(),
+            token: TOKEN.into(),
+            concurrency: 2,
+            batch_bytes: 65_536,
+            cache_dir: cache.clone(),
+        })
+        .expect("the client starts"),
+    );
+    let commit = |store: &mut GitStore, parent: Option<&mwsync::store::CommitId>, n: u32| {
+        store
+            .commit(NewCommit {
+                parents: parent.into_iter().cloned().collect(),
+                changes: (0..40)
+                    .map(|i| {
+                        (
+                            format!("t/{:02}/r{i}.xml", i % 7),
+                            FileChange::Put(format!("<r n='{n}' i='{i}'/>\n").into_bytes()),
+                        )
+                    })
+                    .collect(),
+                message: format!("commit {n}\n"),
+            })
+            .expect("a commit")
+    };
+    store.fetch().expect("fetch through the gateway");
+    let a = commit(&mut store, None, 1);
+    store.push("main", None, &a).expect("the first push lands");
+    assert_eq!(store.remote_tip("main").expect("tip"), Some(a.clone()));
+    assert_eq!(
+        git(&root.join("books.git"), &["rev-parse", "main"]).trim(),
+        a.0,
+        "the service's branch is at the pushed commit"
+    );
+
+    // Someone else moves main on the service.
+    let other = tmp.path().join("other");
+    let header = format!(
+        "http.extraHeader=Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("w:{SERVICE_KEY}"))
+    );
+    let writer = |args: &[&str]| {
+        let out = Command::new("git")
+            .args(["-c", &header, "-c", "user.name=w", "-c", "user.email=w@x"])
+            .args(args)
+            .current_dir(tmp.path())
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("GIT_CONFIG_GLOBAL", "/dev/null")
+            .env("GIT_TERMINAL_PROMPT", "0")
+            .output()
+            .expect("git runs");
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    writer(&["clone", "--quiet", &format!("{git_url}/books.git"), "other"]);
+    std::fs::write(other.join("x.txt"), "moved\n").expect("write");
+    writer(&["-C", "other", "add", "x.txt"]);
+    writer(&["-C", "other", "commit", "--quiet", "-m", "someone else"]);
+    writer(&["-C", "other", "push", "--quiet", "origin", "main"]);
+    let moved = git(&other, &["rev-parse", "HEAD"]).trim().to_string();
+
+    let b = commit(&mut store, Some(&a), 2);
+    let err = store
+        .push("main", Some(&a), &b)
+        .expect_err("a moved branch refuses the push");
+    match &err {
+        StoreError::BranchMoved {
+            expected, actual, ..
+        } => assert_eq!((expected, actual), (&a.0, &moved)),
+        other => panic!("expected BranchMoved, got {other:?}"),
+    }
+    assert!(!err.to_string().contains(TOKEN), "{err}");
+    assert_eq!(
+        store.remote_tip("main").expect("tip").map(|c| c.0),
+        Some(moved.clone()),
+        "the refusal fetched the real tip, as after a refused git push"
+    );
+    assert_eq!(
+        git(&root.join("books.git"), &["rev-parse", "main"]).trim(),
+        moved,
+        "the refused commit left the branch as it was"
+    );
+
+    // The gateway loses the upload; the next push opens a new one and lands.
+    let saved: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(cache.join(UPLOAD_FILE)).expect("the upload is saved"),
+    )
+    .expect("JSON");
+    let id = saved["id"].as_str().expect("an id").to_string();
+    assert_eq!(
+        delete(&format!("{gateway_url}/v1/uploads/{id}")),
+        204,
+        "the upload closes"
+    );
+    let moved_id = mwsync::store::CommitId(moved);
+    let c = commit(&mut store, Some(&moved_id), 3);
+    store
+        .push("main", Some(&moved_id), &c)
+        .expect("a push after the upload was lost lands");
+    assert_eq!(
+        git(&root.join("books.git"), &["rev-parse", "main"]).trim(),
+        c.0
+    );
+    let resaved = std::fs::read_to_string(cache.join(UPLOAD_FILE)).expect("saved again");
+    assert!(!resaved.contains(&id), "a new upload replaced the lost one");
+    assert!(!resaved.contains(TOKEN), "the saved upload holds no token");
+    let fsck = Command::new("git")
+        .args(["fsck", "--strict", "--no-progress"])
+        .current_dir(root.join("books.git"))
+        .output()
+        .expect("git fsck");
+    assert!(
+        fsck.status.success(),
+        "{}",
+        String::from_utf8_lossy(&fsck.stderr)
+    );
+}
