@@ -683,3 +683,81 @@ fn store_push_through_the_gateway_keeps_the_push_contract() {
         String::from_utf8_lossy(&fsck.stderr)
     );
 }
+
+/// `mwsync doctor` with a gateway URL reads through the gateway and proves the write side
+/// by listing uploads with the token (the read side refuses `git push --dry-run`); no check
+/// shows the token.
+#[tokio::test]
+async fn doctor_checks_the_gateway_write_side_with_the_token() {
+    use mwsync::config::{Secret, Settings};
+    use mwsync::doctor::{DoctorOptions, Verdict, names, run};
+
+    let Some(deno) = deno_or_skip() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().expect("temp dir");
+    let root = tmp.path().join("git");
+    std::fs::create_dir_all(&root).expect("git root");
+    git(
+        &root,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            "books.git",
+        ],
+    );
+    let mut gs = Command::new(mwsim());
+    gs.args([
+        "git-serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--api-key",
+        SERVICE_KEY,
+    ])
+    .arg("--root")
+    .arg(&root)
+    .env("RUST_LOG", "warn");
+    let (_git, git_url) = start(gs);
+    let (_gateway, gateway_url) = start_gateway(
+        &deno,
+        &git_url,
+        &tmp.path().join("gateway.log"),
+        &tmp.path().join("kv.sqlite3"),
+    );
+    let cfg = Settings {
+        // Nothing listens there: the MoneyWorks checks fail, the git checks still run.
+        moneyworks_url: Some(Secret::new(
+            "http://Admin:pw@127.0.0.1:9/REST/Acme.moneyworks",
+        )),
+        git_url: Some(format!("gateway+{gateway_url}/git/books.git#main")),
+        git_api_key: Some(Secret::new(TOKEN)),
+        cache_dir: Some(tmp.path().join("cache")),
+        ..Settings::default()
+    }
+    .validate(|_| Err(std::io::Error::other("no files here")))
+    .expect("a valid config");
+    let report = run(Ok(cfg), &DoctorOptions { min_free_mb: 1 }).await;
+    let check = |name: &str| {
+        report
+            .checks
+            .iter()
+            .find(|c| c.name == name)
+            .unwrap_or_else(|| panic!("no check {name}: {report:?}"))
+    };
+    assert_eq!(check(names::GIT).verdict, Verdict::Pass, "{report:?}");
+    let push = check(names::PUSH);
+    assert_eq!(push.verdict, Verdict::Pass, "{report:?}");
+    assert!(
+        push.detail.contains("upload gateway accepts the token"),
+        "{}",
+        push.detail
+    );
+    for c in &report.checks {
+        assert!(
+            !c.detail.contains(TOKEN) && !c.remedy.as_deref().unwrap_or("").contains(TOKEN),
+            "the token shows in {c:?}"
+        );
+    }
+}
