@@ -723,6 +723,9 @@ async fn gateway_size(
             tree_differences(&repo, &want)
         ),
     );
+    // Each run's repository and cache go once measured, so the disk holds one at a time.
+    let _ = std::fs::remove_dir_all(&repo);
+    let _ = std::fs::remove_dir_all(dir.join("cache-direct"));
     let (mut gateway, gateway_url) = start_gateway(&deno, &w.git_url, &dir);
     for &c in concurrencies {
         let name = format!("gateway-{c}");
@@ -753,6 +756,8 @@ async fn gateway_size(
                 tree_differences(&repo, &want)
             ),
         );
+        let _ = std::fs::remove_dir_all(&repo);
+        let _ = std::fs::remove_dir_all(dir.join(format!("cache-{name}")));
     }
     let _ = gateway.kill();
     let _ = gateway.wait();
