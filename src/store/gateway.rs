@@ -713,7 +713,7 @@ impl Gateway {
             404 if code == "no-such-repository" => StoreError::NotFound { detail },
             423 | 503 => StoreError::Transport { detail },
             502 if code != "push-refused" => StoreError::Transport { detail },
-            _ => StoreError::Local { detail },
+            _ => StoreError::Refused { detail },
         }
     }
 }

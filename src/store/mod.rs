@@ -121,6 +121,13 @@ pub enum StoreError {
         /// The first of them.
         missing: Vec<String>,
     },
+    /// The remote refused for a reason no retry fixes (a hook, a refused pack, an answer
+    /// outside its protocol); a human must look.
+    #[error("the git remote refused: {detail}")]
+    Refused {
+        /// What it said, secrets removed.
+        detail: String,
+    },
     /// The local cache repository is unusable.
     #[error("the local git cache is unusable: {detail}")]
     Local {
@@ -137,6 +144,7 @@ impl Classify for StoreError {
             StoreError::Transport { .. } => ErrorClass::Retryable,
             StoreError::NotFound { .. } => ErrorClass::Invalid,
             StoreError::Incomplete { .. } => ErrorClass::Retryable,
+            StoreError::Refused { .. } => ErrorClass::Fatal,
             StoreError::Local { .. } => ErrorClass::Fatal,
         }
     }
