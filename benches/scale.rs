@@ -13,10 +13,14 @@
 //! with the remote's auto-gc off so each push keeps its pack).
 //!
 //! Run: `cargo bench -p mwsync --bench scale` (10k and 200k transactions), or
-//! `cargo bench -p mwsync --bench scale -- --sizes 10000,200000,1000000`. At 1M it needs
-//! about 9 GB of temporary disk while the fake loads the generated files (they are removed once
-//! loaded) and 2.5 GB of memory for the fake; `MWSYNC_SCALE_DIR` picks the scratch directory
-//! (default: the system's temporary directory). Each size's logs stay in
+//! `cargo bench -p mwsync --bench scale -- --sizes 10000,200000,1000000`.
+//!
+//! `-- --gateway [1,4,8]` runs instead, per size, a first sync direct to `git-serve` and one
+//! through the upload gateway (`deno serve gateway/main.ts`, the pinned Deno, KV in a file)
+//! per number of concurrent batches, each checked against the simulator's layout. At 1M it
+//! needs about 9 GB of temporary disk while the fake loads the generated files (they are
+//! removed once loaded) and 2.5 GB of memory for the fake; `MWSYNC_SCALE_DIR` picks the
+//! scratch directory (default: the system's temporary directory). Each size's logs stay in
 //! `mwsync-scale-N-logs` there. It owns measuring only.
 
 use std::collections::HashMap;
@@ -545,7 +549,14 @@ fn line(label: &str, value: String) {
     println!("  {label:<44} {value}");
 }
 
-async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
+/// Generates the document of `n` transactions and starts its servers; returns them, the
+/// scratch directory and the expected tree.
+fn setup(
+    n: u64,
+    scratch: &Path,
+    mwsim: &Path,
+    mwsync: &Path,
+) -> (World, PathBuf, HashMap<String, [u8; 20]>) {
     let dir = scratch.join(format!("mwsync-scale-{n}"));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(dir.join("git")).expect("scratch directory");
@@ -608,8 +619,16 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     let want = expected_tree(&data);
     // The fake holds what it loaded, so the generated files (9 GB at 1M) go now.
     let _ = std::fs::remove_dir_all(&data);
+    println!(
+        "{n} transactions: {} records (fake loaded in {load_secs:.1} s)",
+        want.len()
+    );
+    (w, dir, want)
+}
+
+async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
+    let (w, dir, want) = setup(n, scratch, mwsim, mwsync);
     let records = want.len() as u64;
-    println!("{n} transactions: {records} records (fake loaded in {load_secs:.1} s)");
 
     // First sync.
     let (repo, url) = w.remote("main.git");
@@ -828,7 +847,135 @@ fn keep_logs(dir: &Path) {
     println!("  logs in {}", logs.display());
 }
 
-fn main() {
+/// The gateway's token in the gateway mode (the service key stays `GIT_KEY`).
+const GATEWAY_TOKEN: &str = "scale-gateway-token-61e0c";
+
+/// Starts `deno serve gateway/main.ts` on a free port in front of the git server, its KV in
+/// a file in `dir`; returns it with its URL. The caller kills and waits for it.
+#[allow(clippy::zombie_processes)]
+fn start_gateway(deno: &str, git_url: &str, dir: &Path) -> (Child, String) {
+    let log = dir.join("gateway.log");
+    let mut child = Command::new(deno)
+        .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        .args([
+            "--allow-net",
+            "--allow-env",
+            "--allow-read",
+            "--allow-write",
+        ])
+        .arg("main.ts")
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("gateway"))
+        .env("NO_COLOR", "1")
+        .env("GIT_SERVICE_URL", git_url)
+        .env("GIT_SERVICE_KEY", GIT_KEY)
+        .env("GATEWAY_TOKEN", GATEWAY_TOKEN)
+        .env("GATEWAY_KV_PATH", dir.join("gateway-kv.sqlite3"))
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(&log).expect("log file"))
+        .spawn()
+        .expect("deno serve starts");
+    let started = Instant::now();
+    loop {
+        let text = std::fs::read_to_string(&log).unwrap_or_default();
+        if let Some(url) = text.lines().find_map(|l| {
+            let at = l.find("http://127.0.0.1:")?;
+            Some(l[at..].trim().trim_end_matches('/').to_string())
+        }) {
+            return (child, url);
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the gateway did not start:\n{text}");
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// The gateway mode: one first sync of `n` transactions direct to `git-serve`, then one
+/// through the gateway per concurrency, each into a new repository with a new cache, all in
+/// this run; each result is checked against the simulator's layout.
+async fn gateway_size(
+    n: u64,
+    concurrencies: &[usize],
+    scratch: &Path,
+    mwsim: &Path,
+    mwsync: &Path,
+) {
+    let deno = Command::new(Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/install-deno"))
+        .output()
+        .expect("scripts/install-deno runs");
+    assert!(deno.status.success(), "installing the pinned Deno failed");
+    let deno = String::from_utf8_lossy(&deno.stdout).trim().to_string();
+    let (w, dir, want) = setup(n, scratch, mwsim, mwsync);
+    let records = want.len() as f64;
+    let (repo, url) = w.remote("direct.git");
+    let direct = w.run(
+        &["run", "--once"],
+        &url,
+        &dir.join("cache-direct"),
+        "direct.log",
+    );
+    assert_eq!(
+        direct.code, 0,
+        "the direct first sync failed; see direct.log"
+    );
+    line(
+        "first sync direct to git-serve",
+        format!(
+            "{:.1} s, {:.0} records/s, peak RSS {:.0} MiB, {} commits, {} differ",
+            direct.secs,
+            records / direct.secs,
+            direct.rss_mib,
+            commits(&repo),
+            tree_differences(&repo, &want)
+        ),
+    );
+    // Each run's repository and cache go once measured, so the disk holds one at a time.
+    let _ = std::fs::remove_dir_all(&repo);
+    let _ = std::fs::remove_dir_all(dir.join("cache-direct"));
+    let (mut gateway, gateway_url) = start_gateway(&deno, &w.git_url, &dir);
+    for &c in concurrencies {
+        let name = format!("gateway-{c}");
+        let (repo, _) = w.remote(&format!("{name}.git"));
+        let mut cmd = w.mwsync(
+            &["run", "--once"],
+            &format!("gateway+{gateway_url}/git/{name}.git#main"),
+            &dir.join(format!("cache-{name}")),
+        );
+        cmd.env("MWSYNC_GIT_API_KEY", GATEWAY_TOKEN)
+            .env("MWSYNC_GATEWAY_CONCURRENCY", c.to_string())
+            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log"));
+        let started = Instant::now();
+        let ran = wait(cmd.spawn().expect("mwsync starts"), started);
+        assert_eq!(
+            ran.code, 0,
+            "the first sync through the gateway failed; see {name}.log"
+        );
+        line(
+            &format!("first sync via the gateway, {c} batch(es) at once"),
+            format!(
+                "{:.1} s, {:.0} records/s, {:.2}x direct, peak RSS {:.0} MiB, {} commits, {} differ",
+                ran.secs,
+                records / ran.secs,
+                ran.secs / direct.secs,
+                ran.rss_mib,
+                commits(&repo),
+                tree_differences(&repo, &want)
+            ),
+        );
+        let _ = std::fs::remove_dir_all(&repo);
+        let _ = std::fs::remove_dir_all(dir.join(format!("cache-{name}")));
+    }
+    let _ = gateway.kill();
+    let _ = gateway.wait();
+    drop(w);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::main]
+async fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == MEASURE) {
         report_child(&args[2..]);
@@ -857,7 +1004,23 @@ async fn bench(args: Vec<String>) {
         std::env::var_os("MWSYNC_SCALE_DIR").map_or_else(std::env::temp_dir, PathBuf::from);
     let mwsync = PathBuf::from(env!("CARGO_BIN_EXE_mwsync"));
     let mwsim = mwsim_binary(&mwsync);
+    // `--gateway [1,4,8]`: first syncs through the upload gateway instead of the other phases.
+    let gateway: Option<Vec<usize>> = args.iter().position(|a| a == "--gateway").map(|i| {
+        args.get(i + 1)
+            .filter(|s| !s.starts_with("--"))
+            .map_or_else(
+                || vec![1, 4, 8],
+                |s| {
+                    s.split(',')
+                        .map(|n| n.trim().parse().expect("--gateway takes concurrencies"))
+                        .collect()
+                },
+            )
+    });
     for n in sizes {
-        size(n, &scratch, &mwsim, &mwsync).await;
+        match &gateway {
+            Some(c) => gateway_size(n, c, &scratch, &mwsim, &mwsync).await,
+            None => size(n, &scratch, &mwsim, &mwsync).await,
+        }
     }
 }

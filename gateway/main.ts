@@ -33,5 +33,33 @@ if (Deno.env.get("DENO_DEPLOYMENT_ID") && typeof Deno.cron === "function") {
 }
 
 export default {
-  fetch: (req: Request) => gateway.fetch(req),
+  fetch: config.logRequests ? logged : (req: Request) => gateway.fetch(req),
 } satisfies Deno.ServeDefaultExport;
+
+/**
+ * Serves `req` and prints one JSON line about it: method, path, status, and for a batch its
+ * `received`, `stored` and `already` counts. The query string and headers are left out, so no
+ * token is ever printed.
+ */
+async function logged(req: Request): Promise<Response> {
+  const started = performance.now();
+  const res = await gateway.fetch(req);
+  const path = new URL(req.url).pathname;
+  const line: Record<string, unknown> = { method: req.method, path, status: res.status };
+  const print = () => {
+    line.ms = Math.round(performance.now() - started);
+    console.log(JSON.stringify(line));
+  };
+  if (res.status === 200 && req.method === "POST" && path.endsWith("/objects")) {
+    res.clone().json().then((body) => {
+      Object.assign(line, {
+        received: body.received,
+        stored: body.stored,
+        already: body.already,
+      });
+    }).catch(() => {}).finally(print);
+  } else {
+    print();
+  }
+  return res;
+}

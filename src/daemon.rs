@@ -24,6 +24,7 @@ use crate::moneyworks::client::HttpMoneyWorks;
 use crate::retry::RetryPolicy;
 use crate::status::{Board, CycleFacts, DaemonState};
 use crate::store::Store;
+use crate::store::gateway::{Gateway, GatewayConfig};
 use crate::store::git::{AuthMode, GitRemote, GitStore};
 
 /// How the loop runs.
@@ -54,6 +55,23 @@ pub fn git_remote(cfg: &DaemonConfig) -> GitRemote {
     }
 }
 
+/// The upload gateway as `cfg` names it (a `gateway+http(s)://` git URL), with its token.
+pub fn gateway_config(cfg: &DaemonConfig) -> Option<GatewayConfig> {
+    let gw = cfg.git.gateway.as_ref()?;
+    Some(GatewayConfig {
+        api: gw.api.clone(),
+        repo: gw.repo.clone(),
+        token: cfg
+            .api_key
+            .as_ref()
+            .map(|k| k.expose().to_string())
+            .unwrap_or_default(),
+        concurrency: cfg.gateway_concurrency,
+        batch_bytes: cfg.gateway_batch_bytes,
+        cache_dir: cfg.cache_dir.clone(),
+    })
+}
+
 /// Builds the production engine: reqwest for MoneyWorks (its requests counted in
 /// `metrics`), git2 + git CLI for the store, committing as `cfg.commit_author`.
 pub fn connect(
@@ -70,6 +88,9 @@ pub fn connect(
     let mut store = GitStore::open(&cfg.cache_dir.join("repo.git"), git_remote(cfg))
         .map_err(EngineError::Store)?;
     store.set_author(&cfg.commit_author.name, &cfg.commit_author.email);
+    if let Some(gateway) = gateway_config(cfg) {
+        store.use_gateway(Gateway::new(gateway).map_err(EngineError::Store)?);
+    }
     let cache = Cache::load(&cfg.cache_dir)
         .map_err(|e| EngineError::Local(format!("{}: {e}", cfg.cache_dir.display())))?;
     let settings = EngineSettings {

@@ -17,6 +17,7 @@ use crate::mwtime::MwTime;
 use crate::progress::duration;
 use crate::query::{self, seq_page};
 use crate::record::{TableInfo, table_info};
+use crate::store::gateway::Gateway;
 use crate::store::git::{GitStore, probe_branches, probe_push};
 use crate::store::{Store, StoreError};
 use crate::xmltree;
@@ -683,11 +684,28 @@ fn git_checks(cfg: &DaemonConfig, report: &mut Report) {
             "if the branch after # in MWSYNC_GIT_URL is a typo, correct it; mwsync would start a new branch there",
         ),
     }
-    match probe_push(&remote, &scratch.0, PROBE_BRANCH) {
-        Ok(_) => report.pass(
-            names::PUSH,
-            "`git push --dry-run` is accepted (nothing was sent)",
-        ),
+    let may_write = match crate::daemon::gateway_config(cfg) {
+        // Writes go through the gateway's uploads; its read side refuses `git push`.
+        Some(gateway) => std::thread::scope(|s| {
+            s.spawn(|| {
+                Gateway::new(gateway)
+                    .and_then(|g| g.probe(&cfg.git.branch))
+                    .map(|n| {
+                        format!("the upload gateway accepts the token ({n} open upload(s) of this branch)")
+                    })
+            })
+            .join()
+            .unwrap_or_else(|_| {
+                Err(StoreError::Local {
+                    detail: "the gateway probe panicked".into(),
+                })
+            })
+        }),
+        None => probe_push(&remote, &scratch.0, PROBE_BRANCH)
+            .map(|_| "`git push --dry-run` is accepted (nothing was sent)".to_string()),
+    };
+    match may_write {
+        Ok(said) => report.pass(names::PUSH, said),
         Err(e) => report.fail(
             names::PUSH,
             e.to_string(),

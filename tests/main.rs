@@ -5,6 +5,7 @@ mod demo;
 mod doctor;
 mod e2e;
 mod gateway;
+mod gateway_e2e;
 mod golden;
 mod interop;
 mod paths;

@@ -44,6 +44,8 @@ export interface Config {
   repos?: string[];
   /** Limits. */
   limits: Limits;
+  /** Print one JSON line per request on stdout (GATEWAY_LOG=requests). */
+  logRequests: boolean;
 }
 
 /** A setting is missing or wrong. */
@@ -103,7 +105,12 @@ export function readConfig(env: (name: string) => string | undefined): Config {
       }
     }
   }
+  const log = env("GATEWAY_LOG")?.trim() || undefined;
+  if (log !== undefined && log !== "requests") {
+    throw new ConfigError(`GATEWAY_LOG must be "requests" or unset, not "${log}"`);
+  }
   return {
+    logRequests: log === "requests",
     gitServiceUrl: url.replace(/\/+$/, ""),
     gitServiceUser: env("GIT_SERVICE_USER")?.trim() || "mwsync-gateway",
     gitServiceKey: key,

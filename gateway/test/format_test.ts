@@ -192,6 +192,8 @@ Deno.test("settings errors name the variable and never echo a secret", () => {
   assert.equal(config.gitServiceUrl, "https://git.example.com/acme");
   assert.equal(config.gitServiceUser, "mwsync-gateway");
   assert.equal(config.limits.maxBatchBytes, 8 * 1024 * 1024);
+  assert.equal(config.logRequests, false);
+  assert.equal(readConfig((n) => ({ ...good, GATEWAY_LOG: "requests" })[n]).logRequests, true);
   const cases: [Record<string, string | undefined>, RegExp][] = [
     [{ GIT_SERVICE_URL: undefined }, /GIT_SERVICE_URL is not set/],
     [{ GIT_SERVICE_URL: "git.example.com" }, /GIT_SERVICE_URL is not a URL/],
@@ -203,6 +205,7 @@ Deno.test("settings errors name the variable and never echo a secret", () => {
     [{ GATEWAY_MAX_BATCH_BYTES: "12k" }, /GATEWAY_MAX_BATCH_BYTES must be a whole number/],
     [{ GATEWAY_UPLOAD_TTL_SECS: "5" }, /GATEWAY_UPLOAD_TTL_SECS must be a whole number from 60/],
     [{ GATEWAY_REPOS: "a.git,../b" }, /GATEWAY_REPOS has "..\/b"/],
+    [{ GATEWAY_LOG: "verbose" }, /GATEWAY_LOG must be "requests" or unset/],
   ];
   for (const [change, message] of cases) {
     const env = { ...good, ...change };

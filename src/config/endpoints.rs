@@ -172,14 +172,31 @@ pub fn mask_url(text: &str) -> String {
 /// The git remote and the branch mwsync owns.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GitTarget {
-    /// Local path, `file://` or `http(s)://` URL, without the fragment.
+    /// Local path, `file://` or `http(s)://` URL that git fetches from, without the fragment.
+    /// For a gateway it is the gateway's read side, `http(s)://host/…/git/<repo>`.
     pub url: String,
     /// The sync branch, from the fragment (default `main`).
     pub branch: String,
+    /// Set for a `gateway+http(s)://` URL: pushes go through the upload gateway's API.
+    pub gateway: Option<GatewayEndpoint>,
 }
+
+/// Where an upload gateway's API is, and which repository behind it holds the books.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayEndpoint {
+    /// The API base: everything before `/git/`, e.g. `https://gw.example.com`.
+    pub api: String,
+    /// The repository path after `/git/`, e.g. `books.git`.
+    pub repo: String,
+}
+
+/// The scheme prefix that chooses the upload gateway as the store's transport.
+pub const GATEWAY_SCHEME_PREFIX: &str = "gateway+";
 
 impl GitTarget {
     /// Parses `URL[#branch]`. Refuses credentials in the URL: the API key goes separately.
+    /// `gateway+http(s)://host/…/git/<repo>#branch` names an upload gateway (see
+    /// docs/gateway.md): git reads from the URL without the `gateway+` prefix.
     pub fn parse(text: &str) -> Result<GitTarget, ConfigError> {
         let (url, branch) = match text.split_once('#') {
             Some((u, b)) => (u.to_string(), b.to_string()),
@@ -188,13 +205,27 @@ impl GitTarget {
         if url.is_empty() {
             return Err(bad("git_url", mask_url(text), "empty"));
         }
+        let (url, via_gateway) = match url.strip_prefix(GATEWAY_SCHEME_PREFIX) {
+            Some(rest) => (rest.to_string(), true),
+            None => (url, false),
+        };
+        let mut gateway = None;
         if url.contains("://") {
             let scheme = &url[..url.find("://").unwrap_or(0)];
-            if !["http", "https", "file"].contains(&scheme) {
+            let allowed: &[&str] = if via_gateway {
+                &["http", "https"]
+            } else {
+                &["http", "https", "file"]
+            };
+            if !allowed.contains(&scheme) {
                 return Err(bad(
                     "git_url",
                     mask_url(text),
-                    "not a local path, file://, http:// or https:// URL",
+                    if via_gateway {
+                        "not a gateway+http:// or gateway+https:// URL"
+                    } else {
+                        "not a local path, file://, http:// or https:// URL"
+                    },
                 ));
             }
             let authority = &url[scheme.len() + 3..];
@@ -206,9 +237,56 @@ impl GitTarget {
                     "carrying credentials (a user-info or a query); give the API key in MWSYNC_GIT_API_KEY or MWSYNC_GIT_API_KEY_FILE instead",
                 ));
             }
+            if via_gateway {
+                gateway = Some(
+                    GatewayEndpoint::parse(&url)
+                        .map_err(|problem| bad("git_url", mask_url(text), problem))?,
+                );
+            }
+        } else if via_gateway {
+            return Err(bad(
+                "git_url",
+                mask_url(text),
+                "not a gateway+http:// or gateway+https:// URL",
+            ));
         }
         validate_branch("git_url branch", &branch)?;
-        Ok(GitTarget { url, branch })
+        Ok(GitTarget {
+            url,
+            branch,
+            gateway,
+        })
+    }
+}
+
+impl GatewayEndpoint {
+    /// Splits `http(s)://host[/prefix]/git/<repo>` at its last `/git/`.
+    fn parse(url: &str) -> Result<GatewayEndpoint, String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("not a URL: {e}"))?;
+        if parsed.query().is_some() {
+            return Err("a gateway URL must not have a query".into());
+        }
+        let Some((api, repo)) = url.rsplit_once("/git/") else {
+            return Err(
+                "a gateway URL must name the repository after /git/, e.g. gateway+https://gw.example.com/git/books.git#main"
+                    .into(),
+            );
+        };
+        let repo = repo.trim_end_matches('/');
+        let repo_ok = !repo.is_empty()
+            && repo
+                .split('/')
+                .all(|part| !part.is_empty() && part != "." && part != "..");
+        if !repo_ok || !api.contains("://") || api.ends_with("://") {
+            return Err(
+                "a gateway URL must name the repository after /git/, e.g. gateway+https://gw.example.com/git/books.git#main"
+                    .into(),
+            );
+        }
+        Ok(GatewayEndpoint {
+            api: api.to_string(),
+            repo: repo.to_string(),
+        })
     }
 }
 

@@ -11,7 +11,10 @@ mod settings;
 
 use std::fmt;
 
-pub use endpoints::{GitTarget, MoneyWorksEndpoint, encode_document, mask_url};
+pub use endpoints::{
+    GATEWAY_SCHEME_PREFIX, GatewayEndpoint, GitTarget, MoneyWorksEndpoint, encode_document,
+    mask_url,
+};
 pub use repo::{
     DEFAULT_CHECKPOINT_RECORDS, DEFAULT_FINGERPRINT_INTERVAL_SECS, DEFAULT_MAX_DELETE_PERCENT,
     DEFAULT_PAGE_SIZE, DEFAULT_POLL_INTERVAL_SECS, FullSyncFile, FullSyncMode, REPO_CONFIG_PATH,

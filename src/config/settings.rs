@@ -90,6 +90,25 @@ pub struct Settings {
     /// User name sent with Basic auth.
     #[arg(long, env = "MWSYNC_GIT_USER", hide_env_values = true)]
     pub git_user: Option<String>,
+    /// Upload batches in flight at once, 1-64 (a gateway+http(s) git URL only).
+    #[arg(
+        long,
+        env = "MWSYNC_GATEWAY_CONCURRENCY",
+        value_name = "N",
+        value_parser = whole_number::<usize>,
+        hide_env_values = true
+    )]
+    pub gateway_concurrency: Option<usize>,
+    /// Largest upload batch in bytes before compression, 65536-67108864, never above the
+    /// gateway's own cap (a gateway+http(s) git URL only).
+    #[arg(
+        long,
+        env = "MWSYNC_GATEWAY_BATCH_BYTES",
+        value_name = "BYTES",
+        value_parser = whole_number::<usize>,
+        hide_env_values = true
+    )]
+    pub gateway_batch_bytes: Option<usize>,
     /// The branch writers push changes to.
     #[arg(long, env = "MWSYNC_CHANGES_BRANCH", hide_env_values = true)]
     pub changes_branch: Option<String>,
@@ -198,6 +217,8 @@ fn shown_default(id: &str) -> String {
         "git_api_key" | "git_api_key_file" => "none; required for an http(s) git URL".into(),
         "git_auth" => "basic".into(),
         "git_user" => crate::store::git::DEFAULT_USER.into(),
+        "gateway_concurrency" => DEFAULT_GATEWAY_CONCURRENCY.to_string(),
+        "gateway_batch_bytes" => DEFAULT_GATEWAY_BATCH_BYTES.to_string(),
         "changes_branch" => DEFAULT_CHANGES_BRANCH.into(),
         "status_addr" => "off".into(),
         "status_keepalive_secs" => crate::http::sse::DEFAULT_KEEPALIVE_SECS.to_string(),
@@ -213,6 +234,12 @@ fn shown_default(id: &str) -> String {
         other => format!("(no default recorded for {other})"),
     }
 }
+
+/// Upload batches in flight at once through a gateway unless configured otherwise.
+pub const DEFAULT_GATEWAY_CONCURRENCY: usize = 4;
+/// The largest upload batch (before compression) unless configured otherwise: half the
+/// gateway's default cap of 8 MiB, so one batch stays well inside a request's limits.
+pub const DEFAULT_GATEWAY_BATCH_BYTES: usize = 4 << 20;
 
 /// The branch writers push to unless configured otherwise.
 pub const DEFAULT_CHANGES_BRANCH: &str = "changes";
@@ -430,6 +457,10 @@ pub struct DaemonConfig {
     pub git_auth: GitAuthKind,
     /// User name for Basic auth.
     pub git_user: String,
+    /// Upload batches in flight at once (used with a gateway URL).
+    pub gateway_concurrency: usize,
+    /// Largest upload batch in bytes before compression (used with a gateway URL).
+    pub gateway_batch_bytes: usize,
     /// The branch writers push to.
     pub changes_branch: String,
     /// The bare cache directory.
@@ -536,6 +567,8 @@ impl Settings {
             api_key,
             git_auth: self.git_auth.unwrap_or_default(),
             git_user: self.git_user.clone().unwrap_or_else(|| "mwsync".into()),
+            gateway_concurrency: self.gateway_concurrency()?,
+            gateway_batch_bytes: self.gateway_batch_bytes()?,
             changes_branch,
             cache_dir,
             status_addr: self.status_addr()?,
@@ -622,6 +655,32 @@ impl Settings {
                     .map_err(|_| bad("status_addr", a, "not an address like 127.0.0.1:8686"))
             })
             .transpose()
+    }
+
+    fn gateway_concurrency(&self) -> Result<usize, ConfigError> {
+        let n = self
+            .gateway_concurrency
+            .unwrap_or(DEFAULT_GATEWAY_CONCURRENCY);
+        if (1..=64).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad("gateway_concurrency", n, "out of range 1..=64"))
+        }
+    }
+
+    fn gateway_batch_bytes(&self) -> Result<usize, ConfigError> {
+        let n = self
+            .gateway_batch_bytes
+            .unwrap_or(DEFAULT_GATEWAY_BATCH_BYTES);
+        if (65_536..=67_108_864).contains(&n) {
+            Ok(n)
+        } else {
+            Err(bad(
+                "gateway_batch_bytes",
+                n,
+                "out of range 65536..=67108864",
+            ))
+        }
     }
 
     fn status_keepalive_secs(&self) -> Result<u64, ConfigError> {
@@ -735,6 +794,61 @@ mod tests {
             super::super::encode_document(&sub.document),
             "Folder%2Fsub%20folder%2FDoc.moneyworks"
         );
+    }
+
+    /// A `gateway+` URL names the gateway's API and repository; git reads without the prefix;
+    /// malformed ones are refused naming what to write instead.
+    #[test]
+    fn gateway_urls() {
+        let t =
+            GitTarget::parse("gateway+https://gw.example/acme/git/books.git#sync").expect("valid");
+        assert_eq!(t.url, "https://gw.example/acme/git/books.git");
+        assert_eq!(t.branch, "sync");
+        let gw = t.gateway.expect("a gateway");
+        assert_eq!(
+            (gw.api.as_str(), gw.repo.as_str()),
+            ("https://gw.example/acme", "books.git")
+        );
+        assert!(
+            GitTarget::parse("https://gw.example/git/books.git")
+                .expect("valid")
+                .gateway
+                .is_none()
+        );
+        for bad in [
+            "gateway+https://gw.example/books.git",
+            "gateway+https://gw.example/git/",
+            "gateway+file:///srv/git/books.git",
+            "gateway+/srv/git/books.git",
+            "gateway+https://gw.example/git/../x",
+        ] {
+            let err = GitTarget::parse(bad).expect_err(bad);
+            assert!(err.to_string().contains("git_url"), "{bad}: {err}");
+        }
+        let err = GitTarget::parse("gateway+https://me:tok@gw.example/git/b.git")
+            .expect_err("credentials");
+        assert!(!err.to_string().contains("tok"), "{err}");
+        let cfg = Settings {
+            git_url: Some("gateway+http://127.0.0.1:8787/git/books.git".into()),
+            git_api_key: Some(Secret::new("gateway-token-123456")),
+            ..base()
+        }
+        .validate(no_file)
+        .expect("valid");
+        assert_eq!(
+            (cfg.gateway_concurrency, cfg.gateway_batch_bytes),
+            (DEFAULT_GATEWAY_CONCURRENCY, DEFAULT_GATEWAY_BATCH_BYTES)
+        );
+        for (c, b) in [(Some(0), None), (Some(65), None), (None, Some(1000))] {
+            let err = Settings {
+                gateway_concurrency: c,
+                gateway_batch_bytes: b,
+                ..base()
+            }
+            .validate(no_file)
+            .expect_err("out of range");
+            assert!(err.to_string().contains("gateway_"), "{err}");
+        }
     }
 
     /// The git URL's fragment names the branch, and credentials in it are refused unseen.

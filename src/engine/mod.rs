@@ -335,7 +335,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 }
 
 /// Crash-test seam. When the environment variable `MWSYNC_TEST_PAUSE_AT` names `point`
-/// (`after-import`, or `after-import-batch:N` and `after-checkpoint:N` for the N-th time),
+/// (`after-import`, or `after-import-batch:N`, `after-checkpoint:N` and
+/// `gateway-before-commit:N` for the N-th time),
 /// the process announces it on stderr and stops there for good, so a test can kill it at an
 /// exact step. Without the variable it does nothing.
 pub(crate) fn pause_point(point: &str) {

@@ -10,13 +10,14 @@
 mod cli;
 pub mod pack;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Sort, Tree, TreeWalkMode};
 
 use self::cli::GitCli;
 use self::pack::PackObject;
+use super::gateway::{Gateway, Outgoing};
 use super::object::{self, Kind};
 use super::{CommitId, CommitInfo, DirEntry, FileChange, NewCommit, Store, StoreError};
 
@@ -170,7 +171,16 @@ pub struct GitStore {
     cli: GitCli,
     /// Name and email of the author and committer of new commits.
     author: (String, String),
+    /// When set, pushes go through this upload gateway instead of `git push`.
+    gateway: Option<Gateway>,
+    /// With a gateway: the objects of the last commits written and not yet pushed, so a push
+    /// sends them without reading them back. Anything dropped from here is found by asking
+    /// the gateway what is missing.
+    unpushed: VecDeque<(CommitId, Vec<PackObject>)>,
 }
+
+/// How many unpushed commits keep their objects in memory for a gateway push.
+const UNPUSHED_KEPT: usize = 4;
 
 impl std::fmt::Debug for GitStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -216,7 +226,15 @@ impl GitStore {
             path: cache_dir.to_path_buf(),
             cli,
             author: (AUTHOR_NAME.to_string(), AUTHOR_EMAIL.to_string()),
+            gateway: None,
+            unpushed: VecDeque::new(),
         })
+    }
+
+    /// Pushes from now on go through `gateway`'s uploads (docs/gateway.md); fetches still
+    /// use git against the remote URL, which is the gateway's read side.
+    pub fn use_gateway(&mut self, gateway: Gateway) {
+        self.gateway = Some(gateway);
     }
 
     /// Commits from now on are authored and committed by `name <email>`.
@@ -476,7 +494,14 @@ impl Store for GitStore {
             .and_then(|odb| odb.refresh())
             .map_err(|e| local_err("cannot refresh the object database", &e))?;
         self.consolidate_packs()?;
-        Ok(CommitId(object::hex(&id)))
+        let id = CommitId(object::hex(&id));
+        if self.gateway.is_some() {
+            self.unpushed.push_back((id.clone(), objects));
+            while self.unpushed.len() > UNPUSHED_KEPT {
+                self.unpushed.pop_front();
+            }
+        }
+        Ok(id)
     }
 
     fn push(
@@ -485,6 +510,9 @@ impl Store for GitStore {
         expected: Option<&CommitId>,
         new: &CommitId,
     ) -> Result<(), StoreError> {
+        if self.gateway.is_some() {
+            return self.push_via_gateway(branch, expected, new);
+        }
         let dest = format!("refs/heads/{branch}");
         tracking_ref(branch)?;
         let new_oid = self.find_commit(new)?.id();
@@ -612,6 +640,103 @@ impl Store for GitStore {
 }
 
 impl GitStore {
+    /// `push` through the upload gateway: the objects written for the commits between
+    /// `expected` and `new` go in concurrent batches, whatever the gateway still misses is
+    /// read from the cache, then one compare-and-swap commit.
+    fn push_via_gateway(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        let tracking = tracking_ref(branch)?;
+        let new_oid = self.find_commit(new)?.id();
+        if let Some(e) = expected {
+            parse_oid(e)?;
+        }
+        // The commits this push lands; without a local `expected`, every commit kept.
+        let landing: Option<BTreeSet<CommitId>> = self
+            .commits_between(expected, new)
+            .ok()
+            .map(|c| c.into_iter().collect());
+        let mut gateway = self
+            .gateway
+            .take()
+            .expect("push_via_gateway runs only with a gateway because push checks first");
+        let result = {
+            let pending: Vec<Outgoing<'_>> = self
+                .unpushed
+                .iter()
+                .filter(|(c, _)| landing.as_ref().is_none_or(|l| l.contains(c)))
+                .flat_map(|(_, objects)| objects.iter())
+                .map(|o| Outgoing {
+                    kind: o.kind,
+                    id: o.id,
+                    body: &o.body,
+                })
+                .collect();
+            let read = |id: &str| self.read_object(id);
+            gateway.push(branch, expected, new, &pending, &read)
+        };
+        self.gateway = Some(gateway);
+        match result {
+            Ok(sent) => {
+                tracing::debug!(
+                    "pushed {} through the gateway: {} objects in {} batches",
+                    new.short(),
+                    sent.objects,
+                    sent.batches
+                );
+                self.repo
+                    .reference(&tracking, new_oid, true, "mwsync push")
+                    .map_err(|e| local_err("cannot record the pushed tip", &e))?;
+                self.unpushed
+                    .retain(|(c, _)| !landing.as_ref().is_none_or(|l| l.contains(c)));
+                Ok(())
+            }
+            Err(e @ StoreError::BranchMoved { .. }) => {
+                // As after a refused `git push`: learn the remote's tip and its objects.
+                if let Err(fetch) = self.fetch() {
+                    tracing::warn!("cannot fetch after the gateway refused a move: {fetch}");
+                }
+                Err(e)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// An object of the cache by hex id, for the gateway.
+    fn read_object(&self, id: &str) -> Result<(Kind, Vec<u8>), StoreError> {
+        let missing = || StoreError::Local {
+            detail: format!(
+                "the upload gateway needs object {id}, which is not in the local cache {}",
+                self.path.display()
+            ),
+        };
+        let oid = Oid::from_str(id).map_err(|_| missing())?;
+        let odb = self
+            .repo
+            .odb()
+            .map_err(|e| local_err("cannot open the object database", &e))?;
+        let obj = odb.read(oid).map_err(|e| match e.code() {
+            ErrorCode::NotFound => missing(),
+            _ => local_err("cannot read an object", &e),
+        })?;
+        let kind = match obj.kind() {
+            ObjectType::Commit => Kind::Commit,
+            ObjectType::Tree => Kind::Tree,
+            ObjectType::Blob => Kind::Blob,
+            other => {
+                return Err(StoreError::Local {
+                    detail: format!(
+                        "the upload gateway needs object {id}, a {other}, which mwsync cannot send"
+                    ),
+                });
+            }
+        };
+        Ok((kind, obj.data().to_vec()))
+    }
+
     /// Applies `nodes` to tree `base` (a directory at `prefix`), adding to `out` the blobs
     /// and the trees on changed paths only. Returns `None` when the directory ends up empty,
     /// so the caller drops it.

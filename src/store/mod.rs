@@ -2,6 +2,7 @@
 //! repository and its remote) and its error classification. It must not decide what to
 //! commit; the git2 implementation lives in `git`.
 
+pub mod gateway;
 pub mod git;
 pub mod memory;
 pub mod object;
@@ -119,6 +120,20 @@ pub enum StoreError {
         /// What was missing.
         detail: String,
     },
+    /// The upload gateway still misses objects of a commit after every round of sending what
+    /// it listed.
+    #[error(
+        "the upload gateway still misses {count} object(s) of commit {commit}, among them {}",
+        missing.join(", ")
+    )]
+    Incomplete {
+        /// The commit that could not land.
+        commit: String,
+        /// How many objects are missing in all.
+        count: usize,
+        /// The first of them.
+        missing: Vec<String>,
+    },
     /// The local cache repository is unusable.
     #[error("the local git cache is unusable: {detail}")]
     Local {
@@ -133,6 +148,7 @@ impl Classify for StoreError {
             StoreError::BranchMoved { .. } => ErrorClass::Conflict,
             StoreError::Auth { .. } | StoreError::NotFound { .. } => ErrorClass::Invalid,
             StoreError::Transport { .. } => ErrorClass::Retryable,
+            StoreError::Incomplete { .. } => ErrorClass::Retryable,
             StoreError::Refused { .. } | StoreError::Local { .. } => ErrorClass::NeedsHuman,
         }
     }

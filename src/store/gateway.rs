@@ -1,0 +1,870 @@
+//! The upload gateway's client (docs/gateway.md), the write side of a `gateway+http(s)://`
+//! store: it opens an upload (or resumes the one whose id it saved in the cache directory),
+//! sends a checkpoint's new objects in concurrent batches, asks what is still missing, and
+//! commits the branch by compare-and-swap. It owns the gateway's HTTP API and the saved
+//! upload id; it must not build or encode objects (`object` and `GitStore` do) and must never
+//! let the token reach a message.
+
+use std::io::Write as _;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use flate2::Compression;
+use flate2::write::GzEncoder;
+use futures_util::{StreamExt as _, TryStreamExt as _};
+use serde::{Deserialize, Serialize};
+
+use super::object::{Kind, Oid, hex};
+use super::{CommitId, StoreError};
+
+/// The file in the cache directory that remembers the open upload across restarts.
+pub const UPLOAD_FILE: &str = "mwsync-gateway-upload.json";
+
+/// The gateway's documented defaults, used until it tells its own limits.
+const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
+const DEFAULT_MAX_BATCH_OBJECTS: usize = 10_000;
+
+/// How many rounds of "send what is missing, try again" a push makes before it gives up.
+/// Each round reaches one tree level deeper; mwsync's trees are a handful of levels deep.
+const MAX_ROUNDS: usize = 16;
+
+/// Attempts per batch when the gateway answers "busy", "contended" or not at all.
+const BATCH_ATTEMPTS: u32 = 3;
+
+/// Where the gateway is and how mwsync uses it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// The API base, e.g. `https://gw.example.com` (what precedes `/git/` in the URL).
+    pub api: String,
+    /// The repository path behind the gateway, e.g. `books.git`.
+    pub repo: String,
+    /// The gateway's token.
+    pub token: String,
+    /// Batches in flight at once.
+    pub concurrency: usize,
+    /// The largest batch body before compression; the gateway's own cap applies as well.
+    pub batch_bytes: usize,
+    /// The cache directory, where [`UPLOAD_FILE`] lives.
+    pub cache_dir: PathBuf,
+}
+
+impl std::fmt::Debug for GatewayConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GatewayConfig")
+            .field("api", &self.api)
+            .field("repo", &self.repo)
+            .field("token", &"***")
+            .field("concurrency", &self.concurrency)
+            .field("batch_bytes", &self.batch_bytes)
+            .field("cache_dir", &self.cache_dir)
+            .finish()
+    }
+}
+
+/// One object to send: its kind, id and raw content.
+#[derive(Debug, Clone, Copy)]
+pub struct Outgoing<'a> {
+    /// Its kind.
+    pub kind: Kind,
+    /// Its id.
+    pub id: Oid,
+    /// Its content, without git's header.
+    pub body: &'a [u8],
+}
+
+/// Reads an object the gateway says it misses, by its hex id, from the local cache.
+pub type ReadObject<'a> = dyn Fn(&str) -> Result<(Kind, Vec<u8>), StoreError> + 'a;
+
+/// What the upload saved in the cache directory says.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SavedUpload {
+    api: String,
+    repo: String,
+    branch: String,
+    id: String,
+    max_batch_bytes: usize,
+    max_batch_objects: usize,
+}
+
+/// The upload in use.
+#[derive(Debug, Clone)]
+struct Upload {
+    saved: SavedUpload,
+    /// True when it was found in the cache directory at start (a crash or a stop left it
+    /// open): the next push asks what is missing instead of sending everything.
+    resumed: bool,
+}
+
+/// What a batch did, summed over a push.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Sent {
+    /// Batches sent.
+    pub batches: usize,
+    /// Objects sent.
+    pub objects: usize,
+    /// Objects the gateway staged from them.
+    pub stored: usize,
+    /// Objects it had staged already.
+    pub already: usize,
+}
+
+/// Why a gateway call did not do its work.
+enum Failure {
+    /// The upload is gone (`404 no-such-upload`, `410 upload-expired`): open a new one.
+    Gone,
+    /// Anything else, already classified.
+    Store(StoreError),
+}
+
+impl From<StoreError> for Failure {
+    fn from(e: StoreError) -> Failure {
+        Failure::Store(e)
+    }
+}
+
+/// What a commit answered.
+enum Committed {
+    /// The branch is at `new`.
+    Done,
+    /// The branch is not at `old`; it is at `current`.
+    Moved(Option<String>),
+    /// These objects are neither staged nor in the service.
+    Incomplete { missing: Vec<String>, count: usize },
+}
+
+/// The gateway client. See the module header.
+pub struct Gateway {
+    cfg: GatewayConfig,
+    http: reqwest::Client,
+    /// Its own runtime: store calls are blocking, and run on the engine's blocking threads
+    /// or in plain threads, so the client must not rely on a caller's runtime.
+    runtime: Option<tokio::runtime::Runtime>,
+    upload: Option<Upload>,
+}
+
+impl std::fmt::Debug for Gateway {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gateway").field("cfg", &self.cfg).finish()
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        // Dropping a runtime waits for its tasks, which an async caller may not do.
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_background();
+        }
+    }
+}
+
+impl Gateway {
+    /// A client for `cfg`. Fails with `Local` only when no runtime or TLS can be set up.
+    pub fn new(cfg: GatewayConfig) -> Result<Gateway, StoreError> {
+        let local = |what: &str, e: &dyn std::fmt::Display| StoreError::Local {
+            detail: format!("cannot {what} for the upload gateway: {e}"),
+        };
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mwsync-gateway")
+            .enable_all()
+            .build()
+            .map_err(|e| local("start a runtime", &e))?;
+        let http = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(30))
+            .user_agent(concat!("mwsync/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .map_err(|e| local("set up HTTP", &e))?;
+        Ok(Gateway {
+            cfg,
+            http,
+            runtime: Some(runtime),
+            upload: None,
+        })
+    }
+
+    /// Sets `branch` to `new` if it is at `expected` (`None`: absent), through an upload:
+    /// sends `pending` (the objects mwsync wrote for the commits in between) in concurrent
+    /// batches, or, for an upload resumed after a restart, only what the gateway says is
+    /// missing; then commits. Objects the gateway still misses are read with `read` and sent,
+    /// one tree level per round. A branch elsewhere is `BranchMoved`, as for a git push.
+    pub fn push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+        pending: &[Outgoing<'_>],
+        read: &ReadObject<'_>,
+    ) -> Result<Sent, StoreError> {
+        let mut sent = Sent::default();
+        for _ in 0..MAX_ROUNDS {
+            match self.try_push(branch, expected, new, pending, read, &mut sent) {
+                Ok(()) => return Ok(sent),
+                Err(Failure::Gone) => {
+                    tracing::info!("the gateway upload expired or was closed; opening a new one");
+                    self.forget_upload()?;
+                }
+                Err(Failure::Store(e)) => return Err(e),
+            }
+        }
+        Err(StoreError::Transport {
+            detail: format!(
+                "the gateway kept losing the upload for {}; check GATEWAY_UPLOAD_TTL_SECS",
+                new.short()
+            ),
+        })
+    }
+
+    /// One attempt on one upload: the first send, then commits until one lands.
+    fn try_push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+        pending: &[Outgoing<'_>],
+        read: &ReadObject<'_>,
+        sent: &mut Sent,
+    ) -> Result<(), Failure> {
+        let upload = self.upload_for(branch, expected)?;
+        if upload.resumed || pending.is_empty() {
+            tracing::info!(
+                "resuming gateway upload {}: asking what {} still misses",
+                upload.saved.id,
+                new.short()
+            );
+            self.send_missing(&upload.saved, new, read, sent)?;
+        } else {
+            self.send(&upload.saved, pending, sent)?;
+        }
+        crate::engine::pause_point("gateway-before-commit");
+        let mut last_missing = (Vec::new(), 0);
+        for _ in 0..MAX_ROUNDS {
+            match self.commit(&upload.saved, branch, expected, new)? {
+                Committed::Done => {
+                    if let Some(u) = self.upload.as_mut() {
+                        u.resumed = false;
+                    }
+                    tracing::debug!(
+                        "gateway upload {}: {} landed ({} objects in {} batches, {} already staged)",
+                        upload.saved.id,
+                        new.short(),
+                        sent.objects,
+                        sent.batches,
+                        sent.already
+                    );
+                    return Ok(());
+                }
+                Committed::Moved(current) => {
+                    return Err(Failure::Store(StoreError::BranchMoved {
+                        branch: branch.to_string(),
+                        expected: expected.map_or_else(|| "none".to_string(), |e| e.0.clone()),
+                        actual: current.unwrap_or_else(|| "none".to_string()),
+                    }));
+                }
+                Committed::Incomplete { missing, count } => {
+                    let objects = read_all(&missing, read)?;
+                    let outgoing: Vec<Outgoing<'_>> = objects
+                        .iter()
+                        .map(|(kind, id, body)| Outgoing {
+                            kind: *kind,
+                            id: *id,
+                            body,
+                        })
+                        .collect();
+                    self.send(&upload.saved, &outgoing, sent)?;
+                    last_missing = (missing, count);
+                }
+            }
+        }
+        Err(Failure::Store(incomplete(
+            new,
+            &last_missing.0,
+            last_missing.1,
+        )))
+    }
+
+    /// Lists the gateway's live uploads of `branch`, for `mwsync doctor`: proves the token
+    /// opens the API. Returns how many there are.
+    pub fn probe(&self, branch: &str) -> Result<usize, StoreError> {
+        let url = url::Url::parse_with_params(
+            &format!("{}/v1/uploads", self.cfg.api),
+            [("repo", self.cfg.repo.as_str()), ("branch", branch)],
+        )
+        .map_err(|e| StoreError::NotFound {
+            detail: format!("the gateway URL {} is not usable: {e}", self.cfg.api),
+        })?;
+        let (status, body) = self.call(reqwest::Method::GET, url.as_str(), None, 60)?;
+        match status {
+            200 => {
+                let v: serde_json::Value = self.parse("GET /v1/uploads", &body)?;
+                Ok(v["uploads"].as_array().map_or(0, Vec::len))
+            }
+            _ => Err(self.refusal("GET /v1/uploads", status, &body)),
+        }
+    }
+
+    /// The upload to use for `branch`: the one in use, the one saved in the cache directory
+    /// if the gateway still has it, or a new one opened on `expected`.
+    fn upload_for(&mut self, branch: &str, expected: Option<&CommitId>) -> Result<Upload, Failure> {
+        if let Some(u) = &self.upload
+            && u.saved.branch == branch
+        {
+            return Ok(u.clone());
+        }
+        if let Some(saved) = self.load_saved(branch)? {
+            let url = format!("{}/v1/uploads/{}", self.cfg.api, saved.id);
+            let (status, body) = self.call(reqwest::Method::GET, &url, None, 60)?;
+            match status {
+                200 => {
+                    let u = Upload {
+                        saved,
+                        resumed: true,
+                    };
+                    self.upload = Some(u.clone());
+                    return Ok(u);
+                }
+                404 | 410 => {
+                    tracing::info!(
+                        "the saved gateway upload {} is gone; opening a new one",
+                        saved.id
+                    );
+                    self.forget_upload()?;
+                }
+                _ => return Err(self.refusal("GET /v1/uploads/{id}", status, &body).into()),
+            }
+        }
+        let body = serde_json::json!({
+            "repo": self.cfg.repo,
+            "branch": branch,
+            "base": expected.map(|e| e.0.clone()),
+        });
+        let url = format!("{}/v1/uploads", self.cfg.api);
+        let (status, text) = self.call(reqwest::Method::POST, &url, Some(body), 60)?;
+        if status != 201 {
+            return Err(self.refusal("POST /v1/uploads", status, &text).into());
+        }
+        let v: serde_json::Value = self.parse("POST /v1/uploads", &text)?;
+        let id = v["id"]
+            .as_str()
+            .filter(|s| !s.is_empty() && s.len() <= 200)
+            .ok_or_else(|| self.protocol("POST /v1/uploads", "no upload id"))?
+            .to_string();
+        let limit = |name: &str, default: usize| {
+            v["limits"][name]
+                .as_u64()
+                .and_then(|n| usize::try_from(n).ok())
+                .filter(|n| *n > 0)
+                .unwrap_or(default)
+        };
+        let saved = SavedUpload {
+            api: self.cfg.api.clone(),
+            repo: self.cfg.repo.clone(),
+            branch: branch.to_string(),
+            id,
+            max_batch_bytes: limit("maxBatchBytes", DEFAULT_MAX_BATCH_BYTES),
+            max_batch_objects: limit("maxBatchObjects", DEFAULT_MAX_BATCH_OBJECTS),
+        };
+        self.save(&saved)?;
+        tracing::info!("opened gateway upload {} for `{branch}`", saved.id);
+        let u = Upload {
+            saved,
+            resumed: false,
+        };
+        self.upload = Some(u.clone());
+        Ok(u)
+    }
+
+    fn upload_file(&self) -> PathBuf {
+        self.cfg.cache_dir.join(UPLOAD_FILE)
+    }
+
+    /// The saved upload, if it is for this gateway, repository and branch.
+    fn load_saved(&self, branch: &str) -> Result<Option<SavedUpload>, StoreError> {
+        let path = self.upload_file();
+        let text = match std::fs::read_to_string(&path) {
+            Ok(t) => t,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(StoreError::Local {
+                    detail: format!("cannot read {}: {e}", path.display()),
+                });
+            }
+        };
+        match serde_json::from_str::<SavedUpload>(&text) {
+            Ok(s) if s.api == self.cfg.api && s.repo == self.cfg.repo && s.branch == branch => {
+                Ok(Some(s))
+            }
+            Ok(_) => Ok(None),
+            Err(e) => {
+                // Unreadable (a crash while it was first written): a new upload replaces it.
+                tracing::warn!(
+                    "ignoring {}, which is not a saved upload: {e}",
+                    path.display()
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Saves the upload in use, durably, before anything is sent to it.
+    fn save(&self, saved: &SavedUpload) -> Result<(), StoreError> {
+        let path = self.upload_file();
+        let local = |what: &str, e: &dyn std::fmt::Display| StoreError::Local {
+            detail: format!("cannot {what} {}: {e}", path.display()),
+        };
+        let text = serde_json::to_string_pretty(saved).map_err(|e| local("encode", &e))? + "\n";
+        let tmp = path.with_extension("json.tmp");
+        let mut f = std::fs::File::create(&tmp).map_err(|e| local("create", &e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| local("write", &e))?;
+        std::fs::rename(&tmp, &path).map_err(|e| local("replace", &e))
+    }
+
+    /// Drops the upload in use and its saved id.
+    fn forget_upload(&mut self) -> Result<(), StoreError> {
+        self.upload = None;
+        let path = self.upload_file();
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(StoreError::Local {
+                detail: format!("cannot remove {}: {e}", path.display()),
+            }),
+        }
+    }
+
+    /// Asks what `new` still misses and sends it, round after round, until nothing is.
+    fn send_missing(
+        &self,
+        upload: &SavedUpload,
+        new: &CommitId,
+        read: &ReadObject<'_>,
+        sent: &mut Sent,
+    ) -> Result<(), Failure> {
+        let url = format!("{}/v1/uploads/{}/missing", self.cfg.api, upload.id);
+        let mut last = (Vec::new(), 0);
+        for _ in 0..MAX_ROUNDS {
+            let with_tip = format!("{url}?tip={}", new.0);
+            let (status, text) = self.call(reqwest::Method::GET, &with_tip, None, 300)?;
+            match status {
+                200 => {}
+                404 | 410 => return Err(Failure::Gone),
+                _ => return Err(self.refusal("GET …/missing", status, &text).into()),
+            }
+            let v: serde_json::Value = self.parse("GET …/missing", &text)?;
+            if v["complete"].as_bool() == Some(true) {
+                return Ok(());
+            }
+            let (missing, count) = missing_ids(&v);
+            if missing.is_empty() {
+                return Err(self
+                    .protocol("GET …/missing", "incomplete but lists nothing")
+                    .into());
+            }
+            let objects = read_all(&missing, read)?;
+            let outgoing: Vec<Outgoing<'_>> = objects
+                .iter()
+                .map(|(kind, id, body)| Outgoing {
+                    kind: *kind,
+                    id: *id,
+                    body,
+                })
+                .collect();
+            self.send(upload, &outgoing, sent)?;
+            last = (missing, count);
+        }
+        Err(incomplete(new, &last.0, last.1).into())
+    }
+
+    /// Sends `objects` in batches under both caps, `concurrency` at a time.
+    fn send(
+        &self,
+        upload: &SavedUpload,
+        objects: &[Outgoing<'_>],
+        sent: &mut Sent,
+    ) -> Result<(), Failure> {
+        let cap = self.cfg.batch_bytes.min(upload.max_batch_bytes);
+        let batches = batches(objects, cap, upload.max_batch_objects);
+        let url = format!("{}/v1/uploads/{}/objects", self.cfg.api, upload.id);
+        let concurrency = self.cfg.concurrency.max(1);
+        let totals = self.block_on(async {
+            futures_util::stream::iter(batches.into_iter().map(|(body, n)| {
+                let url = url.clone();
+                async move { self.send_batch(&url, body, n).await }
+            }))
+            .buffer_unordered(concurrency)
+            .try_fold(Sent::default(), |acc, s| async move {
+                Ok(Sent {
+                    batches: acc.batches + s.batches,
+                    objects: acc.objects + s.objects,
+                    stored: acc.stored + s.stored,
+                    already: acc.already + s.already,
+                })
+            })
+            .await
+        })?;
+        sent.batches += totals.batches;
+        sent.objects += totals.objects;
+        sent.stored += totals.stored;
+        sent.already += totals.already;
+        Ok(())
+    }
+
+    /// Sends one batch (raw body of `n` objects), gzipped, retrying transient refusals.
+    async fn send_batch(&self, url: &str, raw: Vec<u8>, n: usize) -> Result<Sent, Failure> {
+        let gz = {
+            let mut z = GzEncoder::new(Vec::with_capacity(raw.len() / 3), Compression::new(1));
+            z.write_all(&raw)
+                .and_then(|()| z.finish())
+                .map_err(|e| StoreError::Local {
+                    detail: format!("cannot compress an upload batch: {e}"),
+                })?
+        };
+        drop(raw);
+        let body = bytes::Bytes::from(gz);
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let answer = self
+                .http
+                .post(url)
+                .bearer_auth(&self.cfg.token)
+                .header("content-type", "application/octet-stream")
+                .header("content-encoding", "gzip")
+                .timeout(Duration::from_secs(300))
+                .body(body.clone())
+                .send()
+                .await;
+            let (status, text) = match answer {
+                Ok(r) => {
+                    let status = r.status().as_u16();
+                    match r.text().await {
+                        Ok(t) => (status, t),
+                        Err(e) if attempt < BATCH_ATTEMPTS => {
+                            tracing::debug!("an upload batch reply was cut short: {e}");
+                            continue;
+                        }
+                        Err(e) => return Err(self.transport("send a batch", &e).into()),
+                    }
+                }
+                Err(e) if attempt < BATCH_ATTEMPTS => {
+                    tracing::debug!("an upload batch failed, sending it again: {e}");
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                    continue;
+                }
+                Err(e) => return Err(self.transport("send a batch", &e).into()),
+            };
+            match status {
+                200 => {
+                    let v: serde_json::Value = self.parse("POST …/objects", &text)?;
+                    let count = |k: &str| {
+                        v[k].as_u64()
+                            .and_then(|n| usize::try_from(n).ok())
+                            .unwrap_or(0)
+                    };
+                    return Ok(Sent {
+                        batches: 1,
+                        objects: n,
+                        stored: count("stored"),
+                        already: count("already"),
+                    });
+                }
+                404 | 410 => return Err(Failure::Gone),
+                423 | 502 | 503 if attempt < BATCH_ATTEMPTS => {
+                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
+                }
+                _ => return Err(self.refusal("POST …/objects", status, &text).into()),
+            }
+        }
+    }
+
+    /// `POST …/commit {ref, old, new}`.
+    fn commit(
+        &self,
+        upload: &SavedUpload,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<Committed, Failure> {
+        let url = format!("{}/v1/uploads/{}/commit", self.cfg.api, upload.id);
+        let body = serde_json::json!({
+            "ref": format!("refs/heads/{branch}"),
+            "old": expected.map(|e| e.0.clone()),
+            "new": new.0,
+        });
+        // The gateway pushes one pack to the git service within its 15-minute commit lease.
+        let (status, text) = self.call(reqwest::Method::POST, &url, Some(body), 960)?;
+        match status {
+            200 => Ok(Committed::Done),
+            409 => {
+                let v: serde_json::Value = self.parse("POST …/commit", &text)?;
+                Ok(Committed::Moved(v["current"].as_str().map(str::to_string)))
+            }
+            422 => {
+                let v: serde_json::Value = self.parse("POST …/commit", &text)?;
+                if v["status"].as_str() != Some("incomplete") {
+                    return Err(self.refusal("POST …/commit", status, &text).into());
+                }
+                let (missing, count) = missing_ids(&v);
+                if missing.is_empty() {
+                    return Err(self
+                        .protocol("POST …/commit", "incomplete but lists nothing")
+                        .into());
+                }
+                Ok(Committed::Incomplete { missing, count })
+            }
+            404 | 410 => Err(Failure::Gone),
+            _ => Err(self.refusal("POST …/commit", status, &text).into()),
+        }
+    }
+
+    /// One JSON request; `timeout` in seconds. Returns the status and the body.
+    fn call(
+        &self,
+        method: reqwest::Method,
+        url: &str,
+        json: Option<serde_json::Value>,
+        timeout: u64,
+    ) -> Result<(u16, String), StoreError> {
+        let what = format!("{method} {}", self.path_of(url));
+        self.block_on(async {
+            let mut req = self
+                .http
+                .request(method, url)
+                .bearer_auth(&self.cfg.token)
+                .timeout(Duration::from_secs(timeout));
+            if let Some(j) = json {
+                req = req
+                    .header("content-type", "application/json")
+                    .body(j.to_string());
+            }
+            let r = req.send().await?;
+            let status = r.status().as_u16();
+            Ok::<_, reqwest::Error>((status, r.text().await?))
+        })
+        .map_err(|e| self.transport(&what, &e))
+    }
+
+    fn block_on<F: std::future::Future>(&self, f: F) -> F::Output {
+        self.runtime
+            .as_ref()
+            .expect("the runtime lives until drop because only Drop takes it")
+            .block_on(f)
+    }
+
+    /// The URL's path, for messages (the API base is not secret, but keep them short).
+    fn path_of<'u>(&self, url: &'u str) -> &'u str {
+        url.strip_prefix(self.cfg.api.as_str()).unwrap_or(url)
+    }
+
+    /// Removes the token from `text`.
+    fn scrub(&self, text: &str) -> String {
+        if self.cfg.token.is_empty() {
+            return text.to_string();
+        }
+        text.replace(self.cfg.token.as_str(), "***")
+    }
+
+    fn transport(&self, what: &str, e: &reqwest::Error) -> StoreError {
+        StoreError::Transport {
+            detail: self.scrub(&format!(
+                "the upload gateway at {} did not answer to {what}: {e}",
+                self.cfg.api
+            )),
+        }
+    }
+
+    fn protocol(&self, what: &str, problem: &str) -> StoreError {
+        StoreError::Transport {
+            detail: format!(
+                "the upload gateway at {} gave an unreadable answer to {what}: {problem}",
+                self.cfg.api
+            ),
+        }
+    }
+
+    fn parse(&self, what: &str, text: &str) -> Result<serde_json::Value, StoreError> {
+        serde_json::from_str(text).map_err(|e| self.protocol(what, &format!("not JSON ({e})")))
+    }
+
+    /// An answer that is not the one the call wants, classified by docs/gateway.md's
+    /// recovery classes.
+    fn refusal(&self, what: &str, status: u16, text: &str) -> StoreError {
+        let v: serde_json::Value = serde_json::from_str(text).unwrap_or_default();
+        let code = v["error"].as_str().or(v["status"].as_str()).unwrap_or("");
+        let message: String = v["message"]
+            .as_str()
+            .unwrap_or(text)
+            .chars()
+            .take(500)
+            .collect();
+        let detail = self.scrub(&format!(
+            "the upload gateway at {} answered {what} with {status} {code}: {}",
+            self.cfg.api,
+            message.trim()
+        ));
+        match status {
+            401 => StoreError::Auth {
+                detail: format!(
+                    "{detail} (the gateway's token goes in MWSYNC_GIT_API_KEY or its file)"
+                ),
+            },
+            404 if code == "no-such-repository" => StoreError::NotFound { detail },
+            423 | 503 => StoreError::Transport { detail },
+            502 if code != "push-refused" => StoreError::Transport { detail },
+            // A refused pack, a hook behind the gateway, or an answer outside its protocol.
+            _ => StoreError::Refused {
+                branch: self
+                    .upload
+                    .as_ref()
+                    .map_or_else(|| "the sync branch".to_string(), |u| u.saved.branch.clone()),
+                reason: detail,
+            },
+        }
+    }
+}
+
+/// The `missing` list and `missingCount` of an answer.
+fn missing_ids(v: &serde_json::Value) -> (Vec<String>, usize) {
+    let missing: Vec<String> = v["missing"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|x| x.as_str())
+                .map(str::to_string)
+                .collect()
+        })
+        .unwrap_or_default();
+    let count = v["missingCount"]
+        .as_u64()
+        .and_then(|n| usize::try_from(n).ok())
+        .unwrap_or(missing.len());
+    (missing, count)
+}
+
+/// Reads every listed object locally.
+fn read_all(ids: &[String], read: &ReadObject<'_>) -> Result<Vec<(Kind, Oid, Vec<u8>)>, Failure> {
+    ids.iter()
+        .map(|id| {
+            let oid = parse_hex(id).ok_or_else(|| StoreError::Transport {
+                detail: format!(
+                    "the upload gateway listed `{}` as missing, which is not an object id",
+                    id.escape_debug()
+                ),
+            })?;
+            let (kind, body) = read(id)?;
+            Ok((kind, oid, body))
+        })
+        .collect()
+}
+
+/// The error for objects still missing after every round, naming them.
+fn incomplete(new: &CommitId, missing: &[String], count: usize) -> StoreError {
+    StoreError::Incomplete {
+        commit: new.0.clone(),
+        count,
+        missing: missing.iter().take(20).cloned().collect(),
+    }
+}
+
+fn parse_hex(id: &str) -> Option<Oid> {
+    if id.len() != 40 {
+        return None;
+    }
+    let mut out = [0u8; 20];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(id.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
+/// Splits `objects` into batch bodies in `git cat-file --batch` framing, each at most
+/// `max_bytes` (an object larger than that goes alone, for the gateway to refuse by name)
+/// and at most `max_objects` objects. Returns each body with its object count.
+pub fn batches(
+    objects: &[Outgoing<'_>],
+    max_bytes: usize,
+    max_objects: usize,
+) -> Vec<(Vec<u8>, usize)> {
+    let mut out = Vec::new();
+    let mut body: Vec<u8> = Vec::new();
+    let mut n = 0usize;
+    for o in objects {
+        let header = format!("{} {} {}\n", hex(&o.id), o.kind.name(), o.body.len());
+        let size = header.len() + o.body.len() + 1;
+        if n > 0 && (body.len() + size > max_bytes || n >= max_objects) {
+            out.push((std::mem::take(&mut body), n));
+            n = 0;
+        }
+        body.extend_from_slice(header.as_bytes());
+        body.extend_from_slice(o.body);
+        body.push(b'\n');
+        n += 1;
+    }
+    if n > 0 {
+        out.push((body, n));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::object::object_id;
+
+    /// Batches keep git's `cat-file --batch` framing and respect both caps.
+    #[test]
+    fn batches_respect_both_caps() {
+        let bodies: Vec<Vec<u8>> = (0..10).map(|i| vec![b'a' + i; 100]).collect();
+        let objects: Vec<Outgoing<'_>> = bodies
+            .iter()
+            .map(|b| Outgoing {
+                kind: Kind::Blob,
+                id: object_id(Kind::Blob, b),
+                body: b,
+            })
+            .collect();
+        let one = 40 + " blob 100\n".len() + 100 + 1;
+        let by_bytes = batches(&objects, one * 3, 100);
+        assert_eq!(
+            by_bytes.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [3, 3, 3, 1]
+        );
+        assert!(by_bytes.iter().all(|(b, _)| b.len() <= one * 3));
+        let by_count = batches(&objects, 1 << 20, 4);
+        assert_eq!(
+            by_count.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
+            [4, 4, 2]
+        );
+        let first = &by_count[0].0;
+        let header = format!("{} blob 100\n", hex(&objects[0].id));
+        assert!(first.starts_with(header.as_bytes()));
+        assert_eq!(first[header.len() + 100], b'\n');
+        let big = batches(&objects[..1], 10, 100);
+        assert_eq!(big.len(), 1, "an object over the cap goes alone");
+    }
+
+    /// Object ids parse only as 40 hex digits.
+    #[test]
+    fn hex_ids_parse_strictly() {
+        let id = object_id(Kind::Blob, b"x");
+        assert_eq!(parse_hex(&hex(&id)), Some(id));
+        assert_eq!(parse_hex("abc"), None);
+        assert_eq!(parse_hex(&"g".repeat(40)), None);
+    }
+
+    /// The token never shows in the config's Debug form.
+    #[test]
+    fn debug_hides_the_token() {
+        let cfg = GatewayConfig {
+            api: "https://gw.example".into(),
+            repo: "books.git".into(),
+            token: "tok-very-secret-123".into(),
+            concurrency: 4,
+            batch_bytes: 1 << 20,
+            cache_dir: PathBuf::from("/tmp/x"),
+        };
+        assert!(!format!("{cfg:?}").contains("tok-very"));
+    }
+}
