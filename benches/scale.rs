@@ -132,7 +132,10 @@ fn report_child(args: &[String]) -> ! {
         // exits, so the last reading stands (peak RSS is a high-water mark already).
         let mut last = None;
         while let Some(now) = own_usage(pid) {
-            last = Some(now);
+            // Between the reporter's fork and the exec the child has no memory of its own yet.
+            if now.0 > 0.0 {
+                last = Some(now);
+            }
             if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
                 break;
             }
