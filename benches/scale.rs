@@ -136,7 +136,10 @@ fn report_child(args: &[String]) -> ! {
         // exits, so the last reading stands (peak RSS is a high-water mark already).
         let mut last = None;
         while let Some(now) = own_usage(pid) {
-            last = Some(now);
+            // Between the reporter's fork and the exec the child has no memory of its own yet.
+            if now.0 > 0.0 {
+                last = Some(now);
+            }
             if rx.recv_timeout(Duration::from_millis(100)).is_ok() {
                 break;
             }
@@ -223,11 +226,12 @@ impl Drop for World {
     }
 }
 
-/// Starts `cmd` and returns it with the URL from its `listening on http://ADDR` line.
-fn serve(mut cmd: Command) -> (Child, String) {
+/// Starts `cmd`, its standard error into `log`, and returns it with the URL from its
+/// `listening on http://ADDR` line.
+fn serve(mut cmd: Command, log: &Path) -> (Child, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stderr(std::fs::File::create(log).expect("a server log"))
         .spawn()
         .expect("the server starts");
     let out = child.stdout.take().expect("piped stdout");
@@ -600,13 +604,13 @@ fn setup(
     .arg("--data")
     .arg(&data)
     .env("RUST_LOG", "warn");
-    let (sim, sim_url) = serve(sim);
+    let (sim, sim_url) = serve(sim, &dir.join("fake.log"));
     let load_secs = loading.elapsed().as_secs_f64();
     let mut gs = Command::new(mwsim);
     gs.args(["git-serve", "--api-key", GIT_KEY, "--root"])
         .arg(dir.join("git"))
         .env("RUST_LOG", "warn");
-    let (git_child, git_url) = serve(gs);
+    let (git_child, git_url) = serve(gs, &dir.join("git-server.log"));
     let w = World {
         dir: dir.clone(),
         sim,

@@ -11,7 +11,7 @@ use clap::Parser;
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
     // Before the runtime starts any thread, as libgit2's global options require.
-    mwsync::store::git::bound_mapped_memory();
+    mwsync::store::git::bound_libgit2_memory();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

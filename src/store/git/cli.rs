@@ -125,7 +125,7 @@ impl GitCli {
             // Keep fetched objects as packs, never millions of loose files.
             ("fetch.unpackLimit", "1"),
             ("transfer.unpackLimit", "1"),
-            // Map little of the packs, as libgit2 does here (`bound_mapped_memory`): every
+            // Map little of the packs, as libgit2 does here (`bound_libgit2_memory`): every
             // mapped page git reads counts as resident, so a repack that copies the cache's
             // packs would otherwise grow as large as the repository.
             ("core.packedGitWindowSize", "4m"),
