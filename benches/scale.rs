@@ -978,8 +978,7 @@ async fn gateway_size(
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[tokio::main]
-async fn main() {
+fn main() {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).is_some_and(|a| a == MEASURE) {
         report_child(&args[2..]);
