@@ -341,21 +341,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             if !due {
                 continue;
             }
-            let snapshot = staged.clone();
-            let commits = self.known.commits;
+            let pass = self.begin_pass(st, &staged);
             match self.scan_table(table, now, &mut staged).await {
                 Ok(_) => scanned = true,
                 Err(e) if is_table_error(&e) => {
-                    // A checkpoint inside the failed scan committed everything staged before
-                    // it; what follows it is this table's alone.
-                    let checkpointed = self.known.commits != commits;
-                    staged = if checkpointed {
-                        Staged::default()
-                    } else {
-                        snapshot
-                    };
-                    self.known.rollback_table(table.name, st, checkpointed);
-                    failed.push(self.table_failed(table, &e, &config_hash));
+                    failed.push(self.undo_pass(table, pass, &mut staged, &e, &config_hash));
                 }
                 Err(e) => return Err(e),
             }

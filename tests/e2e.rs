@@ -9,7 +9,7 @@ use std::process::{Child, Command, Stdio};
 use base64::Engine as _;
 
 /// Kills a child process when the test ends, however it ends.
-struct Reaper(Child);
+pub(crate) struct Reaper(pub(crate) Child);
 
 impl Drop for Reaper {
     fn drop(&mut self) {
@@ -19,7 +19,7 @@ impl Drop for Reaper {
 }
 
 /// The `mwsim` binary, built on demand when this package's tests run alone.
-fn mwsim() -> PathBuf {
+pub(crate) fn mwsim() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     let dir = exe
         .parent()
@@ -38,7 +38,7 @@ fn mwsim() -> PathBuf {
 }
 
 /// Starts a server process and returns it with the address from its one stdout line.
-fn start(mut cmd: Command) -> (Reaper, String) {
+pub(crate) fn start(mut cmd: Command) -> (Reaper, String) {
     let mut child = cmd
         .stdout(Stdio::piped())
         .stderr(Stdio::null())

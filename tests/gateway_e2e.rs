@@ -6,13 +6,14 @@
 //! request log (`GATEWAY_LOG=requests`).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
+
+use crate::e2e::{Reaper, mwsim, start};
 
 const TOKEN: &str = "gw-e2e-token-5f1a9c3e77";
 const SERVICE_KEY: &str = "gw-e2e-service-key-41b";
@@ -21,16 +22,6 @@ const PASSWORD: &str = "gw-e2e-mw-pw-9";
 const CHECKPOINT: usize = 25;
 /// The checkpoint whose push is killed after its objects are staged.
 const KILLED_PUSH: usize = 4;
-
-/// Kills a child process when the test ends, however it ends.
-struct Reaper(Child);
-
-impl Drop for Reaper {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
 
 /// The pinned Deno, or `None` (the test is skipped) when it is not installed and
 /// `MWSYNC_REQUIRE_DENO` is unset. With the variable set (CI sets it), it is installed.
@@ -46,43 +37,49 @@ fn deno_or_skip() -> Option<String> {
     None
 }
 
-fn mwsim() -> PathBuf {
-    let exe = std::env::current_exe().expect("the test binary has a path");
-    let dir = exe
-        .parent()
-        .and_then(|d| d.parent())
-        .expect("target/<profile>/deps/..");
-    let path = dir.join(format!("mwsim{}", std::env::consts::EXE_SUFFIX));
-    if !path.exists() {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "mwsync-sim", "--bin", "mwsim"])
-            .status()
-            .expect("cargo runs");
-        assert!(status.success(), "building mwsim failed");
+/// An empty `books.git` under `dir/git`, served by `mwsim git-serve` behind the gateway
+/// (request log in `log`, KV in `dir`). Returns both servers, the git root and the
+/// gateway's URL.
+fn behind_gateway(deno: &str, dir: &Path, log: &Path) -> Served {
+    let root = dir.join("git");
+    std::fs::create_dir_all(&root).expect("git root");
+    git(
+        &root,
+        &[
+            "init",
+            "--quiet",
+            "--bare",
+            "--initial-branch=main",
+            "books.git",
+        ],
+    );
+    let mut gs = Command::new(mwsim());
+    gs.args([
+        "git-serve",
+        "--addr",
+        "127.0.0.1:0",
+        "--api-key",
+        SERVICE_KEY,
+    ])
+    .arg("--root")
+    .arg(&root)
+    .env("RUST_LOG", "warn");
+    let (git_server, git_url) = start(gs);
+    let (gateway, gateway_url) = start_gateway(deno, &git_url, log, &dir.join("kv.sqlite3"));
+    Served {
+        _servers: [git_server, gateway],
+        root,
+        git_url,
+        gateway_url,
     }
-    path
 }
 
-/// Starts an `mwsim` server and returns it with the URL from its first stdout line.
-fn start(mut cmd: Command) -> (Reaper, String) {
-    let mut child = cmd
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("the server starts");
-    let stdout = child.stdout.take().expect("piped stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("the server prints its address");
-    let url = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_string();
-    (Reaper(child), url)
+/// The servers [`behind_gateway`] started (stopped when this drops) and where they are.
+struct Served {
+    _servers: [Reaper; 2],
+    root: std::path::PathBuf,
+    git_url: String,
+    gateway_url: String,
 }
 
 /// Starts the gateway with `deno serve` on a free port, its request log into `log`.
@@ -289,33 +286,9 @@ fn first_sync_through_the_gateway_survives_sigkill_and_resumes() {
         .arg(&data)
         .env("RUST_LOG", "warn");
     let (_sim, sim_url) = start(sim);
-    let root = tmp.path().join("git");
-    std::fs::create_dir_all(&root).expect("git root");
-    git(
-        &root,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "books.git",
-        ],
-    );
-    let mut gs = Command::new(mwsim());
-    gs.args([
-        "git-serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--api-key",
-        SERVICE_KEY,
-    ])
-    .arg("--root")
-    .arg(&root)
-    .env("RUST_LOG", "warn");
-    let (_git, git_url) = start(gs);
     let log = tmp.path().join("gateway.log");
-    let (_gateway, gateway_url) =
-        start_gateway(&deno, &git_url, &log, &tmp.path().join("kv.sqlite3"));
+    let served = behind_gateway(&deno, tmp.path(), &log);
+    let (git_url, gateway_url) = (served.git_url.clone(), served.gateway_url.clone());
     let mw_url = sim_url.replacen("http://", &format!("http://Admin:{PASSWORD}@"), 1)
         + "/REST/Acme.moneyworks";
     let cache = tmp.path().join("cache");
@@ -524,33 +497,13 @@ fn store_push_through_the_gateway_keeps_the_push_contract() {
         return;
     };
     let tmp = tempfile::tempdir().expect("temp dir");
-    let root = tmp.path().join("git");
-    std::fs::create_dir_all(&root).expect("git root");
-    git(
-        &root,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "books.git",
-        ],
-    );
-    let mut gs = Command::new(mwsim());
-    gs.args([
-        "git-serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--api-key",
-        SERVICE_KEY,
-    ])
-    .arg("--root")
-    .arg(&root)
-    .env("RUST_LOG", "warn");
-    let (_git, git_url) = start(gs);
     let log = tmp.path().join("gateway.log");
-    let (_gateway, gateway_url) =
-        start_gateway(&deno, &git_url, &log, &tmp.path().join("kv.sqlite3"));
+    let served = behind_gateway(&deno, tmp.path(), &log);
+    let (root, git_url, gateway_url) = (
+        served.root.clone(),
+        served.git_url.clone(),
+        served.gateway_url.clone(),
+    );
     let cache = tmp.path().join("cache");
     let mut store = GitStore::open(
         &cache.join("repo.git"),
@@ -696,36 +649,8 @@ async fn doctor_checks_the_gateway_write_side_with_the_token() {
         return;
     };
     let tmp = tempfile::tempdir().expect("temp dir");
-    let root = tmp.path().join("git");
-    std::fs::create_dir_all(&root).expect("git root");
-    git(
-        &root,
-        &[
-            "init",
-            "--quiet",
-            "--bare",
-            "--initial-branch=main",
-            "books.git",
-        ],
-    );
-    let mut gs = Command::new(mwsim());
-    gs.args([
-        "git-serve",
-        "--addr",
-        "127.0.0.1:0",
-        "--api-key",
-        SERVICE_KEY,
-    ])
-    .arg("--root")
-    .arg(&root)
-    .env("RUST_LOG", "warn");
-    let (_git, git_url) = start(gs);
-    let (_gateway, gateway_url) = start_gateway(
-        &deno,
-        &git_url,
-        &tmp.path().join("gateway.log"),
-        &tmp.path().join("kv.sqlite3"),
-    );
+    let served = behind_gateway(&deno, tmp.path(), &tmp.path().join("gateway.log"));
+    let gateway_url = served.gateway_url.clone();
     let cfg = Settings {
         // Nothing listens there: the MoneyWorks checks fail, the git checks still run.
         moneyworks_url: Some(Secret::new(

@@ -20,12 +20,21 @@ use crate::mwtime::MwTime;
 use crate::progress::Tracker;
 use crate::query;
 use crate::record::{Record, TableInfo};
-use crate::state::{ClockCheck, check_clock, checkpoint_marker, note_committed, query_start};
+use crate::state::{
+    ClockCheck, TableState, check_clock, checkpoint_marker, note_committed, query_start,
+};
 use crate::store::Store;
 use stage::{Staged, invalid};
 
 /// Record lines logged at INFO per commit; the rest are in the commit message and at debug.
 pub const INFO_RECORD_LINES: usize = 10;
+
+/// Where a pass of one table began, for [`Engine::undo_pass`].
+pub(crate) struct PassStart {
+    before: TableState,
+    staged: Staged,
+    commits: u64,
+}
 
 /// One table that could not be read in a cycle; the others went on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -148,19 +157,12 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 self.known.state.table_mut(table.name).marker = Some(clock.now);
                 continue;
             }
-            let snapshot = staged.clone();
-            let commits = self.known.commits;
+            let pass = self.begin_pass(before, &staged);
             match self.pull_table(table, start, clock, &mut staged).await {
                 Ok(n) => report.records += n,
                 Err(e) if is_table_error(&e) => {
-                    let checkpointed = self.known.commits != commits;
-                    staged = if checkpointed {
-                        Staged::default()
-                    } else {
-                        snapshot
-                    };
-                    self.known.rollback_table(table.name, before, checkpointed);
-                    report.note_table_error(self.table_failed(table, &e, &config_hash));
+                    let failed = self.undo_pass(table, pass, &mut staged, &e, &config_hash);
+                    report.note_table_error(failed);
                 }
                 Err(e) => return Err(e),
             }
@@ -179,6 +181,39 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             main: self.known.main.as_ref().map(ToString::to_string),
         });
         Ok(report)
+    }
+
+    /// Notes what a pass of one table may have to undo: the table's state `before` it, what
+    /// was staged and how many pushes were made.
+    pub(crate) fn begin_pass(&self, before: TableState, staged: &Staged) -> PassStart {
+        PassStart {
+            before,
+            staged: staged.clone(),
+            commits: self.known.commits,
+        }
+    }
+
+    /// Undoes the failed pass of `table` that began at `pass`, and reports the failure. A
+    /// checkpoint inside the pass committed everything staged before it, so what is left
+    /// staged after it is this table's alone and goes; otherwise the staging returns to where
+    /// the pass began.
+    pub(crate) fn undo_pass(
+        &mut self,
+        table: &'static TableInfo,
+        pass: PassStart,
+        staged: &mut Staged,
+        e: &EngineError,
+        config_hash: &str,
+    ) -> TableError {
+        let checkpointed = self.known.commits != pass.commits;
+        *staged = if checkpointed {
+            Staged::default()
+        } else {
+            pass.staged
+        };
+        self.known
+            .rollback_table(table.name, pass.before, checkpointed);
+        self.table_failed(table, e, config_hash)
     }
 
     /// Reports that `table` failed with `e`: published, and parked when only a human can
