@@ -23,7 +23,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     pub async fn cycle(&mut self) -> Result<PollReport, EngineError> {
         let mut adopted = 0;
         loop {
-            let result = self.cycle_inner().await;
+            let mut result = self.cycle_inner().await;
+            if result.is_ok() {
+                if let Err(e) = self.land().await {
+                    result = Err(e);
+                }
+            } else {
+                self.land_after_failure().await;
+            }
             if result.is_err() {
                 self.known.rollback();
             }

@@ -130,6 +130,19 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         mode: FullSyncMode,
         request: Option<&str>,
     ) -> Result<usize, EngineError> {
+        let result = self.full_sync_run(mode, request).await;
+        if result.is_err() {
+            // Fixes checkpointed before the failure still go to the remote.
+            self.land_after_failure().await;
+        }
+        result
+    }
+
+    async fn full_sync_run(
+        &mut self,
+        mode: FullSyncMode,
+        request: Option<&str>,
+    ) -> Result<usize, EngineError> {
         match mode {
             // Edits made since the last poll are not drift: apply commits them first.
             FullSyncMode::Apply => {

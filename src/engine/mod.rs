@@ -13,6 +13,7 @@ use tokio_util::sync::CancellationToken;
 mod guard;
 pub(crate) mod io;
 mod known;
+mod landing;
 
 pub(crate) use known::{ClockReading, Known, SeqIndex, SeqPlace, shard_dir};
 
@@ -209,6 +210,8 @@ pub struct Engine<M, S> {
     pub(crate) cache: Cache,
     /// Everything mwsync knows and may have advanced in memory.
     pub(crate) known: Known,
+    /// Checkpoints committed whose push has not been confirmed yet.
+    flight: Option<landing::Flight>,
 }
 
 impl<M: MoneyWorks, S: Store> Engine<M, S> {
@@ -230,6 +233,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             settings,
             cache,
             known,
+            flight: None,
         }
     }
 
@@ -336,7 +340,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
 
 /// Crash-test seam. When the environment variable `MWSYNC_TEST_PAUSE_AT` names `point`
 /// (`after-import`, or `after-import-batch:N`, `after-checkpoint:N` and
-/// `gateway-before-commit:N` for the N-th time),
+/// `gateway-before-commit:N` for the N-th time; at `after-checkpoint` the checkpoint is
+/// committed in the cache and its push may still be running),
 /// the process announces it on stderr and stops there for good, so a test can kill it at an
 /// exact step. Without the variable it does nothing.
 pub(crate) fn pause_point(point: &str) {

@@ -109,7 +109,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 self.known.poll_succeeded();
                 self.keep_floor()?;
             }
-            Err(_) => self.known.rollback(),
+            Err(_) => {
+                // What the poll checkpointed before it failed still goes to the remote.
+                self.land_after_failure().await;
+                self.known.rollback();
+            }
         }
         result
     }
@@ -171,6 +175,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             report.records += staged.len() as u64;
             self.checkpoint(&mut staged, "Pull").await?;
         }
+        self.land().await?;
         self.known.last_clock = Some(reading);
         report.requests = self.known.requests;
         report.commits = self.known.commits;
@@ -430,7 +435,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             if staged.len() >= checkpoint_size {
                 self.known.state.table_mut(table.name).marker = checkpoint_marker(frontier, now);
                 committed += staged.len() as u64;
-                self.checkpoint(staged, "Pull").await?;
+                self.checkpoint_and_go_on(staged, "Pull").await?;
                 self.check_cancelled()?;
             }
             let room = checkpoint_size - staged.len();
@@ -459,7 +464,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 self.known.state.table_mut(table).marker = m;
             }
             committed = staged.len();
-            self.checkpoint(staged, verb).await?;
+            self.checkpoint_and_go_on(staged, verb).await?;
             self.check_cancelled()?;
         }
         self.apply_staged(page, staged);
@@ -604,12 +609,31 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         out
     }
 
-    /// Commits and pushes what is staged, with the state as it stands, then publishes one
-    /// event per record.
+    /// Commits and pushes what is staged, with the state as it stands, after every earlier
+    /// checkpoint, then publishes one event per record.
     pub(crate) async fn checkpoint(
         &mut self,
         staged: &mut Staged,
         verb: &str,
+    ) -> Result<(), EngineError> {
+        self.checkpoint_with(staged, verb, false).await
+    }
+
+    /// Like [`Self::checkpoint`] inside a pass: the commit's push runs while the pass goes
+    /// on (`engine::landing`).
+    pub(crate) async fn checkpoint_and_go_on(
+        &mut self,
+        staged: &mut Staged,
+        verb: &str,
+    ) -> Result<(), EngineError> {
+        self.checkpoint_with(staged, verb, true).await
+    }
+
+    async fn checkpoint_with(
+        &mut self,
+        staged: &mut Staged,
+        verb: &str,
+        go_on: bool,
     ) -> Result<(), EngineError> {
         let staged = std::mem::take(staged);
         let mut by_table: BTreeMap<&str, Vec<(MwTime, u64)>> = BTreeMap::new();
@@ -626,9 +650,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             &self.known.repo.hash(),
             &self.quarantine_note(),
         );
-        let commit = self
-            .commit_main(staged.files, message.clone(), None)
-            .await?;
+        let commit = if go_on {
+            self.commit_checkpoint(staged.files, message.clone())
+                .await?
+        } else {
+            self.commit_main(staged.files, message.clone(), None)
+                .await?
+        };
+        // Committed; with `go_on` its push may still be running (a kill here is a kill
+        // during a push).
         crate::engine::pause_point("after-checkpoint");
         // The commit's summary at INFO, capped: the message lists every record, and each
         // record's event logs it at debug level.

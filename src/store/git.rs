@@ -9,10 +9,12 @@
 
 mod cli;
 pub mod pack;
+mod push;
 mod tree;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use git2::{ErrorCode, ObjectType, Oid, Repository, Signature, Sort, Tree, TreeWalkMode};
 
@@ -20,7 +22,7 @@ use self::cli::GitCli;
 use self::pack::PackObject;
 use self::tree::plan;
 pub use self::tree::validate_path;
-use super::gateway::{Gateway, Outgoing};
+use super::gateway::Gateway;
 use super::object::{self, Kind};
 use super::{CommitId, CommitInfo, DirEntry, NewCommit, Store, StoreError};
 
@@ -182,12 +184,15 @@ pub struct GitStore {
     cli: GitCli,
     /// Name and email of the author and committer of new commits.
     author: (String, String),
-    /// When set, pushes go through this upload gateway instead of `git push`.
-    gateway: Option<Gateway>,
+    /// When set, pushes go through this upload gateway instead of `git push` (shared with
+    /// the thread of a running push).
+    gateway: Option<Arc<Mutex<Gateway>>>,
     /// With a gateway: the objects of the last commits written and not yet pushed, so a push
     /// sends them without reading them back. Anything dropped from here is found by asking
     /// the gateway what is missing.
     unpushed: VecDeque<(CommitId, Vec<PackObject>)>,
+    /// The push running in its own thread, if any (`start_push`).
+    running: Option<push::Running>,
 }
 
 /// How many unpushed commits keep their objects in memory for a gateway push.
@@ -239,13 +244,14 @@ impl GitStore {
             author: (AUTHOR_NAME.to_string(), AUTHOR_EMAIL.to_string()),
             gateway: None,
             unpushed: VecDeque::new(),
+            running: None,
         })
     }
 
     /// Pushes from now on go through `gateway`'s uploads (docs/gateway.md); fetches still
     /// use git against the remote URL, which is the gateway's read side.
     pub fn use_gateway(&mut self, gateway: Gateway) {
-        self.gateway = Some(gateway);
+        self.gateway = Some(Arc::new(Mutex::new(gateway)));
     }
 
     /// Commits from now on are authored and committed by `name <email>`.
@@ -504,7 +510,11 @@ impl Store for GitStore {
             .odb()
             .and_then(|odb| odb.refresh())
             .map_err(|e| local_err("cannot refresh the object database", &e))?;
-        self.consolidate_packs()?;
+        // A roll-up while `git push` reads the packs could pull one from under it; the next
+        // commit after the push rolls up instead.
+        if self.running.is_none() {
+            self.consolidate_packs()?;
+        }
         let id = CommitId(object::hex(&id));
         if self.gateway.is_some() {
             self.unpushed.push_back((id.clone(), objects));
@@ -521,75 +531,25 @@ impl Store for GitStore {
         expected: Option<&CommitId>,
         new: &CommitId,
     ) -> Result<(), StoreError> {
-        if self.gateway.is_some() {
-            return self.push_via_gateway(branch, expected, new);
-        }
-        let dest = format!("refs/heads/{branch}");
-        tracking_ref(branch)?;
-        let new_oid = self.find_commit(new)?.id();
-        if let Some(e) = expected {
-            parse_oid(e)?;
-        }
-        let lease = format!(
-            "--force-with-lease={dest}:{}",
-            expected.map(|e| e.0.as_str()).unwrap_or("")
-        );
-        let refspec = format!("{new_oid}:{dest}");
-        let url = self.cli.url().to_string();
-        // `--porcelain` without `--quiet`: git prints one status line per ref, so success is
-        // read from the reply and needs no fetch to confirm. `pack.window=0`: the commit's
-        // objects are packed without deltas already, so `pack-objects` copies them as they
-        // are instead of searching for deltas again.
-        let ran = self.cli.run(&[
-            "-c",
-            "pack.window=0",
-            "push",
-            "--porcelain",
-            "--no-verify",
-            &lease,
-            &url,
-            &refspec,
-        ])?;
-        let flag = ran
-            .stdout
-            .lines()
-            .find(|l| l.contains(&format!(":{dest}\t")))
-            .and_then(|l| l.chars().next());
-        if ran.ok && matches!(flag, Some(' ' | '+' | '*' | '=')) {
-            self.repo
-                .reference(&tracking_ref(branch)?, new_oid, true, "mwsync push")
-                .map_err(|e| local_err("cannot record the pushed tip", &e))?;
-            return Ok(());
-        }
-        if let Some(reason) = cli::permanent_refusal(&ran) {
-            return Err(StoreError::Refused {
-                branch: branch.to_string(),
-                reason,
-            });
-        }
-        let failure = self.cli.failure("push to", &ran);
-        if matches!(failure, StoreError::Auth { .. }) {
-            return Err(failure);
-        }
-        // Rejected, or the outcome is unknown: learn where the remote really is.
-        if let Err(fetch_err) = self.fetch() {
-            return Err(match fetch_err {
-                StoreError::Auth { .. } => fetch_err,
-                _ => failure,
-            });
-        }
-        let actual = self.remote_tip(branch)?;
-        if actual.as_ref() == Some(new) {
-            return Ok(());
-        }
-        if actual.as_ref() != expected {
-            return Err(StoreError::BranchMoved {
-                branch: branch.to_string(),
-                expected: expected.map_or_else(|| "none".to_string(), |e| e.0.clone()),
-                actual: actual.map_or_else(|| "none".to_string(), |a| a.0),
-            });
-        }
-        Err(failure)
+        self.begin_push(branch, expected, new)?;
+        self.end_push()
+    }
+
+    fn start_push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        self.begin_push(branch, expected, new)
+    }
+
+    fn push_running(&self) -> bool {
+        self.running.as_ref().is_some_and(|r| !r.ended())
+    }
+
+    fn finish_push(&mut self) -> Result<(), StoreError> {
+        self.end_push()
     }
 
     fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
@@ -651,103 +611,6 @@ impl Store for GitStore {
 }
 
 impl GitStore {
-    /// `push` through the upload gateway: the objects written for the commits between
-    /// `expected` and `new` go in concurrent batches, whatever the gateway still misses is
-    /// read from the cache, then one compare-and-swap commit.
-    fn push_via_gateway(
-        &mut self,
-        branch: &str,
-        expected: Option<&CommitId>,
-        new: &CommitId,
-    ) -> Result<(), StoreError> {
-        let tracking = tracking_ref(branch)?;
-        let new_oid = self.find_commit(new)?.id();
-        if let Some(e) = expected {
-            parse_oid(e)?;
-        }
-        // The commits this push lands; without a local `expected`, every commit kept.
-        let landing: Option<BTreeSet<CommitId>> = self
-            .commits_between(expected, new)
-            .ok()
-            .map(|c| c.into_iter().collect());
-        let mut gateway = self
-            .gateway
-            .take()
-            .expect("push_via_gateway runs only with a gateway because push checks first");
-        let result = {
-            let pending: Vec<Outgoing<'_>> = self
-                .unpushed
-                .iter()
-                .filter(|(c, _)| landing.as_ref().is_none_or(|l| l.contains(c)))
-                .flat_map(|(_, objects)| objects.iter())
-                .map(|o| Outgoing {
-                    kind: o.kind,
-                    id: o.id,
-                    body: &o.body,
-                })
-                .collect();
-            let read = |id: &str| self.read_object(id);
-            gateway.push(branch, expected, new, &pending, &read)
-        };
-        self.gateway = Some(gateway);
-        match result {
-            Ok(sent) => {
-                tracing::debug!(
-                    "pushed {} through the gateway: {} objects in {} batches",
-                    new.short(),
-                    sent.objects,
-                    sent.batches
-                );
-                self.repo
-                    .reference(&tracking, new_oid, true, "mwsync push")
-                    .map_err(|e| local_err("cannot record the pushed tip", &e))?;
-                self.unpushed
-                    .retain(|(c, _)| !landing.as_ref().is_none_or(|l| l.contains(c)));
-                Ok(())
-            }
-            Err(e @ StoreError::BranchMoved { .. }) => {
-                // As after a refused `git push`: learn the remote's tip and its objects.
-                if let Err(fetch) = self.fetch() {
-                    tracing::warn!("cannot fetch after the gateway refused a move: {fetch}");
-                }
-                Err(e)
-            }
-            Err(e) => Err(e),
-        }
-    }
-
-    /// An object of the cache by hex id, for the gateway.
-    fn read_object(&self, id: &str) -> Result<(Kind, Vec<u8>), StoreError> {
-        let missing = || StoreError::Local {
-            detail: format!(
-                "the upload gateway needs object {id}, which is not in the local cache {}",
-                self.path.display()
-            ),
-        };
-        let oid = Oid::from_str(id).map_err(|_| missing())?;
-        let odb = self
-            .repo
-            .odb()
-            .map_err(|e| local_err("cannot open the object database", &e))?;
-        let obj = odb.read(oid).map_err(|e| match e.code() {
-            ErrorCode::NotFound => missing(),
-            _ => local_err("cannot read an object", &e),
-        })?;
-        let kind = match obj.kind() {
-            ObjectType::Commit => Kind::Commit,
-            ObjectType::Tree => Kind::Tree,
-            ObjectType::Blob => Kind::Blob,
-            other => {
-                return Err(StoreError::Local {
-                    detail: format!(
-                        "the upload gateway needs object {id}, a {other}, which mwsync cannot send"
-                    ),
-                });
-            }
-        };
-        Ok((kind, obj.data().to_vec()))
-    }
-
     /// The root tree of a commit.
     fn commit_tree(&self, commit: &CommitId) -> Result<Tree<'_>, StoreError> {
         self.find_commit(commit)?

@@ -61,6 +61,9 @@ pub struct MemoryStore {
     db: Db,
     /// The remote's branch tips as of the last fetch or push.
     tips: BTreeMap<String, Oid>,
+    /// The outcome of the push `start_push` made, until `finish_push` takes it: this store
+    /// pushes at once.
+    started: Option<Result<(), StoreError>>,
 }
 
 impl MemoryRemote {
@@ -75,6 +78,7 @@ impl MemoryRemote {
             remote: self.clone(),
             db: Db::default(),
             tips: BTreeMap::new(),
+            started: None,
         }
     }
 
@@ -424,6 +428,28 @@ impl Store for MemoryStore {
             return Err(moved(branch, exp.as_ref(), actual.as_ref()));
         }
         Err(failure)
+    }
+
+    fn start_push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        self.started = Some(self.push(branch, expected, new));
+        Ok(())
+    }
+
+    fn push_running(&self) -> bool {
+        false
+    }
+
+    fn finish_push(&mut self) -> Result<(), StoreError> {
+        self.started.take().unwrap_or_else(|| {
+            Err(StoreError::Local {
+                detail: "no push was begun".into(),
+            })
+        })
     }
 
     fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {

@@ -209,6 +209,22 @@ pub trait Store: Send + 'static {
         expected: Option<&CommitId>,
         new: &CommitId,
     ) -> Result<(), StoreError>;
+    /// Begins the same `push`, so that reads and commits can go on while it runs (a first
+    /// sync reads its next pages meanwhile); [`Store::finish_push`] ends it. At most one
+    /// push runs at a time, and nothing fetches or pushes until it has ended. A store
+    /// without a background push performs it here and keeps the outcome.
+    fn start_push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError>;
+    /// True while the push [`Store::start_push`] began has not ended, so that
+    /// [`Store::finish_push`] would wait.
+    fn push_running(&self) -> bool;
+    /// Waits for the push [`Store::start_push`] began and gives its outcome, exactly as
+    /// `push` would have. Fails with `Local` when no push was begun.
+    fn finish_push(&mut self) -> Result<(), StoreError>;
     /// The best common ancestor of two commits.
     fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError>;
     /// True when `ancestor` is `descendant` or one of its ancestors.
@@ -260,6 +276,20 @@ impl<S: Store + ?Sized> Store for Box<S> {
         new: &CommitId,
     ) -> Result<(), StoreError> {
         (**self).push(branch, expected, new)
+    }
+    fn start_push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        (**self).start_push(branch, expected, new)
+    }
+    fn push_running(&self) -> bool {
+        (**self).push_running()
+    }
+    fn finish_push(&mut self) -> Result<(), StoreError> {
+        (**self).finish_push()
     }
     fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
         (**self).merge_base(a, b)

@@ -425,10 +425,12 @@ async fn killed_after_checkpoint(w: &mut SyncWorld, n: u32) {
         .iter()
         .filter(|p| !p.starts_with(".mwsync") && !p.starts_with(".git"))
         .count();
-    assert_eq!(
-        records,
-        n as usize * w.repo_config.checkpoint_records as usize,
-        "the kill came after exactly {n} checkpoints"
+    // Checkpoint n is committed and its push may still be running (`git push` outlives the
+    // kill), so main holds whole checkpoints, n at most.
+    let size = w.repo_config.checkpoint_records as usize;
+    assert!(
+        records % size == 0 && records <= n as usize * size,
+        "the kill came after checkpoint {n}, with whole checkpoints on main: {records} records"
     );
 }
 

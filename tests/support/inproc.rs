@@ -182,6 +182,25 @@ impl<S: Store> Store for Counted<S> {
         self.dead()?;
         r
     }
+    fn start_push(
+        &mut self,
+        branch: &str,
+        expected: Option<&CommitId>,
+        new: &CommitId,
+    ) -> Result<(), StoreError> {
+        self.dead()?;
+        let r = self.inner.start_push(branch, expected, new);
+        self.budget.count();
+        self.dead()?;
+        r
+    }
+    fn push_running(&self) -> bool {
+        self.inner.push_running()
+    }
+    fn finish_push(&mut self) -> Result<(), StoreError> {
+        self.dead()?;
+        self.inner.finish_push()
+    }
     fn merge_base(&self, a: &CommitId, b: &CommitId) -> Result<Option<CommitId>, StoreError> {
         self.dead()?;
         self.inner.merge_base(a, b)

@@ -13,6 +13,7 @@ use super::{AuthMode, GitRemote};
 use crate::store::StoreError;
 
 /// A prepared way to run `git` against one bare cache and one remote.
+#[derive(Clone)]
 pub(crate) struct GitCli {
     /// The bare cache repository (`--git-dir`), also used as a neutral `HOME`.
     git_dir: PathBuf,
