@@ -8,7 +8,12 @@
 //! Phases per size: first sync; fast-import of its tree; an idle `run --once`; SIGTERM during
 //! a first sync (latency to exit); SIGKILL at half of a first sync and the resume, checked
 //! against the simulator's own layout of the generated files (main equals the server) and
-//! against history (every record created exactly once); 100 edits and `run --once`;
+//! against history (every record created exactly once); 100 edits and `run --once`, twice:
+//! first spread over the table (every N/100-th transaction, so 10 shard directories at 10k
+//! and 100 from 100k on), then of one shape at every size (10 records in each of 10 shards
+//! spread over the table), so that the second line compares sizes with commits of the same
+//! shape; each line says how many records and shard directories the run's commits changed,
+//! and checks `main` against the server with the edited records as the fake lays them out;
 //! `sync --full --check`; the largest directory on `main` and the largest push (remote packs,
 //! with the remote's auto-gc off so each push keeps its pack).
 //!
@@ -23,7 +28,7 @@
 //! scratch directory (default: the system's temporary directory). Each size's logs stay in
 //! `mwsync-scale-N-logs` there. It owns measuring only.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::io::{BufRead, BufReader, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -331,8 +336,9 @@ impl World {
         v["total"].as_u64().expect("a total")
     }
 
-    async fn edit(&self, seq: u64, i: usize) {
-        let body = serde_json::json!({"key": seq.to_string(), "fields": {"description": format!("scale edit {i}")}});
+    async fn edit(&self, seq: u64, description: &str) {
+        let body =
+            serde_json::json!({"key": seq.to_string(), "fields": {"description": description}});
         let r = self
             .http
             .post(format!("{}/_sim/records/transaction", self.sim_url))
@@ -342,6 +348,26 @@ impl World {
             .await
             .expect("the fake answers");
         assert!(r.status().is_success(), "edit {seq}: {}", r.status());
+    }
+
+    /// Transaction `seq` as the fake holds it now, by the simulator's own layout: its path
+    /// and git blob id.
+    async fn transaction_blob(&self, seq: u64) -> (String, [u8; 20]) {
+        let r = self
+            .http
+            .get(format!("{}/_sim/records/transaction/{seq}", self.sim_url))
+            .send()
+            .await
+            .expect("the fake answers");
+        assert!(r.status().is_success(), "record {seq}: {}", r.status());
+        let bytes = r.text().await.expect("a body");
+        let mut h = Sha1::new();
+        h.update(format!("blob {}\0", bytes.len()).as_bytes());
+        h.update(bytes.as_bytes());
+        let table =
+            mwsync_sim::schema::table_info("Transaction").expect("the catalogue has Transaction");
+        let path = mwsync_sim::layout::path(table, &mwsync_sim::layout::RecordKey::Seq(seq));
+        (path, h.finalize().into())
     }
 }
 
@@ -631,7 +657,7 @@ fn setup(
 }
 
 async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
-    let (w, dir, want) = setup(n, scratch, mwsim, mwsync);
+    let (w, dir, mut want) = setup(n, scratch, mwsim, mwsync);
     let records = want.len() as u64;
 
     // First sync.
@@ -790,26 +816,30 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
         format!("{} differ", tree_differences(&repo, &want)),
     );
 
-    // 100 edits, then a run.
+    // 100 edits spread over the table, then a run; then 100 edits of one shape at every
+    // size (10 records in each of 10 shards spread over the table), then another run.
     let count = n.min(100);
-    for i in 0..count {
-        w.edit(1 + i * (n / count), usize::try_from(i).unwrap_or(0))
-            .await;
-    }
-    let before = w.requests().await;
-    let before_commits = commits(&repo);
-    let edits = w.run(&["run", "--once"], &url, &cache, "edits.log");
-    assert_eq!(edits.code, 0, "the run after the edits failed");
-    line(
+    let spread: Vec<u64> = (0..count).map(|i| 1 + i * (n / count)).collect();
+    edits_step(
+        &w,
+        (&repo, &url, &cache),
+        &mut want,
         "100 edits, run --once",
-        format!(
-            "{:.2} s, {} requests, {} commits, {}",
-            edits.secs,
-            w.requests().await - before,
-            commits(&repo) - before_commits,
-            rss(&edits)
-        ),
-    );
+        &spread,
+        "scale edit",
+        "edits.log",
+    )
+    .await;
+    edits_step(
+        &w,
+        (&repo, &url, &cache),
+        &mut want,
+        "100 edits, 10 shards x 10, run --once",
+        &shaped_edits(n),
+        "scale shaped edit",
+        "edits-shaped.log",
+    )
+    .await;
 
     // sync --full --check.
     let fake_before = w.fake_cpu();
@@ -829,6 +859,70 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     drop(w);
     keep_logs(&dir);
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The transactions of the edits of one shape at every size: 10 records (100 apart) in each
+/// of 10 shards of 1,000 sequence numbers spread evenly over the table's full shards; fewer
+/// when the table has fewer than 10 full shards.
+fn shaped_edits(n: u64) -> Vec<u64> {
+    let full = (n / 1000).max(1);
+    let shards: BTreeSet<u64> = (0..10).map(|k| k * full / 10).collect();
+    shards
+        .into_iter()
+        .flat_map(|s| (0..10).map(move |j| s * 1000 + 50 + j * 100))
+        .filter(|seq| *seq <= n)
+        .collect()
+}
+
+/// Edits the transactions `seqs` on the fake (description `{text} {i}`), runs `run --once`
+/// and prints its line: wall time, requests, commits, peak RSS, the records and shard
+/// directories its commits changed on `main`, and `main` against the server (`want`, updated
+/// with the edited records as the fake now lays them out).
+async fn edits_step(
+    w: &World,
+    (repo, url, cache): (&Path, &str, &Path),
+    want: &mut HashMap<String, [u8; 20]>,
+    label: &str,
+    seqs: &[u64],
+    text: &str,
+    log: &str,
+) {
+    for (i, seq) in seqs.iter().enumerate() {
+        w.edit(*seq, &format!("{text} {i}")).await;
+        let (path, id) = w.transaction_blob(*seq).await;
+        assert_ne!(
+            want.insert(path, id),
+            Some(id),
+            "the fake's transaction {seq} did not change with its edit"
+        );
+    }
+    let before = w.requests().await;
+    let before_commits = commits(repo);
+    let tip = git(repo, &["rev-parse", "main"]);
+    let ran = w.run(&["run", "--once"], url, cache, log);
+    assert_eq!(ran.code, 0, "the run after the edits failed; see {log}");
+    let changed = git(repo, &["diff", "--name-only", tip.trim(), "main"]);
+    let records: Vec<&str> = changed
+        .lines()
+        .filter(|p| !p.starts_with(".mwsync/"))
+        .collect();
+    let shards: BTreeSet<&str> = records
+        .iter()
+        .map(|p| p.rsplit_once('/').map_or("", |(d, _)| d))
+        .collect();
+    line(
+        label,
+        format!(
+            "{:.2} s, {} requests, {} commits, {}; {} records in {} shard directories; main vs server: {} differ",
+            ran.secs,
+            w.requests().await - before,
+            commits(repo) - before_commits,
+            rss(&ran),
+            records.len(),
+            shards.len(),
+            tree_differences(repo, want)
+        ),
+    );
 }
 
 /// Moves the logs of `dir` to `dir` + `-logs` (replacing an older copy), so each phase's log
