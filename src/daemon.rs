@@ -68,6 +68,7 @@ pub fn gateway_config(cfg: &DaemonConfig) -> Option<GatewayConfig> {
             .unwrap_or_default(),
         concurrency: cfg.gateway_concurrency,
         batch_bytes: cfg.gateway_batch_bytes,
+        batch_retry: crate::store::gateway::BATCH_RETRY,
         cache_dir: cfg.cache_dir.clone(),
     })
 }
@@ -89,7 +90,7 @@ pub fn connect(
         .map_err(EngineError::Store)?;
     store.set_author(&cfg.commit_author.name, &cfg.commit_author.email);
     if let Some(gateway) = gateway_config(cfg) {
-        store.use_gateway(Gateway::new(gateway).map_err(EngineError::Store)?);
+        store.use_gateway(Gateway::new(gateway, events.clone()).map_err(EngineError::Store)?);
     }
     let cache = Cache::load(&cfg.cache_dir)
         .map_err(|e| EngineError::Local(format!("{}: {e}", cfg.cache_dir.display())))?;

@@ -515,14 +515,18 @@ fn store_push_through_the_gateway_keeps_the_push_contract() {
     )
     .expect("the cache opens");
     store.use_gateway(
-        Gateway::new(GatewayConfig {
-            api: gateway_url.clone(),
-            repo: "books.git".into(),
-            token: TOKEN.into(),
-            concurrency: 2,
-            batch_bytes: 65_536,
-            cache_dir: cache.clone(),
-        })
+        Gateway::new(
+            GatewayConfig {
+                api: gateway_url.clone(),
+                repo: "books.git".into(),
+                token: TOKEN.into(),
+                concurrency: 2,
+                batch_bytes: 65_536,
+                batch_retry: mwsync::store::gateway::BATCH_RETRY,
+                cache_dir: cache.clone(),
+            },
+            mwsync::events::Events::new(),
+        )
         .expect("the client starts"),
     );
     let commit = |store: &mut GitStore, parent: Option<&mwsync::store::CommitId>, n: u32| {

@@ -3,6 +3,7 @@
 //! both held to one contract. Helpers here only set up remotes and change sets.
 
 mod contract;
+mod gateway;
 mod git;
 mod mem;
 mod serve;

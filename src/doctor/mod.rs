@@ -562,7 +562,8 @@ fn git_checks(cfg: &DaemonConfig, report: &mut Report) {
         // Writes go through the gateway's uploads; its read side refuses `git push`.
         Some(gateway) => std::thread::scope(|s| {
             s.spawn(|| {
-                Gateway::new(gateway)
+                // The probe sends no batch, so no retry is published.
+                Gateway::new(gateway, crate::events::Events::new())
                     .and_then(|g| g.probe(&cfg.git.branch))
                     .map(|n| {
                         format!("the upload gateway accepts the token ({n} open upload(s) of this branch)")

@@ -121,14 +121,20 @@ pub enum StoreError {
         detail: String,
     },
     /// The upload gateway still misses objects of a commit after every round of sending what
-    /// it listed.
+    /// it listed. The upload and the local objects are kept, so a later push resumes it.
     #[error(
-        "the upload gateway still misses {count} object(s) of commit {commit}, among them {}",
+        "the upload gateway at {gateway} still misses {count} object(s) of commit {commit} after {rounds} rounds of sending what it listed, among them {}; upload {upload} and the local objects are kept for the next attempt",
         missing.join(", ")
     )]
     Incomplete {
+        /// The gateway's API base.
+        gateway: String,
+        /// The upload's id.
+        upload: String,
         /// The commit that could not land.
         commit: String,
+        /// How many times the gateway was asked.
+        rounds: usize,
         /// How many objects are missing in all.
         count: usize,
         /// The first of them.

@@ -2,10 +2,29 @@
 //! refusals, each classified by docs/gateway.md's recovery classes with the token scrubbed,
 //! and the `missing` lists of its answers. It must not send anything.
 
-use super::Gateway;
+use super::{Gateway, MAX_ROUNDS, SavedUpload};
 use crate::store::{CommitId, StoreError};
 
 impl Gateway {
+    /// The error for objects `upload` still misses of `new` after [`MAX_ROUNDS`] asks, naming
+    /// the first 20 of them and where they are missing.
+    pub(super) fn incomplete(
+        &self,
+        upload: &SavedUpload,
+        new: &CommitId,
+        missing: &[String],
+        count: usize,
+    ) -> StoreError {
+        StoreError::Incomplete {
+            gateway: self.scrub(&self.cfg.api),
+            upload: upload.id.clone(),
+            commit: new.0.clone(),
+            rounds: MAX_ROUNDS,
+            count,
+            missing: missing.iter().take(20).cloned().collect(),
+        }
+    }
+
     /// Removes the token from `text`.
     pub(super) fn scrub(&self, text: &str) -> String {
         if self.cfg.token.is_empty() {
@@ -89,13 +108,4 @@ pub(super) fn missing_ids(v: &serde_json::Value) -> (Vec<String>, usize) {
         .and_then(|n| usize::try_from(n).ok())
         .unwrap_or(missing.len());
     (missing, count)
-}
-
-/// The error for objects still missing after every round, naming them.
-pub(super) fn incomplete(new: &CommitId, missing: &[String], count: usize) -> StoreError {
-    StoreError::Incomplete {
-        commit: new.0.clone(),
-        count,
-        missing: missing.iter().take(20).cloned().collect(),
-    }
 }

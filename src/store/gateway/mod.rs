@@ -16,7 +16,10 @@ use serde::{Deserialize, Serialize};
 
 use super::object::{Kind, Oid, hex};
 use super::{CommitId, StoreError};
-use answers::{incomplete, missing_ids};
+use crate::error::{Classify, ErrorClass};
+use crate::events::Events;
+use crate::retry::{RetryPolicy, retry};
+use answers::missing_ids;
 
 mod answers;
 
@@ -27,12 +30,19 @@ pub const UPLOAD_FILE: &str = "mwsync-gateway-upload.json";
 const DEFAULT_MAX_BATCH_BYTES: usize = 8 << 20;
 const DEFAULT_MAX_BATCH_OBJECTS: usize = 10_000;
 
-/// How many rounds of "send what is missing, try again" a push makes before it gives up.
-/// Each round reaches one tree level deeper; mwsync's trees are a handful of levels deep.
-const MAX_ROUNDS: usize = 16;
+/// How many times a push asks (a missing list, or a commit) while the gateway still lists
+/// missing objects; what it lists is sent between two asks, never after the last. Each round
+/// reaches one tree level deeper; mwsync's trees are a handful of levels deep.
+pub const MAX_ROUNDS: usize = 16;
 
-/// Attempts per batch when the gateway answers "busy", "contended" or not at all.
-const BATCH_ATTEMPTS: u32 = 3;
+/// How a batch is sent again when the gateway answers "busy" (423), "contended" or
+/// "unavailable" (503, 502 other than `push-refused`) or not at all: 3 sends in all, 200 ms
+/// and then 400 ms apart.
+pub const BATCH_RETRY: RetryPolicy = RetryPolicy {
+    attempts: 3,
+    first_delay: Duration::from_millis(200),
+    max_delay: Duration::from_secs(2),
+};
 
 /// Where the gateway is and how mwsync uses it.
 #[derive(Clone, PartialEq, Eq)]
@@ -47,6 +57,8 @@ pub struct GatewayConfig {
     pub concurrency: usize,
     /// The largest batch body before compression; the gateway's own cap applies as well.
     pub batch_bytes: usize,
+    /// How a refused or lost batch is sent again; [`BATCH_RETRY`] unless a test waits less.
+    pub batch_retry: RetryPolicy,
     /// The cache directory, where [`UPLOAD_FILE`] lives.
     pub cache_dir: PathBuf,
 }
@@ -59,6 +71,7 @@ impl std::fmt::Debug for GatewayConfig {
             .field("token", &"***")
             .field("concurrency", &self.concurrency)
             .field("batch_bytes", &self.batch_bytes)
+            .field("batch_retry", &self.batch_retry)
             .field("cache_dir", &self.cache_dir)
             .finish()
     }
@@ -113,11 +126,31 @@ pub struct Sent {
 }
 
 /// Why a gateway call did not do its work.
+#[derive(Debug)]
 enum Failure {
     /// The upload is gone (`404 no-such-upload`, `410 upload-expired`): open a new one.
     Gone,
     /// Anything else, already classified.
     Store(StoreError),
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Gone => f.write_str("the upload gateway no longer has the upload"),
+            Failure::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl Classify for Failure {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // Not for a retry of the same call: the caller opens a new upload.
+            Failure::Gone => ErrorClass::Conflict,
+            Failure::Store(e) => e.class(),
+        }
+    }
 }
 
 impl From<StoreError> for Failure {
@@ -144,6 +177,8 @@ pub struct Gateway {
     /// or in plain threads, so the client must not rely on a caller's runtime.
     runtime: Option<tokio::runtime::Runtime>,
     upload: Option<Upload>,
+    /// Where batch retries are published, as every retry is.
+    events: Events,
 }
 
 impl std::fmt::Debug for Gateway {
@@ -162,8 +197,9 @@ impl Drop for Gateway {
 }
 
 impl Gateway {
-    /// A client for `cfg`. Fails with `Local` only when no runtime or TLS can be set up.
-    pub fn new(cfg: GatewayConfig) -> Result<Gateway, StoreError> {
+    /// A client for `cfg`, publishing its batch retries to `events`. Fails with `Local` only
+    /// when no runtime or TLS can be set up.
+    pub fn new(cfg: GatewayConfig, events: Events) -> Result<Gateway, StoreError> {
         let local = |what: &str, e: &dyn std::fmt::Display| StoreError::Local {
             detail: format!("cannot {what} for the upload gateway: {e}"),
         };
@@ -183,6 +219,7 @@ impl Gateway {
             http,
             runtime: Some(runtime),
             upload: None,
+            events,
         })
     }
 
@@ -240,8 +277,9 @@ impl Gateway {
             self.send(&upload.saved, pending, sent)?;
         }
         crate::engine::pause_point("gateway-before-commit");
-        let mut last_missing = (Vec::new(), 0);
-        for _ in 0..MAX_ROUNDS {
+        let mut round = 0;
+        loop {
+            round += 1;
             match self.commit(&upload.saved, branch, expected, new)? {
                 Committed::Done => {
                     if let Some(u) = self.upload.as_mut() {
@@ -264,26 +302,14 @@ impl Gateway {
                         actual: current.unwrap_or_else(|| "none".to_string()),
                     }));
                 }
-                Committed::Incomplete { missing, count } => {
-                    let objects = read_all(&missing, read)?;
-                    let outgoing: Vec<Outgoing<'_>> = objects
-                        .iter()
-                        .map(|(kind, id, body)| Outgoing {
-                            kind: *kind,
-                            id: *id,
-                            body,
-                        })
-                        .collect();
-                    self.send(&upload.saved, &outgoing, sent)?;
-                    last_missing = (missing, count);
+                Committed::Incomplete { missing, count } if round == MAX_ROUNDS => {
+                    return Err(self.incomplete(&upload.saved, new, &missing, count).into());
+                }
+                Committed::Incomplete { missing, .. } => {
+                    self.send_listed(&upload.saved, &missing, read, sent)?;
                 }
             }
         }
-        Err(Failure::Store(incomplete(
-            new,
-            &last_missing.0,
-            last_missing.1,
-        )))
     }
 
     /// Lists the gateway's live uploads of `branch`, for `mwsync doctor`: proves the token
@@ -446,8 +472,9 @@ impl Gateway {
         sent: &mut Sent,
     ) -> Result<(), Failure> {
         let url = format!("{}/v1/uploads/{}/missing", self.cfg.api, upload.id);
-        let mut last = (Vec::new(), 0);
-        for _ in 0..MAX_ROUNDS {
+        let mut round = 0;
+        loop {
+            round += 1;
             let with_tip = format!("{url}?tip={}", new.0);
             let (status, text) = self.call(reqwest::Method::GET, &with_tip, None, 300)?;
             match status {
@@ -465,19 +492,31 @@ impl Gateway {
                     .protocol("GET …/missing", "incomplete but lists nothing")
                     .into());
             }
-            let objects = read_all(&missing, read)?;
-            let outgoing: Vec<Outgoing<'_>> = objects
-                .iter()
-                .map(|(kind, id, body)| Outgoing {
-                    kind: *kind,
-                    id: *id,
-                    body,
-                })
-                .collect();
-            self.send(upload, &outgoing, sent)?;
-            last = (missing, count);
+            if round == MAX_ROUNDS {
+                return Err(self.incomplete(upload, new, &missing, count).into());
+            }
+            self.send_listed(upload, &missing, read, sent)?;
         }
-        Err(incomplete(new, &last.0, last.1).into())
+    }
+
+    /// Reads the objects a missing list or an incomplete commit named, and sends them.
+    fn send_listed(
+        &self,
+        upload: &SavedUpload,
+        ids: &[String],
+        read: &ReadObject<'_>,
+        sent: &mut Sent,
+    ) -> Result<(), Failure> {
+        let objects = read_all(ids, read)?;
+        let outgoing: Vec<Outgoing<'_>> = objects
+            .iter()
+            .map(|(kind, id, body)| Outgoing {
+                kind: *kind,
+                id: *id,
+                body,
+            })
+            .collect();
+        self.send(upload, &outgoing, sent)
     }
 
     /// Sends `objects` in batches under both caps, `concurrency` at a time.
@@ -514,7 +553,8 @@ impl Gateway {
         Ok(())
     }
 
-    /// Sends one batch (raw body of `n` objects), gzipped, retrying transient refusals.
+    /// Sends one batch (raw body of `n` objects), gzipped, sent again by `batch_retry` while
+    /// the answer is retryable ("busy", "contended", unavailable, or none).
     async fn send_batch(&self, url: &str, raw: Vec<u8>, n: usize) -> Result<Sent, Failure> {
         let gz = {
             let mut z = GzEncoder::new(Vec::with_capacity(raw.len() / 3), Compression::new(1));
@@ -526,59 +566,57 @@ impl Gateway {
         };
         drop(raw);
         let body = bytes::Bytes::from(gz);
-        let mut attempt = 0;
-        loop {
-            attempt += 1;
-            let answer = self
+        let policy = self.cfg.batch_retry;
+        match retry(&policy, &self.events, "an upload batch", || {
+            self.post_batch(url, body.clone(), n)
+        })
+        .await
+        {
+            // Only a retryable failure outlasts every attempt.
+            Err(Failure::Store(StoreError::Transport { detail })) => Err(StoreError::Transport {
+                detail: format!("{detail} (gave up after {} attempts)", policy.attempts),
+            }
+            .into()),
+            other => other,
+        }
+    }
+
+    /// One `POST …/objects` of a gzipped batch of `n` objects.
+    async fn post_batch(&self, url: &str, body: bytes::Bytes, n: usize) -> Result<Sent, Failure> {
+        let answer = async {
+            let r = self
                 .http
                 .post(url)
                 .bearer_auth(&self.cfg.token)
                 .header("content-type", "application/octet-stream")
                 .header("content-encoding", "gzip")
                 .timeout(Duration::from_secs(300))
-                .body(body.clone())
+                .body(body)
                 .send()
-                .await;
-            let (status, text) = match answer {
-                Ok(r) => {
-                    let status = r.status().as_u16();
-                    match r.text().await {
-                        Ok(t) => (status, t),
-                        Err(e) if attempt < BATCH_ATTEMPTS => {
-                            tracing::debug!("an upload batch reply was cut short: {e}");
-                            continue;
-                        }
-                        Err(e) => return Err(self.transport("send a batch", &e).into()),
-                    }
-                }
-                Err(e) if attempt < BATCH_ATTEMPTS => {
-                    tracing::debug!("an upload batch failed, sending it again: {e}");
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                    continue;
-                }
-                Err(e) => return Err(self.transport("send a batch", &e).into()),
-            };
-            match status {
-                200 => {
-                    let v: serde_json::Value = self.parse("POST …/objects", &text)?;
-                    let count = |k: &str| {
-                        v[k].as_u64()
-                            .and_then(|n| usize::try_from(n).ok())
-                            .unwrap_or(0)
-                    };
-                    return Ok(Sent {
-                        batches: 1,
-                        objects: n,
-                        stored: count("stored"),
-                        already: count("already"),
-                    });
-                }
-                404 | 410 => return Err(Failure::Gone),
-                423 | 502 | 503 if attempt < BATCH_ATTEMPTS => {
-                    tokio::time::sleep(Duration::from_millis(200 * u64::from(attempt))).await;
-                }
-                _ => return Err(self.refusal("POST …/objects", status, &text).into()),
+                .await?;
+            let status = r.status().as_u16();
+            Ok::<_, reqwest::Error>((status, r.text().await?))
+        };
+        let (status, text) = answer
+            .await
+            .map_err(|e| self.transport("POST …/objects", &e))?;
+        match status {
+            200 => {
+                let v: serde_json::Value = self.parse("POST …/objects", &text)?;
+                let count = |k: &str| {
+                    v[k].as_u64()
+                        .and_then(|n| usize::try_from(n).ok())
+                        .unwrap_or(0)
+                };
+                Ok(Sent {
+                    batches: 1,
+                    objects: n,
+                    stored: count("stored"),
+                    already: count("already"),
+                })
             }
+            404 | 410 => Err(Failure::Gone),
+            _ => Err(self.refusal("POST …/objects", status, &text).into()),
         }
     }
 
@@ -773,6 +811,7 @@ mod tests {
             token: "tok-very-secret-123".into(),
             concurrency: 4,
             batch_bytes: 1 << 20,
+            batch_retry: BATCH_RETRY,
             cache_dir: PathBuf::from("/tmp/x"),
         };
         assert!(!format!("{cfg:?}").contains("tok-very"));
