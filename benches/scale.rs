@@ -673,11 +673,13 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
         "first sync failed; see {}",
         dir.join("first.log").display()
     );
-    let pushes = commits(&repo);
+    // One push may carry several checkpoints; each push of 100 objects or more stays a pack
+    // on the remote (its auto-gc is off).
+    let (made, pushed) = (commits(&repo), pack_sizes(&repo).len());
     line(
         "first sync",
         format!(
-            "{:.1} s, {:.0} records/s, {}, {pushes} pushes",
+            "{:.1} s, {:.0} records/s, {}, {made} commits in {pushed} pushes",
             first.secs,
             records as f64 / first.secs,
             rss(&first)

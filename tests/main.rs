@@ -8,6 +8,7 @@ mod gateway;
 mod gateway_e2e;
 mod golden;
 mod interop;
+mod landing;
 mod paths;
 mod simulation;
 mod status;

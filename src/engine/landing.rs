@@ -182,6 +182,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                         base.as_ref()
                             .map_or_else(|| "the start".to_string(), |b| b.short().to_string())
                     );
+                    // The next `refresh_main` would find `main` behind and load it too; loading
+                    // now keeps what the engine reports true in between.
                     if let Err(reload) = self.load_main(base).await {
                         tracing::warn!("cannot load `main` again after the failed push: {reload}");
                     }

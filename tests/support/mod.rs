@@ -284,7 +284,11 @@ struct Spec<'a> {
     repo_config: &'a RepoConfigFile,
     timeout: Duration,
     budget: Option<&'a Arc<inproc::Budget>>,
+    wrap: Option<&'a StoreWrap>,
 }
+
+/// Wraps each daemon's store (a test's own fault or delay around the real one).
+pub type StoreWrap = Arc<dyn Fn(DynStore) -> DynStore + Send + Sync>;
 
 /// The engine under test with everything it talks to.
 pub struct Harness {
@@ -303,6 +307,8 @@ pub struct Harness {
     pub timeout: Duration,
     /// For an in-process world: the crash budget every daemon of this harness counts against.
     pub budget: Option<Arc<inproc::Budget>>,
+    /// What wraps every daemon's store, if anything ([`Harness::wrap_store`]).
+    wrap: Option<StoreWrap>,
     /// In-process worlds read events synchronously (no collector task whose scheduling
     /// could reorder or drop them).
     inbox: Option<Mutex<tokio::sync::broadcast::Receiver<Arc<mwsync::events::Sequenced>>>>,
@@ -394,6 +400,7 @@ impl Harness {
                 repo_config: &repo_config,
                 timeout,
                 budget: budget.as_ref(),
+                wrap: None,
             },
         );
         let inbox = budget.as_ref().map(|_| Mutex::new(events.subscribe()));
@@ -411,6 +418,7 @@ impl Harness {
             timeout,
             inbox,
             budget,
+            wrap: None,
         };
         if h.inbox.is_none() {
             h.collect_events();
@@ -430,6 +438,7 @@ impl Harness {
             repo_config,
             timeout,
             budget,
+            wrap,
         } = spec;
         let endpoint = MoneyWorksEndpoint::parse(
             &sim.url()
@@ -475,12 +484,16 @@ impl Harness {
             retry: quick_retry(),
             create_branch: false,
         };
-        let store = match budget {
+        let store: DynStore = match budget {
             None => repo.client(),
             Some(budget) => Box::new(inproc::Counted {
                 inner: repo.client(),
                 budget: budget.clone(),
             }),
+        };
+        let store = match wrap {
+            Some(wrap) => wrap(store),
+            None => store,
         };
         Engine::new(mw, store, local, settings, events.clone())
     }
@@ -509,8 +522,15 @@ impl Harness {
                 repo_config: &self.repo_config,
                 timeout: self.timeout,
                 budget: self.budget.as_ref(),
+                wrap: self.wrap.as_ref(),
             },
         );
+    }
+
+    /// From now on (this daemon, restarted, and every later one) the store is `wrap`ped.
+    pub fn wrap_store(&mut self, wrap: StoreWrap) {
+        self.wrap = Some(wrap);
+        self.restart();
     }
 
     pub fn set_hook(&self, hook: impl FnMut(u64, u64) + Send + 'static) {
