@@ -1024,10 +1024,10 @@ async fn gateway_size(
     line(
         "first sync direct to git-serve",
         format!(
-            "{:.1} s, {:.0} records/s, peak RSS {:.0} MiB, {} commits, {} differ",
+            "{:.1} s, {:.0} records/s, {}, {} commits, {} differ",
             direct.secs,
             records / direct.secs,
-            direct.rss_mib,
+            rss(&direct),
             commits(&repo),
             tree_differences(&repo, &want)
         ),
@@ -1045,10 +1045,17 @@ async fn gateway_size(
             &dir.join(format!("cache-{name}")),
         );
         cmd.env("MWSYNC_GIT_API_KEY", GATEWAY_TOKEN)
-            .env("MWSYNC_GATEWAY_CONCURRENCY", c.to_string())
-            .stderr(std::fs::File::create(dir.join(format!("{name}.log"))).expect("log"));
-        let started = Instant::now();
-        let ran = wait(cmd.spawn().expect("mwsync starts"), started);
+            .env("MWSYNC_GATEWAY_CONCURRENCY", c.to_string());
+        // Under the reporter, as the direct run: a child exec'd straight from the bench would
+        // start its peak RSS at the bench's own.
+        let ran = run_measured(
+            &cmd,
+            Stdio::null(),
+            std::fs::File::create(dir.join(format!("{name}.log")))
+                .expect("log")
+                .into(),
+            &dir.join(format!("{name}.rss")),
+        );
         assert_eq!(
             ran.code, 0,
             "the first sync through the gateway failed; see {name}.log"
@@ -1056,11 +1063,11 @@ async fn gateway_size(
         line(
             &format!("first sync via the gateway, {c} batch(es) at once"),
             format!(
-                "{:.1} s, {:.0} records/s, {:.2}x direct, peak RSS {:.0} MiB, {} commits, {} differ",
+                "{:.1} s, {:.0} records/s, {:.2}x direct, {}, {} commits, {} differ",
                 ran.secs,
                 records / ran.secs,
                 ran.secs / direct.secs,
-                ran.rss_mib,
+                rss(&ran),
                 commits(&repo),
                 tree_differences(&repo, &want)
             ),

@@ -28,6 +28,7 @@ pub mod error;
 pub mod events;
 pub mod fullsync;
 pub mod http;
+pub mod memory;
 pub mod metrics;
 pub mod moneyworks;
 pub mod mwtime;

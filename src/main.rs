@@ -10,8 +10,8 @@ use clap::Parser;
 
 fn main() -> ExitCode {
     let args = cli::Cli::parse();
-    // Before the runtime starts any thread, as libgit2's global options require.
-    mwsync::store::git::bound_libgit2_memory();
+    // Before the runtime starts any thread, as glibc's and libgit2's global options require.
+    mwsync::memory::bound_process_memory();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -146,9 +146,15 @@ fn scratch_cli(remote: &GitRemote, scratch: &Path) -> Result<GitCli, StoreError>
     Ok(GitCli::new(scratch, remote))
 }
 
-/// More packs than this in the cache triggers a geometric repack after a commit, so lookups
-/// stay fast without rewriting the whole repository each time.
+/// More packs than this in the cache (kept packs aside) triggers a geometric repack after a
+/// commit, so lookups stay fast without rewriting the whole repository each time.
 const MAX_PACKS: usize = 32;
+
+/// A pack of at least this many objects gets a `.keep` file and is never rolled up again. A
+/// roll-up's `git pack-objects` holds about 290 bytes per object it copies (290 MiB for the
+/// million objects of a 1M-transaction cache), so rolling up only smaller packs bounds it
+/// near 2 × this × 290 bytes, with a pack for every this many objects.
+pub const KEEP_PACKS_FROM: u32 = 200_000;
 
 /// Bounds libgit2's memory so mwsync's resident set does not grow with the repository, and
 /// lets it cache what a pull reads again and again. Mapped packs: every mapped page it has
@@ -164,8 +170,8 @@ pub fn bound_libgit2_memory() {
     // thread uses libgit2, as these functions require.
     let set = unsafe {
         git2::opts::set_mwindow_size(4 << 20)
-            .and_then(|()| git2::opts::set_mwindow_mapped_limit(32 << 20))
-            .and_then(|()| git2::opts::set_cache_max_size(32 << 20))
+            .and_then(|()| git2::opts::set_mwindow_mapped_limit(16 << 20))
+            .and_then(|()| git2::opts::set_cache_max_size(16 << 20))
             .and_then(|()| git2::opts::set_cache_object_limit(ObjectType::Tree, 1 << 20))
             .and_then(|()| git2::opts::set_cache_object_limit(ObjectType::Commit, 1 << 20))
     };
@@ -193,10 +199,14 @@ pub struct GitStore {
     unpushed: VecDeque<(CommitId, Vec<PackObject>)>,
     /// The push running in its own thread, if any (`start_push`).
     running: Option<push::Running>,
+    /// Packs of this many objects or more are kept out of roll-ups.
+    keep_from: u32,
 }
 
-/// How many unpushed commits keep their objects in memory for a gateway push.
-const UNPUSHED_KEPT: usize = 4;
+/// How many unpushed commits keep their objects in memory for a gateway push: more than the
+/// engine lets wait behind a running push (`engine::landing`), so a push that carries all of
+/// them sends their objects without asking what is missing.
+const UNPUSHED_KEPT: usize = 12;
 
 impl std::fmt::Debug for GitStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -245,6 +255,7 @@ impl GitStore {
             gateway: None,
             unpushed: VecDeque::new(),
             running: None,
+            keep_from: KEEP_PACKS_FROM,
         })
     }
 
@@ -275,17 +286,41 @@ impl GitStore {
         })
     }
 
-    /// Rolls small packs together once there are too many.
-    fn consolidate_packs(&self) -> Result<(), StoreError> {
+    /// Packs of at least `objects` objects are kept out of roll-ups from now on (default
+    /// [`KEEP_PACKS_FROM`]).
+    pub fn keep_packs_from(&mut self, objects: u32) {
+        self.keep_from = objects;
+    }
+
+    /// Keeps large packs (see [`KEEP_PACKS_FROM`]) and rolls the others together once there
+    /// are too many.
+    pub(super) fn consolidate_packs(&mut self) -> Result<(), StoreError> {
         let dir = self.path.join("objects").join("pack");
-        let packs = std::fs::read_dir(&dir)
+        let packs: Vec<PathBuf> = std::fs::read_dir(&dir)
             .map(|it| {
                 it.filter_map(Result::ok)
-                    .filter(|e| e.path().extension().is_some_and(|x| x == "pack"))
-                    .count()
+                    .map(|e| e.path())
+                    .filter(|p| p.extension().is_some_and(|x| x == "pack"))
+                    .collect()
             })
-            .unwrap_or(0);
-        if packs <= MAX_PACKS {
+            .unwrap_or_default();
+        let mut unkept = 0;
+        for pack in packs {
+            let keep = pack.with_extension("keep");
+            if keep.exists() {
+                continue;
+            }
+            if pack::objects_in_index(&pack.with_extension("idx")) >= Some(self.keep_from) {
+                std::fs::write(&keep, "mwsync: a large pack, never rolled up again\n").map_err(
+                    |e| StoreError::Local {
+                        detail: format!("cannot write {}: {e}", keep.display()),
+                    },
+                )?;
+                continue;
+            }
+            unkept += 1;
+        }
+        if unkept <= MAX_PACKS {
             return Ok(());
         }
         // --geometric rolls packs up by their object lists, so unreferenced commits survive.
@@ -298,10 +333,10 @@ impl GitStore {
                 detail: format!("git repack failed: {}", ran.stderr.trim()),
             });
         }
-        if let Ok(odb) = self.repo.odb() {
-            // A failed refresh only delays seeing the new pack; lookups refresh on a miss.
-            let _ = odb.refresh();
-        }
+        // Opened again: libgit2 keeps every pack it once opened, the rolled-up ones too, with
+        // their indexes mapped whole; at 1M transactions the stale maps held 50 MiB.
+        self.repo = Repository::open_bare(&self.path)
+            .map_err(|e| local_err("cannot open the cache again after a roll-up", &e))?;
         Ok(())
     }
 }
@@ -510,8 +545,8 @@ impl Store for GitStore {
             .odb()
             .and_then(|odb| odb.refresh())
             .map_err(|e| local_err("cannot refresh the object database", &e))?;
-        // A roll-up while `git push` reads the packs could pull one from under it; the next
-        // commit after the push rolls up instead.
+        // A roll-up while `git push` reads the packs could pull one from under it; the end of
+        // the push rolls up instead.
         if self.running.is_none() {
             self.consolidate_packs()?;
         }

@@ -1,7 +1,7 @@
 //! `GitStore` against real bare repositories: by local path, by `file://`, and over smart
 //! HTTP through the simulator's `GitServer` with an API key.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use mwsync::error::{Classify, ErrorClass};
 use mwsync::store::git::{AuthMode, GitRemote, GitStore};
@@ -470,6 +470,65 @@ fn packs_are_consolidated() {
     for (i, c) in all.iter().enumerate() {
         assert_eq!(
             s.read_file(c, &format!("f/{i}.xml")).expect("read"),
+            Some(format!("{i}\n").into_bytes())
+        );
+    }
+}
+
+/// A pack at the keep threshold gets a `.keep` file and outlives every later roll-up
+/// unchanged, while the smaller packs after it are still rolled together.
+#[test]
+fn large_packs_are_kept_out_of_roll_ups() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let r = bare_remote(tmp.path(), "remote.git");
+    let mut s = open(tmp.path(), "cache", local(&r.to_string_lossy()));
+    // Each commit below is one pack of 4 objects (blob, two trees, commit); the first
+    // roll-up merges more than 40, so it reaches the threshold and is kept from then on.
+    s.keep_packs_from(40);
+    let mut tip: Option<CommitId> = None;
+    let commit = |s: &mut GitStore, tip: &mut Option<CommitId>, i: usize| {
+        let parents: Vec<&CommitId> = tip.iter().collect();
+        let c = s
+            .commit(new_commit(
+                &parents,
+                &[(&format!("f/{i}.xml"), Some(&format!("{i}\n")))],
+                "c\n",
+            ))
+            .expect("commit");
+        *tip = Some(c);
+    };
+    for i in 0..40 {
+        commit(&mut s, &mut tip, i);
+    }
+    let pack_dir = tmp.path().join("cache").join("objects").join("pack");
+    let kept = |dir: &Path| -> Vec<PathBuf> {
+        let mut k: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("pack dir")
+            .map(|e| e.expect("entry").path())
+            .filter(|p| p.extension().is_some_and(|x| x == "keep"))
+            .collect();
+        k.sort();
+        k
+    };
+    // The next commit's roll-up check marks the big pack.
+    commit(&mut s, &mut tip, 40);
+    let first = kept(&pack_dir);
+    assert_eq!(first.len(), 1, "one large pack is kept: {first:?}");
+    let big = first[0].with_extension("pack");
+    let before = std::fs::read(&big).expect("the kept pack");
+    for i in 41..120 {
+        commit(&mut s, &mut tip, i);
+    }
+    assert_eq!(
+        std::fs::read(&big).expect("the kept pack is still there"),
+        before,
+        "a kept pack is never rewritten"
+    );
+    assert!(packs(&tmp.path().join("cache")) <= 33 + kept(&pack_dir).len());
+    let tip = tip.expect("commits");
+    for i in 0..120 {
+        assert_eq!(
+            s.read_file(&tip, &format!("f/{i}.xml")).expect("read"),
             Some(format!("{i}\n").into_bytes())
         );
     }

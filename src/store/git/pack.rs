@@ -44,6 +44,19 @@ impl PackObject {
     }
 }
 
+/// The number of objects a version-2 pack index at `idx` lists (the last entry of its
+/// fan-out table), or `None` when it cannot be read as one.
+pub fn objects_in_index(idx: &Path) -> Option<u32> {
+    use std::io::Read as _;
+    let mut head = [0u8; 8 + 256 * 4];
+    std::fs::File::open(idx).ok()?.read_exact(&mut head).ok()?;
+    if head[..8] != [0xff, b't', b'O', b'c', 0, 0, 0, 2] {
+        return None;
+    }
+    let last = &head[8 + 255 * 4..];
+    Some(u32::from_be_bytes([last[0], last[1], last[2], last[3]]))
+}
+
 /// A pack on disk.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WrittenPack {

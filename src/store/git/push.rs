@@ -163,8 +163,18 @@ impl GitStore {
         Ok(Job::Gateway { landing, job })
     }
 
-    /// Waits for the push `begin_push` began and reads its outcome.
+    /// Waits for the push `begin_push` began and reads its outcome; then rolls packs up if
+    /// there are too many, which commits skip while a push runs.
     pub(super) fn end_push(&mut self) -> Result<(), StoreError> {
+        let outcome = self.await_push();
+        if let Err(e) = self.consolidate_packs() {
+            // The push's outcome stands; the next commit tries the roll-up again.
+            tracing::warn!("cannot roll up the cache's packs: {e}");
+        }
+        outcome
+    }
+
+    fn await_push(&mut self) -> Result<(), StoreError> {
         let Some(run) = self.running.take() else {
             return Err(StoreError::Local {
                 detail: "no push was begun".into(),
