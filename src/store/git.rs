@@ -163,7 +163,7 @@ pub const KEEP_PACKS_FROM: u32 = 200_000;
 /// record's path by inflating, hash-checking and parsing `main`'s commit (its message lists a
 /// checkpoint's records) and shard directories of up to 1,000 entries (40 KiB) again, for
 /// every record; at 1M transactions that was half of mwsync's CPU. Trees and commits up to
-/// 1 MiB are cached now, within 32 MiB in all. Call once at the start of the process, before
+/// 1 MiB are cached now, within 16 MiB in all, and at most 16 MiB of packs are mapped (see `memory`). Call once at the start of the process, before
 /// any thread uses libgit2 (the binary does, in `main`).
 pub fn bound_libgit2_memory() {
     // SAFETY: libgit2's options are plain globals; the caller runs this before any other
