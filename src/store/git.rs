@@ -163,7 +163,8 @@ pub const KEEP_PACKS_FROM: u32 = 200_000;
 /// record's path by inflating, hash-checking and parsing `main`'s commit (its message lists a
 /// checkpoint's records) and shard directories of up to 1,000 entries (40 KiB) again, for
 /// every record; at 1M transactions that was half of mwsync's CPU. Trees and commits up to
-/// 1 MiB are cached now, within 16 MiB in all, and at most 16 MiB of packs are mapped (see `memory`). Call once at the start of the process, before
+/// 1 MiB are cached now, within 32 MiB in all, and at most 16 MiB of packs are mapped (see
+/// `memory`). Call once at the start of the process, before
 /// any thread uses libgit2 (the binary does, in `main`).
 pub fn bound_libgit2_memory() {
     // SAFETY: libgit2's options are plain globals; the caller runs this before any other
@@ -171,7 +172,7 @@ pub fn bound_libgit2_memory() {
     let set = unsafe {
         git2::opts::set_mwindow_size(4 << 20)
             .and_then(|()| git2::opts::set_mwindow_mapped_limit(16 << 20))
-            .and_then(|()| git2::opts::set_cache_max_size(16 << 20))
+            .and_then(|()| git2::opts::set_cache_max_size(32 << 20))
             .and_then(|()| git2::opts::set_cache_object_limit(ObjectType::Tree, 1 << 20))
             .and_then(|()| git2::opts::set_cache_object_limit(ObjectType::Commit, 1 << 20))
     };
