@@ -380,8 +380,9 @@ fn first_sync_through_the_gateway_survives_sigkill_and_resumes() {
         resent.len()
     );
     // The resumed push may carry checkpoints the killed run never reached, so what it
-    // sends is not compared with what was staged; none of it may have been staged already.
-    assert!(received > 0, "the resume sent the objects still missing");
+    // sends is not compared with what was staged (and may be nothing, when the rebuilt
+    // commits are the killed run's own, made within the same second); none of it may have
+    // been staged already.
     assert_eq!(
         resent.iter().map(|r| r.already).sum::<u64>(),
         0,
