@@ -62,13 +62,16 @@ fn git(cwd: &Path, args: &[&str]) -> Result<String, String> {
         .env_remove("GIT_WORK_TREE")
         .output()
         .map_err(|e| format!("cannot run git: {e}"))?;
+    let stdout = String::from_utf8_lossy(&out.stdout).trim().to_string();
     if out.status.success() {
-        Ok(String::from_utf8_lossy(&out.stdout).trim().to_string())
+        Ok(stdout)
     } else {
+        // Some refusals (`nothing to commit`) are said on stdout only.
+        let stderr = String::from_utf8_lossy(&out.stderr).trim().to_string();
         Err(format!(
             "git {} failed: {}",
             args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
+            if stderr.is_empty() { stdout } else { stderr }
         ))
     }
 }
@@ -376,7 +379,13 @@ async fn play_writer(
                     }
                 })
                 .collect();
-            std::fs::write(&file, edited.join("\n") + "\n").map_err(|e| format!("{path}: {e}"))?;
+            let edited = edited.join("\n") + "\n";
+            if edited == text {
+                return Err(format!(
+                    "{path} already has the phone {phone} (an earlier run in this directory wrote it)"
+                ));
+            }
+            std::fs::write(&file, edited).map_err(|e| format!("{path}: {e}"))?;
             git(
                 &work,
                 &[
