@@ -19,6 +19,26 @@ impl Drop for Reaper {
 }
 
 /// The `mwsim` binary, built on demand when this package's tests run alone.
+/// Clones `url` into `dest` as plain git does, sending `user:key` as HTTP Basic; true when
+/// git succeeded.
+pub(crate) fn clone_with_key(url: &str, user: &str, key: &str, dest: &std::path::Path) -> bool {
+    let header = format!(
+        "Authorization: Basic {}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{user}:{key}"))
+    );
+    Command::new("git")
+        .arg("-c")
+        .arg(format!("http.extraHeader={header}"))
+        .args(["clone", "--quiet", url])
+        .arg(dest)
+        .env("GIT_TERMINAL_PROMPT", "0")
+        .env("GIT_CONFIG_NOSYSTEM", "1")
+        .env("GIT_CONFIG_GLOBAL", "/dev/null")
+        .status()
+        .expect("git clone runs")
+        .success()
+}
+
 pub(crate) fn mwsim() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     let dir = exe
@@ -132,19 +152,10 @@ fn binary_against_mwsim_serve_and_git_serve() {
     );
 
     let clone = tmp.path().join("clone");
-    let header = format!(
-        "Authorization: Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("me:{key}"))
+    assert!(
+        clone_with_key(&git_url, "me", key, &clone),
+        "git clone with the key works"
     );
-    let status = Command::new("git")
-        .arg("-c")
-        .arg(format!("http.extraHeader={header}"))
-        .args(["clone", "--quiet", &git_url])
-        .arg(&clone)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .status()
-        .expect("git clone runs");
-    assert!(status.success(), "git clone with the key works");
     let count = |dir: &str| -> usize {
         fn walk(p: &std::path::Path) -> usize {
             std::fs::read_dir(p).map_or(0, |rd| {

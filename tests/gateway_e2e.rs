@@ -13,7 +13,8 @@ use std::time::{Duration, Instant};
 use base64::Engine as _;
 use sha1::{Digest, Sha1};
 
-use crate::e2e::{Reaper, mwsim, start};
+use crate::e2e::{Reaper, clone_with_key, mwsim, start};
+use crate::store::git;
 
 const TOKEN: &str = "gw-e2e-token-5f1a9c3e77";
 const SERVICE_KEY: &str = "gw-e2e-service-key-41b";
@@ -209,23 +210,6 @@ fn expected_tree(data: &Path) -> BTreeMap<String, String> {
     out
 }
 
-fn git(dir: &Path, args: &[&str]) -> String {
-    let out = Command::new("git")
-        .arg("-C")
-        .arg(dir)
-        .args(args)
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .output()
-        .expect("git runs");
-    assert!(
-        out.status.success(),
-        "git {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 /// Waits until `child`'s stderr file says it paused, failing if it exits first.
 fn wait_for_pause(child: &mut Child, stderr: &Path) {
     let started = Instant::now();
@@ -400,21 +384,15 @@ fn first_sync_through_the_gateway_survives_sigkill_and_resumes() {
     // A plain clone of the git service holds exactly the simulator's records, each
     // created once in the history.
     let clone = tmp.path().join("clone");
-    let header = format!(
-        "Authorization: Basic {}",
-        base64::engine::general_purpose::STANDARD.encode(format!("reader:{SERVICE_KEY}"))
+    assert!(
+        clone_with_key(
+            &format!("{git_url}/books.git"),
+            "reader",
+            SERVICE_KEY,
+            &clone
+        ),
+        "git clone of the service works"
     );
-    let status = Command::new("git")
-        .arg("-c")
-        .arg(format!("http.extraHeader={header}"))
-        .args(["clone", "--quiet", &format!("{git_url}/books.git")])
-        .arg(&clone)
-        .env("GIT_TERMINAL_PROMPT", "0")
-        .env("GIT_CONFIG_NOSYSTEM", "1")
-        .env("GIT_CONFIG_GLOBAL", "/dev/null")
-        .status()
-        .expect("git clone runs");
-    assert!(status.success(), "git clone of the service works");
     let listing = git(&clone, &["ls-tree", "-r", "--full-tree", "HEAD"]);
     let got: BTreeMap<String, String> = listing
         .lines()
@@ -563,20 +541,9 @@ fn store_push_through_the_gateway_keeps_the_push_contract() {
         base64::engine::general_purpose::STANDARD.encode(format!("w:{SERVICE_KEY}"))
     );
     let writer = |args: &[&str]| {
-        let out = Command::new("git")
-            .args(["-c", &header, "-c", "user.name=w", "-c", "user.email=w@x"])
-            .args(args)
-            .current_dir(tmp.path())
-            .env("GIT_CONFIG_NOSYSTEM", "1")
-            .env("GIT_CONFIG_GLOBAL", "/dev/null")
-            .env("GIT_TERMINAL_PROMPT", "0")
-            .output()
-            .expect("git runs");
-        assert!(
-            out.status.success(),
-            "git {args:?}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let mut all = vec!["-c", &header, "-c", "user.name=w", "-c", "user.email=w@x"];
+        all.extend_from_slice(args);
+        git(tmp.path(), &all);
     };
     writer(&["clone", "--quiet", &format!("{git_url}/books.git"), "other"]);
     std::fs::write(other.join("x.txt"), "moved\n").expect("write");

@@ -7,19 +7,19 @@
 //! push fails (the engine starts again from the last confirmed commit); it must not decide
 //! when to checkpoint.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 
 use super::{Engine, EngineError};
 use crate::error::{Classify, ErrorClass};
 use crate::moneyworks::MoneyWorks;
 use crate::state::SyncState;
-use crate::store::{CommitId, Store};
+use crate::store::{CommitId, FileChange, Store};
 
 /// Most commits that wait behind a running push before the next checkpoint waits for it.
 pub(crate) const MAX_AHEAD: usize = 8;
 
 /// Commits made on top of the remote's tip and not yet confirmed there.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug)]
 pub(crate) struct Flight {
     /// The remote's tip as last confirmed: the commits below build on it.
     confirmed: Option<CommitId>,
@@ -34,7 +34,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// follows is read. Returns the new commit, which is `main`'s tip from here on.
     pub(crate) async fn commit_checkpoint(
         &mut self,
-        changes: std::collections::BTreeMap<String, crate::store::FileChange>,
+        changes: BTreeMap<String, FileChange>,
         message: String,
     ) -> Result<CommitId, EngineError> {
         let base = self.known.main.clone();

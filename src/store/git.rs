@@ -546,11 +546,8 @@ impl Store for GitStore {
             .odb()
             .and_then(|odb| odb.refresh())
             .map_err(|e| local_err("cannot refresh the object database", &e))?;
-        // A roll-up while `git push` reads the packs could pull one from under it; the end of
-        // the push rolls up instead.
-        if self.running.is_none() {
-            self.consolidate_packs()?;
-        }
+        // Packs are rolled up when a push ends (`push::end_push`), never here: a roll-up
+        // while `git push` reads the packs could pull one from under it.
         let id = CommitId(object::hex(&id));
         if self.gateway.is_some() {
             self.unpushed.push_back((id.clone(), objects));

@@ -443,13 +443,15 @@ fn missing_remote_and_bad_cache() {
     assert!(GitStore::open(&file, local("x")).is_err());
 }
 
-/// Many commits never pile up unbounded packs, and unreferenced commits survive the repack.
+/// Many pushed commits never pile up unbounded packs (the end of a push rolls them up), and
+/// unreferenced commits survive the repack.
 #[test]
 fn packs_are_consolidated() {
     let tmp = tempfile::tempdir().expect("tmp");
     let r = bare_remote(tmp.path(), "remote.git");
     let mut s = open(tmp.path(), "cache", local(&r.to_string_lossy()));
     let mut tip: Option<CommitId> = None;
+    let mut pushed: Option<CommitId> = None;
     let mut all = Vec::new();
     for i in 0..40 {
         let parents: Vec<&CommitId> = tip.iter().collect();
@@ -462,6 +464,11 @@ fn packs_are_consolidated() {
             ))
             .expect("commit");
         all.push(c.clone());
+        // Every other commit is pushed, as checkpoints are when a push carries two.
+        if i % 2 == 1 {
+            s.push("main", pushed.as_ref(), &c).expect("push");
+            pushed = Some(c.clone());
+        }
         tip = Some(c);
     }
     let cache = tmp.path().join("cache");
@@ -486,6 +493,7 @@ fn large_packs_are_kept_out_of_roll_ups() {
     // roll-up merges more than 40, so it reaches the threshold and is kept from then on.
     s.keep_packs_from(40);
     let mut tip: Option<CommitId> = None;
+    // Each commit is pushed: the end of a push is where packs are rolled up.
     let commit = |s: &mut GitStore, tip: &mut Option<CommitId>, i: usize| {
         let parents: Vec<&CommitId> = tip.iter().collect();
         let c = s
@@ -495,6 +503,7 @@ fn large_packs_are_kept_out_of_roll_ups() {
                 "c\n",
             ))
             .expect("commit");
+        s.push("main", tip.as_ref(), &c).expect("push");
         *tip = Some(c);
     };
     for i in 0..40 {
