@@ -153,8 +153,9 @@ const MAX_PACKS: usize = 32;
 /// A pack of at least this many objects gets a `.keep` file and is never rolled up again. A
 /// roll-up's `git pack-objects` holds about 290 bytes per object it copies (290 MiB for the
 /// million objects of a 1M-transaction cache), so rolling up only smaller packs bounds it
-/// near 2 × this × 290 bytes, with a pack for every this many objects.
-pub const KEEP_PACKS_FROM: u32 = 200_000;
+/// near 2 × this × 290 bytes (58 MiB), and a roll-up's time with it, with a pack for every
+/// this many objects (10 at 1M transactions).
+pub const KEEP_PACKS_FROM: u32 = 100_000;
 
 /// Bounds libgit2's memory so mwsync's resident set does not grow with the repository, and
 /// lets it cache what a pull reads again and again. Mapped packs: every mapped page it has
