@@ -195,10 +195,11 @@ pub struct GitStore {
     /// When set, pushes go through this upload gateway instead of `git push` (shared with
     /// the thread of a running push).
     gateway: Option<Arc<Mutex<Gateway>>>,
-    /// With a gateway: the objects of the last commits written and not yet pushed, so a push
-    /// sends them without reading them back. Anything dropped from here is found by asking
-    /// the gateway what is missing.
-    unpushed: VecDeque<(CommitId, Vec<PackObject>)>,
+    /// With a gateway: the ids of the new objects of the last commits written and not yet
+    /// pushed, so a push sends exactly them (read back from the cache batch by batch; the
+    /// bodies of 12 checkpoints of transactions held about 100 MiB). Anything dropped from here
+    /// is found by asking the gateway what is missing.
+    unpushed: VecDeque<(CommitId, Vec<object::Oid>)>,
     /// The push running in its own thread, if any (`start_push`).
     running: Option<push::Running>,
     /// Packs of this many objects or more are kept out of roll-ups.
@@ -551,7 +552,8 @@ impl Store for GitStore {
         // while `git push` reads the packs could pull one from under it.
         let id = CommitId(object::hex(&id));
         if self.gateway.is_some() {
-            self.unpushed.push_back((id.clone(), objects));
+            self.unpushed
+                .push_back((id.clone(), objects.iter().map(|o| o.id).collect()));
             while self.unpushed.len() > UNPUSHED_KEPT {
                 self.unpushed.pop_front();
             }

@@ -77,18 +77,8 @@ impl std::fmt::Debug for GatewayConfig {
     }
 }
 
-/// One object to send: its kind, id and raw content.
-#[derive(Debug, Clone, Copy)]
-pub struct Outgoing<'a> {
-    /// Its kind.
-    pub kind: Kind,
-    /// Its id.
-    pub id: Oid,
-    /// Its content, without git's header.
-    pub body: &'a [u8],
-}
-
-/// Reads an object the gateway says it misses, by its hex id, from the local cache.
+/// Reads an object to send, by its hex id, from the local cache: each one as its batch is
+/// built, so only the batches in flight are ever in memory.
 pub type ReadObject<'a> = dyn Fn(&str) -> Result<(Kind, Vec<u8>), StoreError> + 'a;
 
 /// What the upload saved in the cache directory says.
@@ -224,16 +214,16 @@ impl Gateway {
     }
 
     /// Sets `branch` to `new` if it is at `expected` (`None`: absent), through an upload:
-    /// sends `pending` (the objects mwsync wrote for the commits in between) in concurrent
-    /// batches, or, for an upload resumed after a restart, only what the gateway says is
-    /// missing; then commits. Objects the gateway still misses are read with `read` and sent,
-    /// one tree level per round. A branch elsewhere is `BranchMoved`, as for a git push.
+    /// sends `pending` (the ids of the objects mwsync wrote for the commits in between, read
+    /// with `read` batch by batch) in concurrent batches, or, for an upload resumed after a
+    /// restart, only what the gateway says is missing; then commits. Objects the gateway
+    /// still misses are read and sent too, one tree level per round. A branch elsewhere is `BranchMoved`, as for a git push.
     pub fn push(
         &mut self,
         branch: &str,
         expected: Option<&CommitId>,
         new: &CommitId,
-        pending: &[Outgoing<'_>],
+        pending: &[Oid],
         read: &ReadObject<'_>,
     ) -> Result<Sent, StoreError> {
         let mut sent = Sent::default();
@@ -261,7 +251,7 @@ impl Gateway {
         branch: &str,
         expected: Option<&CommitId>,
         new: &CommitId,
-        pending: &[Outgoing<'_>],
+        pending: &[Oid],
         read: &ReadObject<'_>,
         sent: &mut Sent,
     ) -> Result<(), Failure> {
@@ -274,7 +264,7 @@ impl Gateway {
             );
             self.send_missing(&upload.saved, new, read, sent)?;
         } else {
-            self.send(&upload.saved, pending, sent)?;
+            self.send(&upload.saved, pending, read, sent)?;
         }
         crate::engine::pause_point("gateway-before-commit");
         let mut round = 0;
@@ -499,7 +489,7 @@ impl Gateway {
         }
     }
 
-    /// Reads the objects a missing list or an incomplete commit named, and sends them.
+    /// Sends the objects a missing list or an incomplete commit named.
     fn send_listed(
         &self,
         upload: &SavedUpload,
@@ -507,33 +497,40 @@ impl Gateway {
         read: &ReadObject<'_>,
         sent: &mut Sent,
     ) -> Result<(), Failure> {
-        let objects = read_all(ids, read)?;
-        let outgoing: Vec<Outgoing<'_>> = objects
+        let ids = ids
             .iter()
-            .map(|(kind, id, body)| Outgoing {
-                kind: *kind,
-                id: *id,
-                body,
+            .map(|id| {
+                parse_hex(id).ok_or_else(|| StoreError::Transport {
+                    detail: format!(
+                        "the upload gateway listed `{}` as missing, which is not an object id",
+                        id.escape_debug()
+                    ),
+                })
             })
-            .collect();
-        self.send(upload, &outgoing, sent)
+            .collect::<Result<Vec<Oid>, StoreError>>()?;
+        self.send(upload, &ids, read, sent)
     }
 
-    /// Sends `objects` in batches under both caps, `concurrency` at a time.
+    /// Sends the objects `ids` in batches under both caps, `concurrency` at a time; each
+    /// batch's bodies are read with `read` when a slot for it frees.
     fn send(
         &self,
         upload: &SavedUpload,
-        objects: &[Outgoing<'_>],
+        ids: &[Oid],
+        read: &ReadObject<'_>,
         sent: &mut Sent,
     ) -> Result<(), Failure> {
         let cap = self.cfg.batch_bytes.min(upload.max_batch_bytes);
-        let batches = batches(objects, cap, upload.max_batch_objects);
         let url = format!("{}/v1/uploads/{}/objects", self.cfg.api, upload.id);
         let concurrency = self.cfg.concurrency.max(1);
         let totals = self.block_on(async {
-            futures_util::stream::iter(batches.into_iter().map(|(body, n)| {
+            let batches = Batches::new(ids, read, cap, upload.max_batch_objects);
+            futures_util::stream::iter(batches.map(|batch| {
                 let url = url.clone();
-                async move { self.send_batch(&url, body, n).await }
+                async move {
+                    let (body, n) = batch?;
+                    self.send_batch(&url, body, n).await
+                }
             }))
             .buffer_unordered(concurrency)
             .try_fold(Sent::default(), |acc, s| async move {
@@ -700,22 +697,6 @@ impl Gateway {
     }
 }
 
-/// Reads every listed object locally.
-fn read_all(ids: &[String], read: &ReadObject<'_>) -> Result<Vec<(Kind, Oid, Vec<u8>)>, Failure> {
-    ids.iter()
-        .map(|id| {
-            let oid = parse_hex(id).ok_or_else(|| StoreError::Transport {
-                detail: format!(
-                    "the upload gateway listed `{}` as missing, which is not an object id",
-                    id.escape_debug()
-                ),
-            })?;
-            let (kind, body) = read(id)?;
-            Ok((kind, oid, body))
-        })
-        .collect()
-}
-
 fn parse_hex(id: &str) -> Option<Oid> {
     if id.len() != 40 {
         return None;
@@ -727,70 +708,164 @@ fn parse_hex(id: &str) -> Option<Oid> {
     Some(out)
 }
 
-/// Splits `objects` into batch bodies in `git cat-file --batch` framing, each at most
+/// The batch bodies of a list of objects, in `git cat-file --batch` framing, each at most
 /// `max_bytes` (an object larger than that goes alone, for the gateway to refuse by name)
-/// and at most `max_objects` objects. Returns each body with its object count.
-pub fn batches(
-    objects: &[Outgoing<'_>],
+/// and at most `max_objects` objects, with each body's object count. Bodies are read only
+/// as the batch that holds them is built.
+pub struct Batches<'a> {
+    ids: std::slice::Iter<'a, Oid>,
+    read: &'a ReadObject<'a>,
     max_bytes: usize,
     max_objects: usize,
-) -> Vec<(Vec<u8>, usize)> {
-    let mut out = Vec::new();
-    let mut body: Vec<u8> = Vec::new();
-    let mut n = 0usize;
-    for o in objects {
-        let header = format!("{} {} {}\n", hex(&o.id), o.kind.name(), o.body.len());
-        let size = header.len() + o.body.len() + 1;
-        if n > 0 && (body.len() + size > max_bytes || n >= max_objects) {
-            out.push((std::mem::take(&mut body), n));
-            n = 0;
+    /// The framed object that did not fit the last batch: the next one starts with it.
+    carried: Option<Vec<u8>>,
+}
+
+impl<'a> Batches<'a> {
+    /// The batches of `ids`, their bodies read with `read`.
+    pub fn new(
+        ids: &'a [Oid],
+        read: &'a ReadObject<'a>,
+        max_bytes: usize,
+        max_objects: usize,
+    ) -> Batches<'a> {
+        Batches {
+            ids: ids.iter(),
+            read,
+            max_bytes,
+            max_objects: max_objects.max(1),
+            carried: None,
         }
-        body.extend_from_slice(header.as_bytes());
-        body.extend_from_slice(o.body);
-        body.push(b'\n');
-        n += 1;
     }
-    if n > 0 {
-        out.push((body, n));
+}
+
+impl Iterator for Batches<'_> {
+    type Item = Result<(Vec<u8>, usize), StoreError>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let (mut body, mut n) = match self.carried.take() {
+            Some(framed) => (framed, 1),
+            None => (Vec::new(), 0),
+        };
+        while n < self.max_objects {
+            let Some(id) = self.ids.next() else { break };
+            let id = hex(id);
+            let (kind, content) = match (self.read)(&id) {
+                Ok(read) => read,
+                Err(e) => return Some(Err(e)),
+            };
+            let header = format!("{id} {} {}\n", kind.name(), content.len());
+            let size = header.len() + content.len() + 1;
+            if n > 0 && body.len() + size > self.max_bytes {
+                let mut framed = Vec::with_capacity(size);
+                frame(&mut framed, &header, &content);
+                self.carried = Some(framed);
+                break;
+            }
+            frame(&mut body, &header, &content);
+            n += 1;
+        }
+        (n > 0).then_some(Ok((body, n)))
     }
-    out
+}
+
+fn frame(out: &mut Vec<u8>, header: &str, content: &[u8]) {
+    out.extend_from_slice(header.as_bytes());
+    out.extend_from_slice(content);
+    out.push(b'\n');
 }
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashMap;
+
     use super::*;
     use crate::store::object::object_id;
+
+    /// Ten 100-byte blobs, and a reader of them that counts its reads.
+    fn blobs() -> (Vec<Oid>, HashMap<String, Vec<u8>>) {
+        let bodies: Vec<Vec<u8>> = (0..10).map(|i| vec![b'a' + i; 100]).collect();
+        let ids: Vec<Oid> = bodies.iter().map(|b| object_id(Kind::Blob, b)).collect();
+        let by_id = ids.iter().map(hex).zip(bodies).collect();
+        (ids, by_id)
+    }
+
+    fn all(batches: Batches<'_>) -> Vec<(Vec<u8>, usize)> {
+        batches
+            .collect::<Result<_, _>>()
+            .expect("every object reads")
+    }
 
     /// Batches keep git's `cat-file --batch` framing and respect both caps.
     #[test]
     fn batches_respect_both_caps() {
-        let bodies: Vec<Vec<u8>> = (0..10).map(|i| vec![b'a' + i; 100]).collect();
-        let objects: Vec<Outgoing<'_>> = bodies
-            .iter()
-            .map(|b| Outgoing {
-                kind: Kind::Blob,
-                id: object_id(Kind::Blob, b),
-                body: b,
-            })
-            .collect();
+        let (ids, by_id) = blobs();
+        let read = |id: &str| Ok((Kind::Blob, by_id[id].clone()));
         let one = 40 + " blob 100\n".len() + 100 + 1;
-        let by_bytes = batches(&objects, one * 3, 100);
+        let by_bytes = all(Batches::new(&ids, &read, one * 3, 100));
         assert_eq!(
             by_bytes.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
             [3, 3, 3, 1]
         );
         assert!(by_bytes.iter().all(|(b, _)| b.len() <= one * 3));
-        let by_count = batches(&objects, 1 << 20, 4);
+        let by_count = all(Batches::new(&ids, &read, 1 << 20, 4));
         assert_eq!(
             by_count.iter().map(|(_, n)| *n).collect::<Vec<_>>(),
             [4, 4, 2]
         );
         let first = &by_count[0].0;
-        let header = format!("{} blob 100\n", hex(&objects[0].id));
+        let header = format!("{} blob 100\n", hex(&ids[0]));
         assert!(first.starts_with(header.as_bytes()));
         assert_eq!(first[header.len() + 100], b'\n');
-        let big = batches(&objects[..1], 10, 100);
+        let whole: Vec<u8> = by_bytes.into_iter().flat_map(|(b, _)| b).collect();
+        let expected: Vec<u8> = ids
+            .iter()
+            .flat_map(|id| {
+                let mut framed = Vec::new();
+                frame(
+                    &mut framed,
+                    &format!("{} blob 100\n", hex(id)),
+                    &by_id[&hex(id)],
+                );
+                framed
+            })
+            .collect();
+        assert_eq!(whole, expected, "every object once, in order");
+        let big = all(Batches::new(&ids[..1], &read, 10, 100));
         assert_eq!(big.len(), 1, "an object over the cap goes alone");
+    }
+
+    /// A batch reads only its own objects (and the one that did not fit it), so a push holds
+    /// no more than the batches in flight; a read that fails ends the batch with its error.
+    #[test]
+    fn batches_read_their_objects_only_when_built() {
+        let (ids, by_id) = blobs();
+        let reads = std::cell::Cell::new(0);
+        let read = |id: &str| {
+            reads.set(reads.get() + 1);
+            if reads.get() == 8 {
+                return Err(StoreError::Local {
+                    detail: format!("object {id} is gone"),
+                });
+            }
+            Ok((Kind::Blob, by_id[id].clone()))
+        };
+        let one = 40 + " blob 100\n".len() + 100 + 1;
+        let mut batches = Batches::new(&ids, &read, one * 3, 100);
+        assert_eq!(
+            reads.get(),
+            0,
+            "nothing is read before a batch is asked for"
+        );
+        assert_eq!(
+            batches.next().map(|b| b.map(|(_, n)| n)).transpose().ok(),
+            Some(Some(3))
+        );
+        assert_eq!(reads.get(), 4, "three objects and the one that did not fit");
+        assert!(batches.next().is_some_and(|b| b.is_ok()));
+        assert_eq!(reads.get(), 7);
+        let failed = batches.next().expect("a third batch");
+        assert!(failed.is_err_and(|e| e.to_string().contains("is gone")));
     }
 
     /// Object ids parse only as 40 hex digits.

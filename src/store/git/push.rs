@@ -12,10 +12,9 @@ use std::thread::JoinHandle;
 use git2::{ErrorCode, ObjectType, Oid, Repository};
 
 use super::cli::{self, Ran};
-use super::pack::PackObject;
 use super::{GitStore, local_err, parse_oid, tracking_ref};
-use crate::store::gateway::{Gateway, Outgoing, Sent};
-use crate::store::object::Kind;
+use crate::store::gateway::{Gateway, Sent};
+use crate::store::object::{self, Kind};
 use crate::store::{CommitId, Store, StoreError};
 
 /// A push begun by `start_push` and not yet finished.
@@ -39,8 +38,9 @@ enum Job {
     },
 }
 
-/// Commits written and not yet pushed through the gateway, with their objects.
-pub(super) type Unpushed = Vec<(CommitId, Vec<PackObject>)>;
+/// Commits written and not yet pushed through the gateway, with the ids of their new
+/// objects (read back from the cache as the push sends them).
+pub(super) type Unpushed = Vec<(CommitId, Vec<object::Oid>)>;
 
 impl Running {
     /// True once the thread has ended.
@@ -143,20 +143,15 @@ impl GitStore {
             let result = (|| {
                 let repo = Repository::open_bare(&path)
                     .map_err(|e| local_err("cannot open the cache again to read objects", &e))?;
-                let outgoing: Vec<Outgoing<'_>> = pending
+                let ids: Vec<object::Oid> = pending
                     .iter()
-                    .flat_map(|(_, objects)| objects.iter())
-                    .map(|o| Outgoing {
-                        kind: o.kind,
-                        id: o.id,
-                        body: &o.body,
-                    })
+                    .flat_map(|(_, ids)| ids.iter().copied())
                     .collect();
                 let read = |id: &str| read_object(&repo, &path, id);
                 let mut gateway = gateway.lock().map_err(|_| StoreError::Local {
                     detail: "an earlier gateway upload panicked; restart mwsync".into(),
                 })?;
-                gateway.push(&branch, expected.as_ref(), &new, &outgoing, &read)
+                gateway.push(&branch, expected.as_ref(), &new, &ids, &read)
             })();
             (result, pending)
         })?;
