@@ -13,7 +13,10 @@
 //! and 100 from 100k on), then of one shape at every size (10 records in each of 10 shards
 //! spread over the table), so that the second line compares sizes with commits of the same
 //! shape; each line says how many records and shard directories the run's commits changed,
-//! and checks `main` against the server with the edited records as the fake lays them out;
+//! the baseline (plain `git push` of the same commits, from the remote to a copy of it as it
+//! was before the run, through the same server), whether the cache's packs were rolled up in
+//! the run, and checks `main` against the server with the edited records as the fake lays
+//! them out;
 //! `sync --full --check`; the largest directory on `main` and the largest push (remote packs,
 //! with the remote's auto-gc off so each push keeps its pack).
 //!
@@ -901,8 +904,39 @@ async fn edits_step(
     let before = w.requests().await;
     let before_commits = commits(repo);
     let tip = git(repo, &["rev-parse", "main"]);
+    // The baseline: a copy of the remote as it is now (a local clone hard-links the packs),
+    // to which plain `git push` sends the same commits once mwsync has made them.
+    let copy = repo.with_file_name("baseline.git");
+    let _ = std::fs::remove_dir_all(&copy);
+    git(
+        &w.dir,
+        &[
+            "clone",
+            "--quiet",
+            "--bare",
+            &repo.to_string_lossy(),
+            &copy.to_string_lossy(),
+        ],
+    );
+    git(&copy, &["config", "receive.autogc", "false"]);
+    let packs_before = pack_sizes(&cache.join("repo.git")).len();
     let ran = w.run(&["run", "--once"], url, cache, log);
     assert_eq!(ran.code, 0, "the run after the edits failed; see {log}");
+    let packs_after = pack_sizes(&cache.join("repo.git")).len();
+    let rolled_up = if packs_after < packs_before {
+        format!(", the cache's packs rolled up ({packs_before} to {packs_after})")
+    } else {
+        String::new()
+    };
+    let copy_url = format!("{}/baseline.git", w.git_url);
+    let header = format!("http.extraHeader=Authorization: Bearer {GIT_KEY}");
+    let pushing = Instant::now();
+    git(
+        repo,
+        &["-c", &header, "push", "--quiet", &copy_url, "main:main"],
+    );
+    let plain_push = pushing.elapsed().as_secs_f64();
+    let _ = std::fs::remove_dir_all(&copy);
     let changed = git(repo, &["diff", "--name-only", tip.trim(), "main"]);
     let records: Vec<&str> = changed
         .lines()
@@ -915,7 +949,7 @@ async fn edits_step(
     line(
         label,
         format!(
-            "{:.2} s, {} requests, {} commits, {}; {} records in {} shard directories; main vs server: {} differ",
+            "{:.2} s, {} requests, {} commits, {}; {} records in {} shard directories; plain `git push` of the same commits {plain_push:.2} s{rolled_up}; main vs server: {} differ",
             ran.secs,
             w.requests().await - before,
             commits(repo) - before_commits,
