@@ -18,7 +18,6 @@ impl Drop for Reaper {
     }
 }
 
-/// The `mwsim` binary, built on demand when this package's tests run alone.
 /// Clones `url` into `dest` as plain git does, sending `user:key` as HTTP Basic; true when
 /// git succeeded.
 pub(crate) fn clone_with_key(url: &str, user: &str, key: &str, dest: &std::path::Path) -> bool {
@@ -39,6 +38,7 @@ pub(crate) fn clone_with_key(url: &str, user: &str, key: &str, dest: &std::path:
         .success()
 }
 
+/// The `mwsim` binary, built on demand when this package's tests run alone.
 pub(crate) fn mwsim() -> PathBuf {
     let exe = std::env::current_exe().expect("the test binary has a path");
     let dir = exe

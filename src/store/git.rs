@@ -146,8 +146,8 @@ fn scratch_cli(remote: &GitRemote, scratch: &Path) -> Result<GitCli, StoreError>
     Ok(GitCli::new(scratch, remote))
 }
 
-/// More packs than this in the cache (kept packs aside) triggers a geometric repack after a
-/// commit, so lookups stay fast without rewriting the whole repository each time.
+/// More packs than this in the cache (kept packs aside) triggers a geometric repack when a
+/// push ends, so lookups stay fast without rewriting the whole repository each time.
 const MAX_PACKS: usize = 32;
 
 /// A pack of at least this many objects gets a `.keep` file and is never rolled up again. A
@@ -206,9 +206,9 @@ pub struct GitStore {
     keep_from: u32,
 }
 
-/// How many unpushed commits keep their objects in memory for a gateway push: more than the
-/// engine lets wait behind a running push (`engine::landing`), so a push that carries all of
-/// them sends their objects without asking what is missing.
+/// How many unpushed commits keep their objects' ids for a gateway push: more than the engine
+/// lets wait behind a running push (`engine::landing`), so a push that carries all of them
+/// sends their objects without asking what is missing.
 const UNPUSHED_KEPT: usize = 12;
 
 impl std::fmt::Debug for GitStore {

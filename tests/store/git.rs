@@ -519,7 +519,7 @@ fn large_packs_are_kept_out_of_roll_ups() {
         k.sort();
         k
     };
-    // The next commit's roll-up check marks the big pack.
+    // The end of the next push marks the big pack.
     commit(&mut s, &mut tip, 40);
     let first = kept(&pack_dir);
     assert_eq!(first.len(), 1, "one large pack is kept: {first:?}");

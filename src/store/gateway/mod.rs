@@ -217,7 +217,8 @@ impl Gateway {
     /// sends `pending` (the ids of the objects mwsync wrote for the commits in between, read
     /// with `read` batch by batch) in concurrent batches, or, for an upload resumed after a
     /// restart, only what the gateway says is missing; then commits. Objects the gateway
-    /// still misses are read and sent too, one tree level per round. A branch elsewhere is `BranchMoved`, as for a git push.
+    /// still misses are read and sent too, one tree level per round. A branch elsewhere is
+    /// `BranchMoved`, as for a git push.
     pub fn push(
         &mut self,
         branch: &str,
@@ -782,7 +783,7 @@ mod tests {
     use super::*;
     use crate::store::object::object_id;
 
-    /// Ten 100-byte blobs, and a reader of them that counts its reads.
+    /// Ten 100-byte blobs: their ids, and their bodies by hex id.
     fn blobs() -> (Vec<Oid>, HashMap<String, Vec<u8>>) {
         let bodies: Vec<Vec<u8>> = (0..10).map(|i| vec![b'a' + i; 100]).collect();
         let ids: Vec<Oid> = bodies.iter().map(|b| object_id(Kind::Blob, b)).collect();

@@ -159,11 +159,11 @@ impl GitStore {
     }
 
     /// Waits for the push `begin_push` began and reads its outcome; then rolls packs up if
-    /// there are too many, which commits skip while a push runs.
+    /// there are too many (commits never do, as a push may be reading the packs).
     pub(super) fn end_push(&mut self) -> Result<(), StoreError> {
         let outcome = self.await_push();
         if let Err(e) = self.consolidate_packs() {
-            // The push's outcome stands; the next commit tries the roll-up again.
+            // The push's outcome stands; the end of the next push tries the roll-up again.
             tracing::warn!("cannot roll up the cache's packs: {e}");
         }
         outcome
