@@ -37,6 +37,7 @@ pub mod pull;
 pub mod quarantine;
 pub mod query;
 pub mod record;
+mod recordxml;
 pub mod retry;
 pub mod scan;
 pub mod state;

@@ -5,6 +5,7 @@
 use std::fmt;
 
 use crate::mwtime::MwTime;
+use crate::recordxml::FastReader;
 use crate::xmltree::{self, Element};
 use crate::xmlwrite::{self, XmlWriteError};
 
@@ -252,6 +253,28 @@ impl Record {
 
     /// Parses a record file (or any single record element) of table `table`.
     pub fn from_xml(table: &'static TableInfo, xml: &str) -> Result<Record, RecordError> {
+        match Record::from_plain_xml(table, xml) {
+            Some(record) => Ok(record),
+            None => Record::from_xml_tree(table, xml),
+        }
+    }
+
+    /// The fast path of [`Record::from_xml`]: a plain record file, read without an element
+    /// tree (see `recordxml`). `None` sends the file down the tree path.
+    pub(crate) fn from_plain_xml(table: &'static TableInfo, xml: &str) -> Option<Record> {
+        let (reader, root) = FastReader::open(xml)?;
+        if !root.name.eq_ignore_ascii_case(table.element) || !root.attrs.is_empty() {
+            return None;
+        }
+        let fields = reader.record()?;
+        Some(Record { table, fields })
+    }
+
+    /// [`Record::from_xml`] through an element tree: every file, every error.
+    pub(crate) fn from_xml_tree(
+        table: &'static TableInfo,
+        xml: &str,
+    ) -> Result<Record, RecordError> {
         let root = xmltree::parse(xml)?;
         Record::from_element(table, &root)
     }
@@ -335,7 +358,7 @@ fn fields_from(children: &[Element], row_prefix: &str) -> Result<Vec<Field>, Str
     Ok(fields)
 }
 
-fn is_field_name(name: &str) -> bool {
+pub(crate) fn is_field_name(name: &str) -> bool {
     !name.is_empty()
         && name
             .bytes()

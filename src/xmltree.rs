@@ -131,7 +131,7 @@ pub fn parse(input: &str) -> Result<Element, XmlError> {
 
 /// The character a reference stands for: a character reference or one of XML's five
 /// predefined entities.
-fn resolve(reference: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
+pub(crate) fn resolve(reference: &quick_xml::events::BytesRef<'_>) -> Result<char, String> {
     match reference.resolve_char_ref() {
         Ok(Some(ch)) => Ok(ch),
         Ok(None) => match &**reference {

@@ -5,6 +5,7 @@
 //! reject. It must not decide which records or fields are written.
 
 use std::borrow::Cow;
+use std::fmt;
 
 use quick_xml::Writer;
 use quick_xml::events::attributes::Attribute;
@@ -83,7 +84,7 @@ impl XmlWriter {
     }
 
     /// Escaped character data; `field` names the value in an error.
-    pub fn text(&mut self, field: &str, text: &str) -> Result<(), XmlWriteError> {
+    pub fn text(&mut self, field: &dyn fmt::Display, text: &str) -> Result<(), XmlWriteError> {
         let escaped = escape(field, text)?;
         self.event(Event::Text(BytesText::from_escaped(escaped)));
         Ok(())
@@ -130,7 +131,10 @@ impl XmlWriter {
 /// system fields and rows marked `system="true"`, and a trailing newline. Equal fields always
 /// give equal bytes.
 pub fn record_file(element: &str, fields: &[Field]) -> Result<Vec<u8>, XmlWriteError> {
-    let mut w = XmlWriter::indented();
+    let mut w = XmlWriter {
+        // A transaction's file is some 8 KB: start near it rather than grow to it.
+        w: Writer::new_with_indent(Vec::with_capacity(4096), b' ', 2),
+    };
     w.declaration(true);
     w.start(element, &[])?;
     canonical_fields(&mut w, "", fields)?;
@@ -148,14 +152,13 @@ fn canonical_fields(
     fields: &[Field],
 ) -> Result<(), XmlWriteError> {
     for field in fields {
-        let label = format!("{prefix}{}", field.name);
         match &field.value {
             Value::Text(text) if text.is_empty() => {
                 w.empty(&field.name, system_attr(field.system))?
             }
             Value::Text(text) => {
                 w.start(&field.name, system_attr(field.system))?;
-                w.text(&label, text)?;
+                w.text(&format_args!("{prefix}{}", field.name), text)?;
                 w.end(&field.name);
             }
             Value::Subfile(rows) => {
@@ -207,7 +210,7 @@ fn import_fields_at(
         match &f.value {
             Value::Text(t) => {
                 w.start(&f.name, &[])?;
-                w.text(&format!("{prefix}{}", f.name), t)?;
+                w.text(&format_args!("{prefix}{}", f.name), t)?;
                 w.end(&f.name);
             }
             Value::Subfile(rows) => {
@@ -233,7 +236,7 @@ fn is_xml_char(c: char) -> bool {
 /// Escapes text for element content and attribute values. Markup characters become entity
 /// references, and line breaks and tabs character references, so a value always stays on one
 /// line and survives a round trip byte for byte. Characters XML 1.0 cannot carry are refused.
-fn escape<'a>(field: &str, text: &'a str) -> Result<Cow<'a, str>, XmlWriteError> {
+fn escape<'a>(field: &dyn fmt::Display, text: &'a str) -> Result<Cow<'a, str>, XmlWriteError> {
     let plain = |c: char| !matches!(c, '&' | '<' | '>' | '"') && c >= '\u{20}' && is_xml_char(c);
     if text.chars().all(plain) {
         return Ok(Cow::Borrowed(text));

@@ -166,8 +166,7 @@ impl<T: Transport> HttpMoneyWorks<T> {
     ) -> Result<String, MwError> {
         let reply = self.send_raw(command, method, url, body).await?;
         let status = reply.status().as_u16();
-        let body = String::from_utf8_lossy(reply.body()).into_owned();
-        classify_reply(command, status, body)
+        classify_reply(command, status, reply_text(reply.into_body()))
     }
 
     /// Sends one request with the credentials and returns the whole reply; only a request
@@ -344,6 +343,13 @@ impl<T: Transport> MoneyWorks for HttpMoneyWorks<T> {
         let body = self.send("evaluate", http::Method::GET, url, None).await?;
         Ok(body.trim().to_string())
     }
+}
+
+/// A reply's text; invalid UTF-8 becomes U+FFFD. A valid reply (nearly all) is taken over
+/// without a copy: a page of transactions is most of a megabyte.
+fn reply_text(body: Bytes) -> String {
+    String::from_utf8(Vec::from(body))
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 
 use crate::mwtime::MwTime;
 use crate::record::{KeyField, LMT_FIELD, Record, SEQ_FIELD, TableInfo, table_info};
+use crate::recordxml::FastReader;
 use crate::xmltree::{self, Element};
 
 /// A record of a reply that cannot be used, with what could be read of it.
@@ -76,16 +77,68 @@ pub fn parse_export(
     body: &str,
     expected: Option<&'static TableInfo>,
 ) -> Result<ExportDocument, String> {
-    let root = xmltree::parse(body).map_err(|e| e.to_string())?;
-    if root.name != "table" {
-        return Err(format!(
-            "the root element is <{}>, expected <table>",
-            root.name
-        ));
+    match parse_plain_export(body, expected) {
+        Some(doc) => Ok(doc),
+        None => parse_tree_export(body, expected),
     }
-    let name = root.attr("name").ok_or("<table> has no name attribute")?;
-    let table = table_info(name)
-        .ok_or_else(|| format!("<table name=\"{name}\"> is not a table mwsync knows"))?;
+}
+
+/// [`parse_export`] through an element tree: every document, every error, every rejected
+/// record.
+pub(crate) fn parse_tree_export(
+    body: &str,
+    expected: Option<&'static TableInfo>,
+) -> Result<ExportDocument, String> {
+    let root = xmltree::parse(body).map_err(|e| e.to_string())?;
+    let header = header(&root.name, |a| root.attr(a), expected)?;
+    let mut records = Vec::with_capacity(root.children.len());
+    let mut rejected = Vec::new();
+    for (i, el) in root.children.iter().enumerate() {
+        let reject = |reason: String| RejectedRecord::from_element(header.0, el, i + 1, reason);
+        match Record::from_element(header.0, el) {
+            Ok(record) if record.seq().is_some() => records.push(record),
+            Ok(_) => rejected.push(reject(format!("it has no numeric <{SEQ_FIELD}>"))),
+            Err(e) => rejected.push(reject(e.to_string())),
+        }
+    }
+    document(header, records, rejected)
+}
+
+/// The fast path of [`parse_export`]: a page whose every record is plain and usable, read
+/// without an element tree. `None` sends the page down the tree path, which gives the
+/// errors and the rejected records.
+pub(crate) fn parse_plain_export(
+    body: &str,
+    expected: Option<&'static TableInfo>,
+) -> Option<ExportDocument> {
+    let (reader, root) = FastReader::open(body)?;
+    let header = header(&root.name, |a| root.attr(a), expected).ok()?;
+    let table = header.0;
+    let records: Vec<Record> = reader
+        .records(table.element)?
+        .into_iter()
+        .map(|fields| Record { table, fields })
+        .collect();
+    if records.iter().any(|r| r.seq().is_none()) {
+        return None;
+    }
+    document(header, records, Vec::new()).ok()
+}
+
+type Header = (&'static TableInfo, u64, u64, u64);
+
+/// The table, `count`, `start` and `found` of a `<table>` root named `name`.
+fn header<'a>(
+    name: &str,
+    attr: impl Fn(&str) -> Option<&'a str>,
+    expected: Option<&'static TableInfo>,
+) -> Result<Header, String> {
+    if name != "table" {
+        return Err(format!("the root element is <{name}>, expected <table>"));
+    }
+    let table_name = attr("name").ok_or("<table> has no name attribute")?;
+    let table = table_info(table_name)
+        .ok_or_else(|| format!("<table name=\"{table_name}\"> is not a table mwsync knows"))?;
     if let Some(expected) = expected
         && expected.name != table.name
     {
@@ -94,25 +147,20 @@ pub fn parse_export(
             expected.name, table.name
         ));
     }
-    let number = |attr: &str| -> Result<u64, String> {
-        let raw = root
-            .attr(attr)
-            .ok_or_else(|| format!("<table> has no {attr} attribute"))?;
+    let number = |a: &str| -> Result<u64, String> {
+        let raw = attr(a).ok_or_else(|| format!("<table> has no {a} attribute"))?;
         raw.trim()
             .parse()
-            .map_err(|_| format!("<table {attr}=\"{raw}\"> is not a number"))
+            .map_err(|_| format!("<table {a}=\"{raw}\"> is not a number"))
     };
-    let (count, start, found) = (number("count")?, number("start")?, number("found")?);
-    let mut records = Vec::with_capacity(root.children.len());
-    let mut rejected = Vec::new();
-    for (i, el) in root.children.iter().enumerate() {
-        let reject = |reason: String| RejectedRecord::from_element(table, el, i + 1, reason);
-        match Record::from_element(table, el) {
-            Ok(record) if record.seq().is_some() => records.push(record),
-            Ok(_) => rejected.push(reject(format!("it has no numeric <{SEQ_FIELD}>"))),
-            Err(e) => rejected.push(reject(e.to_string())),
-        }
-    }
+    Ok((table, number("count")?, number("start")?, number("found")?))
+}
+
+fn document(
+    (table, count, start, found): Header,
+    records: Vec<Record>,
+    rejected: Vec<RejectedRecord>,
+) -> Result<ExportDocument, String> {
     let held = records.len() + rejected.len();
     if held as u64 != count {
         return Err(format!(
