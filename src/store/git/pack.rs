@@ -5,11 +5,11 @@
 //! delta search), and the upload gateway can send the same pack. It owns the pack and index
 //! formats; it must not decide which objects a commit needs.
 
+use std::cell::RefCell;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use flate2::Compression;
-use flate2::write::ZlibEncoder;
+use flate2::{Compress, Compression, FlushCompress, Status};
 use sha1::{Digest, Sha1};
 
 use crate::store::StoreError;
@@ -92,10 +92,28 @@ fn entry_header(kind: Kind, size: usize) -> Vec<u8> {
 }
 
 fn deflate(obj: &PackObject) -> Result<Entry, std::io::Error> {
+    thread_local! {
+        // One deflate state per thread, reset for each object: a new one per object cost an
+        // allocation and a clear of its window and tables, more than deflating a small file.
+        static ZLIB: RefCell<Compress> = RefCell::new(Compress::new(Compression::new(LEVEL), true));
+    }
     let mut bytes = entry_header(obj.kind, obj.body.len());
-    let mut z = ZlibEncoder::new(bytes, Compression::new(LEVEL));
-    z.write_all(&obj.body)?;
-    bytes = z.finish()?;
+    bytes.reserve(obj.body.len() / 2 + 64);
+    ZLIB.with_borrow_mut(|z| {
+        z.reset();
+        let mut input = obj.body.as_slice();
+        loop {
+            let before = z.total_in();
+            let status = z
+                .compress_vec(input, &mut bytes, FlushCompress::Finish)
+                .map_err(std::io::Error::other)?;
+            input = &input[(z.total_in() - before) as usize..];
+            match status {
+                Status::StreamEnd => return Ok::<(), std::io::Error>(()),
+                Status::Ok | Status::BufError => bytes.reserve(bytes.capacity().max(256)),
+            }
+        }
+    })?;
     let crc = crc32fast::hash(&bytes);
     Ok(Entry {
         id: obj.id,
