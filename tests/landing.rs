@@ -1,7 +1,8 @@
 //! Checkpoints whose push runs while the next pages are read (`engine::landing`): pushes
 //! that take longer than a checkpoint are carried by later ones, in order, and a push that
-//! fails loses and duplicates nothing. The store here is the in-memory remote behind a
-//! gate the test holds: its background push "runs" until the engine waits for it.
+//! fails loses and duplicates nothing; the next page is asked for while the one before it is
+//! staged. The store here is the in-memory remote behind a gate the test holds: its
+//! background push "runs" until the engine waits for it.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -22,6 +23,15 @@ struct Gate {
     slow: AtomicBool,
     /// Every push the remote took, in order.
     landed: Mutex<Vec<CommitId>>,
+    /// Commits made in the cache so far.
+    commits: AtomicUsize,
+    /// Exports asked for so far (counted by the test's export hook).
+    exports: AtomicUsize,
+    /// When not 0, the first commit waits until this many exports were asked (for at most
+    /// ten seconds, then it goes on and sets `waited_in_vain`).
+    first_commit_awaits: AtomicUsize,
+    /// The first commit gave up waiting for its exports.
+    waited_in_vain: AtomicBool,
 }
 
 /// The real store, with pushes decided by the [`Gate`].
@@ -74,7 +84,21 @@ impl Store for Gated {
         self.inner.changed_paths(from, to)
     }
     fn commit(&mut self, commit: NewCommit) -> Result<CommitId, StoreError> {
-        self.inner.commit(commit)
+        let awaits = self.gate.first_commit_awaits.load(Ordering::SeqCst);
+        if awaits > 0 && self.gate.commits.load(Ordering::SeqCst) == 0 {
+            // Runs on a blocking thread: waiting here holds the engine's store call only.
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+            while self.gate.exports.load(Ordering::SeqCst) < awaits {
+                if std::time::Instant::now() > deadline {
+                    self.gate.waited_in_vain.store(true, Ordering::SeqCst);
+                    break;
+                }
+                std::thread::yield_now();
+            }
+        }
+        let id = self.inner.commit(commit)?;
+        self.gate.commits.fetch_add(1, Ordering::SeqCst);
+        Ok(id)
     }
     fn push(
         &mut self,
@@ -121,9 +145,14 @@ impl Store for Gated {
 
 /// 45 names in checkpoints of 3: fifteen checkpoints, the last one closing the pass.
 async fn harness(gate: &Arc<Gate>) -> Harness {
+    harness_with(gate, 3).await
+}
+
+/// 45 names in pages of 10 and checkpoints of `checkpoint_records`.
+async fn harness_with(gate: &Arc<Gate>, checkpoint_records: u32) -> Harness {
     let cfg = RepoConfigFile {
         page_size: 10,
-        checkpoint_records: 3,
+        checkpoint_records,
         tables: vec!["Name".into()],
         fingerprint_interval_secs: 0,
         ..RepoConfigFile::default()
@@ -221,6 +250,37 @@ async fn a_failed_push_is_read_again_and_nothing_is_created_twice() {
 
     gate.allowed.store(usize::MAX, Ordering::SeqCst);
     h.cycle().await.expect("the next poll succeeds");
+    assert_eq!(h.main_records(), h.expected_files());
+    let created = creations(&h);
+    assert_eq!(created.len(), 45);
+    assert!(created.values().all(|n| *n == 1), "{created:?}");
+}
+
+/// The next page is asked for while the page before it is staged: with a checkpoint per
+/// page, the first checkpoint is committed while page 2 is staged, and page 3 is asked for
+/// before that commit. Reading one page after the other, the commit would wait for an export
+/// that comes only after it. Every record still lands once.
+#[tokio::test]
+async fn the_next_page_is_read_while_the_page_before_is_staged() {
+    let gate = Arc::new(Gate {
+        allowed: AtomicUsize::new(usize::MAX),
+        first_commit_awaits: AtomicUsize::new(3),
+        ..Gate::default()
+    });
+    let mut h = harness_with(&gate, 10).await;
+    let g = gate.clone();
+    h.set_hook(move |_, _| {
+        g.exports.fetch_add(1, Ordering::SeqCst);
+    });
+    h.cycle().await.expect("the first sync succeeds");
+    assert!(
+        !gate.waited_in_vain.load(Ordering::SeqCst),
+        "the first checkpoint was committed before page 3 was asked for"
+    );
+    assert!(
+        gate.exports.load(Ordering::SeqCst) >= 5,
+        "45 names in pages of 10"
+    );
     assert_eq!(h.main_records(), h.expected_files());
     let created = creations(&h);
     assert_eq!(created.len(), 45);

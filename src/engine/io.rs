@@ -4,11 +4,12 @@
 //! `query`) or what an answer means for `main`.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use super::{Engine, EngineError, SeqIndex, SeqPlace, shard_dir};
 use crate::events::Event;
 use crate::moneyworks::xml::RejectedRecord;
-use crate::moneyworks::{ExportQuery, MoneyWorks, MwError};
+use crate::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use crate::mwtime::MwTime;
 use crate::quarantine::QuarantinedRecord;
 use crate::query;
@@ -33,6 +34,20 @@ pub(crate) struct Page {
     pub(crate) found: u64,
     /// How many records the reply held, usable or not (the offset of the next page).
     pub(crate) sent: u64,
+}
+
+/// An export running in a task of its own (see [`Engine::start_export`]). Dropping it
+/// abandons the request.
+pub(crate) struct RunningExport {
+    /// What was asked.
+    pub(crate) query: ExportQuery,
+    task: tokio::task::JoinHandle<Result<ExportPage, MwError>>,
+}
+
+impl Drop for RunningExport {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
 }
 
 /// The sequence number and LastModifiedTime in a canonical record file, read without a full
@@ -227,6 +242,47 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 Ok(retry(&policy, &self.events, &what, || mw.export(query)).await?)
             })
             .await?;
+        Ok(self.page_from(query, page))
+    }
+
+    /// Starts exporting `query` (with retries) in a task of its own, so the reply arrives
+    /// and is parsed while the engine stages the page before it. Only one request is ever
+    /// in flight: staging asks MoneyWorks nothing. [`Engine::finish_export`] takes the page.
+    pub(crate) fn start_export(&self, query: ExportQuery) -> RunningExport {
+        let (mw, policy, events) = (
+            Arc::clone(&self.mw),
+            self.settings.retry,
+            self.events.clone(),
+        );
+        let asked = query.clone();
+        let task = tokio::spawn(async move {
+            let what = format!("exporting {}", asked.table.name);
+            retry(&policy, &events, &what, || mw.export(&asked)).await
+        });
+        RunningExport { query, task }
+    }
+
+    /// The page of an export begun by [`Engine::start_export`], as [`Engine::export`] gives
+    /// it; abandoned on shutdown.
+    pub(crate) async fn finish_export(
+        &mut self,
+        mut running: RunningExport,
+    ) -> Result<Page, EngineError> {
+        let page = self
+            .unless_cancelled(async {
+                match (&mut running.task).await {
+                    Ok(reply) => Ok(reply?),
+                    Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+                    Err(_) => Err(EngineError::Cancelled),
+                }
+            })
+            .await?;
+        Ok(self.page_from(&running.query, page))
+    }
+
+    /// What the engine takes from one export reply to `query`: the request counted, the
+    /// usable records, the unusable ones held back, and the paging facts.
+    fn page_from(&mut self, query: &ExportQuery, page: ExportPage) -> Page {
         self.known.requests += 1;
         let sent = (page.records.len() + page.rejected.len()) as u64;
         let more = sent > 0
@@ -274,14 +330,14 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 reason: format!("{}; correct the record in MoneyWorks", r.reason),
             });
         }
-        Ok(Page {
+        Page {
             records,
             stamps: entries.iter().filter_map(|e| e.1).collect(),
             seqs: entries.iter().filter_map(|e| e.2).collect(),
             more,
             found: page.found,
             sent,
-        })
+        }
     }
 
     /// Holds a record back: it stops nothing else. Logged and published when it is news.

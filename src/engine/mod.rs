@@ -196,7 +196,8 @@ pub struct EngineSettings {
 
 /// The engine. Generic over its two seams so tests can use the simulator.
 pub struct Engine<M, S> {
-    mw: M,
+    /// Shared with an export running ahead (see [`Engine::start_export`]).
+    mw: Arc<M>,
     /// The git store, shared with the blocking threads its calls run on (see
     /// [`Engine::store_call`]); shells read `main` through it.
     store: Arc<Mutex<S>>,
@@ -225,7 +226,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     ) -> Engine<M, S> {
         let known = Known::new(settings.initial_repo.clone());
         Engine {
-            mw,
+            mw: Arc::new(mw),
             store: Arc::new(Mutex::new(store)),
             shutdown: CancellationToken::new(),
             report_dir: std::env::temp_dir(),

@@ -153,7 +153,7 @@ impl Classify for MwError {
 
 /// What the engine needs from a MoneyWorks server. Implemented over HTTP by
 /// [`client::HttpMoneyWorks`]; tests may implement it directly.
-pub trait MoneyWorks: Send + Sync {
+pub trait MoneyWorks: Send + Sync + 'static {
     /// Runs a verbose-XML export and parses the reply.
     fn export(
         &self,

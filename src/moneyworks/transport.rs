@@ -50,7 +50,7 @@ impl TransportError {
 
 /// Sends one request and returns the whole reply. Implementations must not retry, follow
 /// policy or look at what the reply means.
-pub trait Transport: Send + Sync {
+pub trait Transport: Send + Sync + 'static {
     /// Sends `request`; an HTTP error status is a reply, not an error.
     fn send(
         &self,

@@ -12,6 +12,7 @@ pub(crate) mod stage;
 use std::collections::{BTreeMap, BTreeSet};
 
 use crate::commit_message::commit_message;
+use crate::engine::io::RunningExport;
 use crate::engine::{ClockReading, Engine, EngineError};
 use crate::error::{Classify, ErrorClass};
 use crate::events::{ActivityKind, ChangedField, Event};
@@ -349,11 +350,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let mut progress: Option<Tracker> = None;
         let mut committed = 0u64;
         let mut cursor = query_start(start, self.known.repo.file.lookback_secs);
+        // The next page's export, begun before this page is staged when its cursor is known.
+        let mut ahead: Option<RunningExport> = None;
         loop {
             self.check_cancelled()?;
-            let page = self
-                .export(&query::modified_page(table, cursor, page_size))
-                .await?;
+            let asked = query::modified_page(table, cursor, page_size);
+            let page = match ahead.take() {
+                Some(running) if running.query == asked => self.finish_export(running).await?,
+                _ => self.export(&asked).await?,
+            };
             let full = page.more;
             if progress.is_none() && full {
                 // More than a page to read: worth a progress bar, counted against `found`.
@@ -373,6 +378,11 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 .filter(|t| cursor.is_none_or(|c| **t > c))
                 .count() as u64;
             let page_len = page.stamps.len() as u64;
+            if let (true, Some((first, last))) = (full, bounds)
+                && first != last
+            {
+                ahead = Some(self.start_export(query::modified_page(table, Some(last), page_size)));
+            }
             // Everything before the cursor of this page is read.
             committed += self
                 .stage_checkpointed(table, page.records, staged, cursor, clock.now)
