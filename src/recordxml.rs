@@ -14,33 +14,18 @@ use quick_xml::events::{BytesStart, Event};
 use quick_xml::name::QName;
 
 use crate::record::{Field, Row, Value, is_field_name};
-use crate::xmltree;
+use crate::xmltree::{self, Element};
 
 /// A document being read element by element.
 pub(crate) struct FastReader<'a> {
     reader: Reader<&'a [u8]>,
 }
 
-/// The root element's name and attributes (values as written, which here are the decoded
-/// values: a value holding a reference or a line break is refused).
-pub(crate) struct Root {
-    pub name: String,
-    pub attrs: Vec<(String, String)>,
-}
-
-impl Root {
-    /// The value of attribute `name` (compared case-insensitively; the first one wins).
-    pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
-    }
-}
-
 impl<'a> FastReader<'a> {
-    /// Opens `input` and reads up to its root's start tag.
-    pub fn open(input: &'a str) -> Option<(FastReader<'a>, Root)> {
+    /// Opens `input` and reads up to its root's start tag: the root's name and attributes,
+    /// without its content (attribute values as written, which here are the decoded values:
+    /// a value holding a reference or a line break is refused).
+    pub fn open(input: &'a str) -> Option<(FastReader<'a>, Element)> {
         let mut fast = FastReader {
             reader: Reader::from_str(input),
         };
@@ -53,7 +38,12 @@ impl<'a> FastReader<'a> {
                     let attrs = plain_attributes(&start)
                         .map(|(k, v)| Some((k?.to_string(), v.to_string())))
                         .collect::<Option<_>>()?;
-                    return Some((fast, Root { name, attrs }));
+                    let root = Element {
+                        name,
+                        attrs,
+                        ..Element::default()
+                    };
+                    return Some((fast, root));
                 }
                 _ => return None,
             }
