@@ -1,5 +1,5 @@
 //! MoneyWorks records as mwsync stores them: the record model, its canonical file form
-//! (written by `xmlwrite`, read by `xmltree`), key ↔ path mapping with sharding, and
+//! (written by `xmlwrite`, read by `recordxml` or `xmltree`), key ↔ path mapping with sharding, and
 //! field-level diffs. Pure functions only; it must not do I/O or know about git or HTTP.
 
 use std::fmt;

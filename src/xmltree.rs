@@ -1,6 +1,7 @@
 //! A small owned XML element tree built with quick-xml. It owns well-formedness checking and
-//! entity decoding for the documents mwsync reads (export replies, record files); it must not
-//! know what any element means, nor write XML (that is `xmlwrite`).
+//! entity decoding for the documents mwsync reads (export replies and record files that are
+//! not plain enough for `recordxml`, and every other document); it must not know what any
+//! element means, nor write XML (that is `xmlwrite`).
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
