@@ -54,19 +54,12 @@ impl<'a> FastReader<'a> {
     /// without attributes, up to the root's end and the end of the document.
     pub fn records(mut self, element: &str) -> Option<Vec<Vec<Field>>> {
         let mut records = Vec::new();
-        loop {
-            match self.next()? {
-                Event::Text(t) if is_blank(&t.xml10_content()) => {}
-                Event::Start(start) => {
-                    let name = start.name().0;
-                    if !name.eq_ignore_ascii_case(element) || start.attributes().next().is_some() {
-                        return None;
-                    }
-                    records.push(self.fields("")?);
-                }
-                Event::End(_) => break,
-                _ => return None,
+        while let Some((start, empty)) = self.child()? {
+            let name = start.name().0;
+            if empty || !name.eq_ignore_ascii_case(element) || start.attributes().next().is_some() {
+                return None;
             }
+            records.push(self.fields("")?);
         }
         self.end()?;
         Some(records)
@@ -81,6 +74,20 @@ impl<'a> FastReader<'a> {
 
     fn next(&mut self) -> Option<Event<'a>> {
         self.reader.read_event().ok()
+    }
+
+    /// The next child of the element being read, with whether it is empty (`<x/>`), skipping
+    /// blank text; `Some(None)` at the element's end, `None` for anything else.
+    fn child(&mut self) -> Option<Option<(BytesStart<'a>, bool)>> {
+        loop {
+            return match self.next()? {
+                Event::Text(t) if is_blank(&t.xml10_content()) => continue,
+                Event::End(_) => Some(None),
+                Event::Start(start) => Some(Some((start, false))),
+                Event::Empty(start) => Some(Some((start, true))),
+                _ => None,
+            };
+        }
     }
 
     /// Only blank text may follow the root.
@@ -99,14 +106,7 @@ impl<'a> FastReader<'a> {
     fn fields(&mut self, prefix: &str) -> Option<Vec<Field>> {
         // Most records and rows hold dozens of fields; start there rather than grow to it.
         let mut fields = Vec::with_capacity(32);
-        loop {
-            let (start, empty) = match self.next()? {
-                Event::Text(t) if is_blank(&t.xml10_content()) => continue,
-                Event::End(_) => return Some(fields),
-                Event::Start(start) => (start, false),
-                Event::Empty(start) => (start, true),
-                _ => return None,
-            };
+        while let Some((start, empty)) = self.child()? {
             let name = start.name().0;
             let attrs = Attributes::of(&start)?;
             if name.eq_ignore_ascii_case("subfile") {
@@ -134,20 +134,14 @@ impl<'a> FastReader<'a> {
                 value: Value::Text(text),
             });
         }
+        Some(fields)
     }
 
     /// The rows of the subfile just started, each an element named `row`.
     fn rows(&mut self, row: &str) -> Option<Vec<Row>> {
         let prefix = format!("{row}.");
         let mut rows = Vec::new();
-        loop {
-            let (start, empty) = match self.next()? {
-                Event::Text(t) if is_blank(&t.xml10_content()) => continue,
-                Event::End(_) => return Some(rows),
-                Event::Start(start) => (start, false),
-                Event::Empty(start) => (start, true),
-                _ => return None,
-            };
+        while let Some((start, empty)) = self.child()? {
             if !start.name().0.eq_ignore_ascii_case(row) {
                 return None;
             }
@@ -159,6 +153,7 @@ impl<'a> FastReader<'a> {
             };
             rows.push(Row { system, fields });
         }
+        Some(rows)
     }
 
     /// The text of the leaf just started, up to its end.
@@ -186,21 +181,19 @@ struct Attributes<'s> {
 
 impl<'s> Attributes<'s> {
     fn of(start: &'s BytesStart<'_>) -> Option<Attributes<'s>> {
-        let mut out = Attributes {
-            system: false,
-            name: None,
-        };
-        let mut seen_system = false;
+        let (mut system, mut name) = (None, None);
         for (key, value) in plain_attributes(start) {
-            let (key, value) = (key?, value);
-            if key.eq_ignore_ascii_case("system") && !seen_system {
-                seen_system = true;
-                out.system = value.eq_ignore_ascii_case("true");
-            } else if key.eq_ignore_ascii_case("name") && out.name.is_none() {
-                out.name = Some(value);
+            let key = key?;
+            if key.eq_ignore_ascii_case("system") {
+                system.get_or_insert(value);
+            } else if key.eq_ignore_ascii_case("name") {
+                name.get_or_insert(value);
             }
         }
-        Some(out)
+        Some(Attributes {
+            system: system.is_some_and(|v| v.eq_ignore_ascii_case("true")),
+            name,
+        })
     }
 }
 

@@ -47,7 +47,8 @@ impl XmlWriter {
     /// record files. Leaves hold their text on their own line.
     pub fn indented() -> XmlWriter {
         XmlWriter {
-            w: Writer::new_with_indent(Vec::new(), b' ', 2),
+            // A transaction's file is some 8 KB: start near it rather than grow to it.
+            w: Writer::new_with_indent(Vec::with_capacity(4096), b' ', 2),
         }
     }
 
@@ -131,10 +132,7 @@ impl XmlWriter {
 /// system fields and rows marked `system="true"`, and a trailing newline. Equal fields always
 /// give equal bytes.
 pub fn record_file(element: &str, fields: &[Field]) -> Result<Vec<u8>, XmlWriteError> {
-    let mut w = XmlWriter {
-        // A transaction's file is some 8 KB: start near it rather than grow to it.
-        w: Writer::new_with_indent(Vec::with_capacity(4096), b' ', 2),
-    };
+    let mut w = XmlWriter::indented();
     w.declaration(true);
     w.start(element, &[])?;
     canonical_fields(&mut w, "", fields)?;

@@ -93,7 +93,7 @@ impl Store for Gated {
                     self.gate.waited_in_vain.store(true, Ordering::SeqCst);
                     break;
                 }
-                std::thread::yield_now();
+                std::thread::sleep(std::time::Duration::from_millis(1));
             }
         }
         let id = self.inner.commit(commit)?;

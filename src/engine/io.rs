@@ -8,13 +8,14 @@ use std::sync::Arc;
 
 use super::{Engine, EngineError, SeqIndex, SeqPlace, shard_dir};
 use crate::events::Event;
+use crate::events::Events;
 use crate::moneyworks::xml::RejectedRecord;
 use crate::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use crate::mwtime::MwTime;
 use crate::quarantine::QuarantinedRecord;
 use crate::query;
 use crate::record::{KeyField, LMT_FIELD, Record, TableInfo, parse_record_path};
-use crate::retry::retry;
+use crate::retry::{RetryPolicy, retry};
 use crate::store::{CommitId, Store, StoreError};
 
 /// One export page as the engine uses it: the usable records, and for paging the stamps
@@ -48,6 +49,17 @@ impl Drop for RunningExport {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// One export, retried by class under `policy`.
+async fn export_with_retries<M: MoneyWorks>(
+    mw: &M,
+    policy: &RetryPolicy,
+    events: &Events,
+    query: &ExportQuery,
+) -> Result<ExportPage, MwError> {
+    let what = format!("exporting {}", query.table.name);
+    retry(policy, events, &what, || mw.export(query)).await
 }
 
 /// The sequence number and LastModifiedTime in a canonical record file, read without a full
@@ -235,11 +247,9 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     /// may cap pages below the limit asked for).
     pub(crate) async fn export(&mut self, query: &ExportQuery) -> Result<Page, EngineError> {
         let policy = self.settings.retry;
-        let mw = &self.mw;
-        let what = format!("exporting {}", query.table.name);
         let page = self
             .unless_cancelled(async {
-                Ok(retry(&policy, &self.events, &what, || mw.export(query)).await?)
+                Ok(export_with_retries(&*self.mw, &policy, &self.events, query).await?)
             })
             .await?;
         Ok(self.page_from(query, page))
@@ -255,10 +265,8 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             self.events.clone(),
         );
         let asked = query.clone();
-        let task = tokio::spawn(async move {
-            let what = format!("exporting {}", asked.table.name);
-            retry(&policy, &events, &what, || mw.export(&asked)).await
-        });
+        let task =
+            tokio::spawn(async move { export_with_retries(&*mw, &policy, &events, &asked).await });
         RunningExport { query, task }
     }
 

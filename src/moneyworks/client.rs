@@ -137,8 +137,9 @@ impl<T: Transport> HttpMoneyWorks<T> {
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
         let status = reply.status().as_u16();
-        let body = String::from_utf8_lossy(reply.body()).into_owned();
-        let version = classify_reply("version", status, body)?.trim().to_string();
+        let version = classify_reply("version", status, reply_text(reply.into_body()))?
+            .trim()
+            .to_string();
         Ok(ServerInfo { version, server })
     }
 
@@ -148,11 +149,7 @@ impl<T: Transport> HttpMoneyWorks<T> {
         let url = format!("{}/REST//list", self.origin);
         let reply = self.send_raw("list", http::Method::GET, url, None).await?;
         let status = reply.status().as_u16();
-        classify_reply(
-            "list",
-            status,
-            String::from_utf8_lossy(reply.body()).into_owned(),
-        )
+        classify_reply("list", status, reply_text(reply.into_body()))
     }
 
     /// Sends one request with the credentials and returns the reply text or a classified
