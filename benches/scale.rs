@@ -866,15 +866,15 @@ async fn size(n: u64, scratch: &Path, mwsim: &Path, mwsync: &Path) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// The transactions of the edits of one shape at every size: 10 records (100 apart) in each
-/// of 10 shards of 1,000 sequence numbers spread evenly over the table's full shards; fewer
-/// when the table has fewer than 10 full shards.
+/// The transactions of the edits of one shape at every size: 10 records (10 apart) in each
+/// of 10 shard directories of 100 sequence numbers spread evenly over the table's full
+/// shards; fewer when the table has fewer than 10 full shards.
 fn shaped_edits(n: u64) -> Vec<u64> {
-    let full = (n / 1000).max(1);
+    let full = (n / 100).max(1);
     let shards: BTreeSet<u64> = (0..10).map(|k| k * full / 10).collect();
     shards
         .into_iter()
-        .flat_map(|s| (0..10).map(move |j| s * 1000 + 50 + j * 100))
+        .flat_map(|s| (0..10).map(move |j| s * 100 + 5 + j * 10))
         .filter(|seq| *seq <= n)
         .collect()
 }

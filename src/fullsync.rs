@@ -149,7 +149,15 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 self.poll().await?;
             }
             // A check only reads; edits the next poll brings are left out below.
-            FullSyncMode::Check => self.refresh_main().await?,
+            FullSyncMode::Check => {
+                self.refresh_main().await?;
+                if self.known.state.layout < crate::state::CURRENT_LAYOUT {
+                    return Err(EngineError::OldLayout {
+                        layout: self.known.state.layout,
+                        current: crate::state::CURRENT_LAYOUT,
+                    });
+                }
+            }
         }
         let request = request.map_or_else(
             || self.known.repo.file.full_sync.request.clone(),

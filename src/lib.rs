@@ -30,6 +30,7 @@ pub mod fullsync;
 pub mod http;
 pub mod memory;
 pub mod metrics;
+mod migrate;
 pub mod moneyworks;
 pub mod mwtime;
 pub mod progress;

@@ -474,28 +474,54 @@ fn fnv1a(bytes: &[u8]) -> u64 {
     h
 }
 
-/// The shard directories (two levels, each `000`-`999`) of a key. Sequence numbers shard by
-/// value (1,000 consecutive numbers per leaf); codes shard by a hash of their encoded form.
-/// Either way no directory exceeds 1,000 entries below 10⁹ records per table, and a code
-/// leaf holds about 100 files at 10⁸ records.
-fn shard(key: &RecordKey, stem: &str) -> (u64, u64) {
+/// The shard number of a key, below 10⁶ up to 10⁸ records per table: a sequence number's
+/// hundreds (100 consecutive numbers share a leaf), a code's FNV-1a hash of its encoded form
+/// modulo 10⁶.
+fn shard(key: &RecordKey, stem: &str) -> u64 {
     match key {
-        RecordKey::Seq(n) => (n / 1_000_000, (n / 1000) % 1000),
-        RecordKey::Code(_) => {
-            let h = fnv1a(stem.as_bytes()) % 1_000_000;
-            (h / 1000, h % 1000)
-        }
+        RecordKey::Seq(n) => n / 100,
+        RecordKey::Code(_) => fnv1a(stem.as_bytes()) % 1_000_000,
     }
 }
 
-/// The repository path of a record: `{table}/{d1}/{d2}/{key}.xml`.
+/// The three shard directories of shard `b`: `{b / 10⁴}/{b / 100 mod 100}/{b mod 100}`, each
+/// written with at least two digits. No directory then holds more than 100 entries below 10⁸
+/// records per table (a code leaf about 100 files at 10⁸ records).
+pub(crate) fn shard_dirs(b: u64) -> String {
+    format!("{:02}/{:02}/{:02}", b / 10_000, b / 100 % 100, b % 100)
+}
+
+/// The repository path of a record: `{table}/{d1}/{d2}/{d3}/{key}.xml`.
 pub fn record_path(table: &TableInfo, key: &RecordKey) -> String {
     let stem = match key {
         RecordKey::Code(code) => encode_key(code),
         RecordKey::Seq(n) => n.to_string(),
     };
-    let (d1, d2) = shard(key, &stem);
-    format!("{}/{d1:03}/{d2:03}/{stem}.xml", table.element)
+    let dirs = shard_dirs(shard(key, &stem));
+    format!("{}/{dirs}/{stem}.xml", table.element)
+}
+
+/// The key of the file `file` in the shard directories `d1`/`d2` of `table` in layout 1
+/// (`{table}/{ddd}/{ddd}/{key}.xml`, before version 0.2), when that layout put exactly this
+/// key there.
+pub(crate) fn layout1_key(table: &TableInfo, d1: &str, d2: &str, file: &str) -> Option<RecordKey> {
+    let three = |d: &str| d.len() == 3 && d.bytes().all(|b| b.is_ascii_digit());
+    if !three(d1) || !three(d2) {
+        return None;
+    }
+    let stem = file.strip_suffix(".xml")?;
+    let (key, bucket) = match table.key {
+        KeyField::Seq => {
+            let n: u64 = stem.parse().ok()?;
+            (n.to_string() == stem).then_some(())?;
+            (RecordKey::Seq(n), n / 1000)
+        }
+        KeyField::Code(_) => {
+            let code = decode_key(stem).ok()?;
+            (RecordKey::Code(code), fnv1a(stem.as_bytes()) % 1_000_000)
+        }
+    };
+    (format!("{:03}/{:03}", bucket / 1000, bucket % 1000) == format!("{d1}/{d2}")).then_some(key)
 }
 
 /// Parses a repository path back into its table and key. Refuses anything that
@@ -512,8 +538,18 @@ pub fn parse_record_path(path: &str) -> Result<(&'static TableInfo, RecordKey), 
     {
         return Err(err("it has an empty, `.` or `..` component"));
     }
-    let [dir, _, _, file] = parts.as_slice() else {
-        return Err(err("expected `{table}/{shard}/{shard}/{key}.xml`"));
+    let [dir, _, _, _, file] = parts.as_slice() else {
+        if let [dir, d1, d2, file] = parts.as_slice()
+            && let Some(table) = TABLES.iter().find(|t| t.element == *dir)
+            && let Some(key) = layout1_key(table, d1, d2, file)
+        {
+            return Err(err(&format!(
+                "it is where layout 1 filed {} {key}; main uses layout 2 now, which files it at `{}` (docs/paths.md)",
+                table.name,
+                record_path(table, &key)
+            )));
+        }
+        return Err(err("expected `{table}/{shard}/{shard}/{shard}/{key}.xml`"));
     };
     let table = TABLES
         .iter()
@@ -702,34 +738,78 @@ mod tests {
         assert!(decode_key("a").is_err(), "bare lowercase is not canonical");
     }
 
-    /// Paths round-trip, shard into two levels of at most 1,000 entries, and refuse tricks.
+    /// Paths round-trip, shard into three levels of at most 100 entries, and refuse tricks.
     #[test]
     fn paths_round_trip_and_refuse_tricks() {
         let tx = table_info("transaction").expect("known");
-        assert_eq!(
-            record_path(tx, &RecordKey::Seq(12_345_678)),
-            "transaction/012/345/12345678.xml"
-        );
-        for key in [RecordKey::Seq(0), RecordKey::Seq(999_999_999)] {
+        for (n, want) in [
+            (7, "transaction/00/00/00/7.xml"),
+            (12_345, "transaction/00/01/23/12345.xml"),
+            (12_345_678, "transaction/12/34/56/12345678.xml"),
+            (1_234_567_890, "transaction/1234/56/78/1234567890.xml"),
+        ] {
+            assert_eq!(record_path(tx, &RecordKey::Seq(n)), want);
+        }
+        for key in [
+            RecordKey::Seq(0),
+            RecordKey::Seq(99_999_999),
+            RecordKey::Seq(999_999_999),
+        ] {
             let p = record_path(tx, &key);
             assert_eq!(parse_record_path(&p).expect("valid").1, key);
         }
         let p = record_path(name_table(), &RecordKey::Code("a/b".into()));
         assert!(p.starts_with("name/") && p.ends_with("/~a%2F~b.xml"), "{p}");
+        assert_eq!(p.split('/').count(), 5, "{p}");
         assert_eq!(
             parse_record_path(&p).expect("valid").1,
             RecordKey::Code("a/b".into())
         );
         for bad in [
-            "../name/000/000/A.xml",
-            "name/000/000/../A.xml",
-            "nope/000/000/A.xml",
-            "transaction/000/000/007.xml",
-            "transaction/000/001/5.xml",
+            "../name/00/00/00/A.xml",
+            "name/00/00/00/../A.xml",
+            "nope/00/00/00/A.xml",
+            "transaction/00/00/00/007.xml",
+            "transaction/00/00/01/5.xml",
+            "transaction/000/000/5.xml",
+            "transaction/0/00/00/5.xml",
             "name/A.xml",
-            "name/000/000/A.txt",
+            "name/00/00/00/A.txt",
         ] {
             assert!(parse_record_path(bad).is_err(), "{bad} should be refused");
+        }
+    }
+
+    /// Layout-1 paths are recognised exactly: the right shards for the key, nothing else.
+    #[test]
+    fn layout1_paths_are_recognised_exactly() {
+        let tx = table_info("transaction").expect("known");
+        let name = table_info("name").expect("known");
+        assert_eq!(
+            layout1_key(tx, "001", "234", "1234567.xml"),
+            Some(RecordKey::Seq(1_234_567))
+        );
+        assert_eq!(
+            layout1_key(tx, "000", "000", "7.xml"),
+            Some(RecordKey::Seq(7))
+        );
+        assert_eq!(
+            layout1_key(name, "462", "991", "ACME.xml"),
+            Some(RecordKey::Code("ACME".into()))
+        );
+        assert_eq!(
+            layout1_key(name, "999", "304", "%43ON.xml"),
+            Some(RecordKey::Code("CON".into()))
+        );
+        for (table, d1, d2, file) in [
+            (tx, "000", "001", "7.xml"),
+            (tx, "000", "000", "07.xml"),
+            (tx, "00", "00", "7.xml"),
+            (tx, "000", "000", "7.txt"),
+            (name, "462", "990", "ACME.xml"),
+            (name, "462", "991", "acme.xml"),
+        ] {
+            assert_eq!(layout1_key(table, d1, d2, file), None, "{d1}/{d2}/{file}");
         }
     }
 

@@ -68,16 +68,40 @@ pub struct FullSyncState {
     pub differences: u64,
 }
 
+/// The layout of record paths on `main` this version writes (`docs/paths.md`): 2 is three
+/// shard levels of at most 100 entries. A state file without `layout` was written with
+/// layout 1 (two levels of 1,000), whose files mwsync moves before anything else.
+pub const CURRENT_LAYOUT: u32 = 2;
+
+/// The layout of a state file that names none.
+fn first_layout() -> u32 {
+    1
+}
+
 /// The whole state file.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SyncState {
+    /// The layout of the record paths on `main` ([`CURRENT_LAYOUT`] once moved).
+    #[serde(default = "first_layout")]
+    pub layout: u32,
     /// Per table, by internal name.
     #[serde(default)]
     pub tables: BTreeMap<String, TableState>,
     /// The last full sync.
     #[serde(default)]
     pub full_sync: FullSyncState,
+}
+
+impl Default for SyncState {
+    /// The state of a `main` without records: nothing to move, so the current layout.
+    fn default() -> SyncState {
+        SyncState {
+            layout: CURRENT_LAYOUT,
+            tables: BTreeMap::new(),
+            full_sync: FullSyncState::default(),
+        }
+    }
 }
 
 impl SyncState {

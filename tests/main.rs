@@ -9,6 +9,7 @@ mod gateway_e2e;
 mod golden;
 mod interop;
 mod landing;
+mod layout_move;
 mod paths;
 mod simulation;
 mod status;

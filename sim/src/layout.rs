@@ -21,7 +21,7 @@ pub enum RecordKey {
 /// A path, record or file that does not fit the layout.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum LayoutError {
-    /// A path that is not `{table}/{shard}/{shard}/{key}.xml` as the layout writes it.
+    /// A path that is not `{table}/{shard}/{shard}/{shard}/{key}.xml` as the layout writes it.
     #[error("`{path}` is not a record path: {reason}")]
     Path {
         /// The path.
@@ -145,23 +145,29 @@ fn fnv1a_64(bytes: &[u8]) -> u64 {
         .fold(OFFSET_BASIS, |h, &b| (h ^ u64::from(b)).wrapping_mul(PRIME))
 }
 
-/// The file-name stem and the two shard directories of a key: a sequence number shards by
-/// value (millions, then thousands), a code by the FNV-1a hash of its stem, modulo a million.
-fn placement(key: &RecordKey) -> (String, u64, u64) {
+/// The file-name stem and the shard bucket of a key: a sequence number's hundreds, or the
+/// FNV-1a hash of a code's stem modulo a million.
+fn placement(key: &RecordKey) -> (String, u64) {
     match key {
-        RecordKey::Seq(n) => (n.to_string(), n / 1_000_000, n / 1_000 % 1_000),
+        RecordKey::Seq(n) => (n.to_string(), n / 100),
         RecordKey::Code(code) => {
             let stem = encode_code(code);
             let h = fnv1a_64(stem.as_bytes()) % 1_000_000;
-            (stem, h / 1_000, h % 1_000)
+            (stem, h)
         }
     }
 }
 
-/// The repository path of the record of `table` with `key`: `{table}/{d1}/{d2}/{stem}.xml`.
+/// The repository path of the record of `table` with `key`:
+/// `{table}/{d1}/{d2}/{d3}/{stem}.xml`, where the bucket written with at least six digits
+/// splits into the directories: its last two digits are `d3`, the two before `d2`, and the
+/// rest `d1`.
 pub fn path(table: &TableInfo, key: &RecordKey) -> String {
-    let (stem, d1, d2) = placement(key);
-    format!("{}/{d1:03}/{d2:03}/{stem}.xml", table.element)
+    let (stem, bucket) = placement(key);
+    let digits = format!("{bucket:06}");
+    let (rest, last4) = digits.split_at(digits.len() - 4);
+    let (d2, d3) = last4.split_at(2);
+    format!("{}/{rest}/{d2}/{d3}/{stem}.xml", table.element)
 }
 
 /// The key `record` is filed under.
@@ -197,9 +203,9 @@ pub fn parse_path(text: &str) -> Result<(&'static TableInfo, RecordKey), LayoutE
         reason: reason.to_string(),
     };
     let parts: Vec<&str> = text.split('/').collect();
-    let [dir, _, _, file] = parts[..] else {
+    let [dir, _, _, _, file] = parts[..] else {
         return Err(err(
-            "it does not have the form {table}/{shard}/{shard}/{key}.xml",
+            "it does not have the form {table}/{shard}/{shard}/{shard}/{key}.xml",
         ));
     };
     let table = table_by_element(dir).ok_or_else(|| err("its first directory names no table"))?;
@@ -416,14 +422,18 @@ mod tests {
     #[test]
     fn paths_round_trip_and_refuse_others() {
         let tx = table_info("transaction").expect("known");
-        assert_eq!(
-            path(tx, &RecordKey::Seq(12_345_678)),
-            "transaction/012/345/12345678.xml"
-        );
+        for (n, want) in [
+            (7, "transaction/00/00/00/7.xml"),
+            (12_345_678, "transaction/12/34/56/12345678.xml"),
+            (123_456_789_012, "transaction/123456/78/90/123456789012.xml"),
+        ] {
+            assert_eq!(path(tx, &RecordKey::Seq(n)), want);
+            assert_eq!(parse_path(want).expect("valid").1, RecordKey::Seq(n));
+        }
         let name = table_info("name").expect("known");
         let p = path(name, &RecordKey::Code("ACME".into()));
         assert_eq!(
-            p, "name/462/991/ACME.xml",
+            p, "name/46/29/91/ACME.xml",
             "the shard of ACME is pinned by a golden file"
         );
         assert_eq!(
@@ -431,14 +441,16 @@ mod tests {
             RecordKey::Code("ACME".into())
         );
         for bad in [
-            "../name/000/000/A.xml",
-            "name/462/991/../A.xml",
-            "nope/000/000/A.xml",
-            "transaction/000/000/007.xml",
-            "transaction/000/001/5.xml",
+            "../name/00/00/00/A.xml",
+            "name/46/29/91/../A.xml",
+            "nope/00/00/00/A.xml",
+            "transaction/00/00/00/007.xml",
+            "transaction/00/00/01/5.xml",
+            "transaction/000/000/5.xml",
             "name/ACME.xml",
-            "name/462/991/ACME.txt",
-            "name/000/000/ACME.xml",
+            "name/46/29/91/ACME.txt",
+            "name/00/00/00/ACME.xml",
+            "name/462/991/ACME.xml",
         ] {
             assert!(parse_path(bad).is_err(), "{bad} should be refused");
         }

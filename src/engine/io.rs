@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
+use super::known::shard_number;
 use super::{Engine, EngineError, SeqIndex, SeqPlace, shard_dir};
 use crate::events::Event;
 use crate::events::Events;
@@ -454,25 +455,34 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
     }
 }
 
-/// Calls `f` with every shard directory of `table` on `main`, in path order (for tables
-/// keyed by sequence number, that is sequence order), with its number.
+/// Calls `f` with every shard directory of `table` on `main` and its number, in shard order
+/// (for tables keyed by sequence number, that is sequence order). Directories no record path
+/// has are passed over.
 pub(crate) fn for_each_shard<S: Store>(
     s: &S,
     main: &CommitId,
     table: &TableInfo,
     mut f: impl FnMut(&S, u32, &str) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
-    for d1 in s.list_dir(main, table.element)? {
-        let (true, Ok(n1)) = (d1.is_dir, d1.name.parse::<u32>()) else {
-            continue;
-        };
-        let dir1 = format!("{}/{}", table.element, d1.name);
-        for d2 in s.list_dir(main, &dir1)? {
-            let (true, Ok(n2)) = (d2.is_dir, d2.name.parse::<u32>()) else {
-                continue;
-            };
-            if n1 < 1000 && n2 < 1000 {
-                f(s, n1 * 1000 + n2, &format!("{dir1}/{}", d2.name))?;
+    // The listing's order is git's byte order, which puts `100` before `99`: sort by number.
+    let numbered = |dir: &str| -> Result<Vec<(u32, String)>, StoreError> {
+        let mut out: Vec<(u32, String)> = s
+            .list_dir(main, dir)?
+            .into_iter()
+            .filter(|e| e.is_dir)
+            .filter_map(|e| Some((e.name.parse().ok()?, e.name)))
+            .collect();
+        out.sort();
+        Ok(out)
+    };
+    for (_, d1) in numbered(table.element)? {
+        let dir1 = format!("{}/{d1}", table.element);
+        for (_, d2) in numbered(&dir1)? {
+            let dir2 = format!("{dir1}/{d2}");
+            for (_, d3) in numbered(&dir2)? {
+                if let Some(n) = shard_number(&d1, &d2, &d3) {
+                    f(s, n, &format!("{dir2}/{d3}"))?;
+                }
             }
         }
     }

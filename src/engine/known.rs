@@ -51,7 +51,7 @@ impl SeqIndex {
 }
 
 /// Per code-keyed table, where each sequence number lives on `main`, compactly: the shard
-/// directory (`d1 * 1000 + d2`) of its file, 12 bytes a record in a B-tree, plus an overlay
+/// number (`d1 * 10⁴ + d2 * 100 + d3`) of its file, 12 bytes a record in a B-tree, plus an overlay
 /// of full paths for what is staged but not yet committed. A record's file name is found by
 /// listing its shard (a handful of files). The committed part changes only when a commit
 /// lands (`commit`), so a rollback drops the overlay and never rebuilds the index; only a
@@ -74,17 +74,30 @@ pub(crate) enum SeqPlace {
     Staged(String),
 }
 
-/// The shard number of a record path `{table}/{d1}/{d2}/{file}`.
+/// The shard number of a record path `{table}/{d1}/{d2}/{d3}/{file}`.
 pub(crate) fn shard_of(path: &str) -> Option<u32> {
     let mut parts = path.split('/');
-    let (_, d1, d2) = (parts.next()?, parts.next()?, parts.next()?);
-    let (d1, d2): (u32, u32) = (d1.parse().ok()?, d2.parse().ok()?);
-    (d1 < 1000 && d2 < 1000).then_some(d1 * 1000 + d2)
+    let (_, d1, d2, d3) = (parts.next()?, parts.next()?, parts.next()?, parts.next()?);
+    shard_number(d1, d2, d3)
 }
 
-/// The directory of shard `n` of `table` (`name/012/345`).
+/// The shard number of the three shard directory names `d1`, `d2` and `d3` (`None` for
+/// names no record path has).
+pub(crate) fn shard_number(d1: &str, d2: &str, d3: &str) -> Option<u32> {
+    let (d1, d2, d3): (u32, u32, u32) = (d1.parse().ok()?, d2.parse().ok()?, d3.parse().ok()?);
+    if d2 >= 100 || d3 >= 100 {
+        return None;
+    }
+    d1.checked_mul(10_000)?.checked_add(d2 * 100 + d3)
+}
+
+/// The directory of shard `n` of `table` (`name/01/23/45`).
 pub(crate) fn shard_dir(table: &TableInfo, n: u32) -> String {
-    format!("{}/{:03}/{:03}", table.element, n / 1000, n % 1000)
+    format!(
+        "{}/{}",
+        table.element,
+        crate::record::shard_dirs(u64::from(n))
+    )
 }
 
 impl SeqLeaves {
@@ -394,7 +407,7 @@ mod tests {
         k.state.tables.entry("Name".into()).or_default().marker =
             Some(MwTime::parse("20240102000000").expect("valid"));
         k.seq_index
-            .note("Name", 2, Some("name/001/002/B.xml".into()));
+            .note("Name", 2, Some("name/00/10/02/B.xml".into()));
         k.pushed(CommitId("a".repeat(40)));
         k.rollback();
         assert_eq!(k.state, committed);
@@ -411,13 +424,13 @@ mod tests {
     fn index_notes_touch_only_built_tables() {
         let name = table_info("Name").expect("known");
         let mut index = SeqLeaves::default();
-        index.note("Name", 1, Some("name/000/001/A.xml".into()));
+        index.note("Name", 1, Some("name/00/00/01/A.xml".into()));
         assert!(!index.has(name));
         index.insert(name, BTreeMap::new());
-        index.note("Name", 1, Some("name/000/001/A.xml".into()));
+        index.note("Name", 1, Some("name/00/00/01/A.xml".into()));
         assert_eq!(
             index.place(name, 1),
-            Some(SeqPlace::Staged("name/000/001/A.xml".into()))
+            Some(SeqPlace::Staged("name/00/00/01/A.xml".into()))
         );
         index.commit();
         assert_eq!(index.place(name, 1), Some(SeqPlace::Shard(1)));
@@ -426,8 +439,9 @@ mod tests {
         assert_eq!(index.place(name, 1), None);
         index.commit();
         assert_eq!(index.len(name), 0);
-        assert_eq!(shard_of("name/012/345/X.xml"), Some(12_345));
-        assert_eq!(shard_dir(name, 12_345), "name/012/345");
+        assert_eq!(shard_of("name/01/23/45/X.xml"), Some(12_345));
+        assert_eq!(shard_dir(name, 12_345), "name/01/23/45");
+        assert_eq!(shard_of("name/01/230/45/X.xml"), None);
     }
 
     /// After the clock steps back, a rollback never returns a marker above the regression's

@@ -114,6 +114,16 @@ pub enum EngineError {
         /// The configured limit.
         max_percent: u32,
     },
+    /// A check only reads, and `main` still holds record files in an older layout.
+    #[error(
+        "main holds its record files in layout {layout}, and a check only reads. Run `mwsync run --once` first: it moves them to layout {current} (docs/paths.md), unchanged"
+    )]
+    OldLayout {
+        /// The layout `main`'s state names.
+        layout: u32,
+        /// The layout this version writes.
+        current: u32,
+    },
     /// A one-shot run (`run --once`) could not read some tables; the others were synced.
     #[error("{tables}")]
     TablesFailed {
@@ -148,6 +158,7 @@ impl Classify for EngineError {
             | EngineError::Local(_)
             | EngineError::MassDelete { .. }
             | EngineError::Drift { .. } => ErrorClass::NeedsHuman,
+            EngineError::OldLayout { .. } => ErrorClass::Invalid,
             EngineError::Adopted { .. } | EngineError::Cancelled => ErrorClass::Retryable,
             EngineError::TablesFailed { needs_human, .. } => {
                 if *needs_human {

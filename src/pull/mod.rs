@@ -126,6 +126,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             table: None,
         });
         self.refresh_main().await?;
+        self.migrate_layout().await?;
         let (now, unchanged) = self.read_clock_and_changes().await?;
         let reading = ClockReading {
             time: now,

@@ -461,7 +461,8 @@ mod tests {
             ),
             (FileVersions { path: REPO_CONFIG_PATH.into(), base: None, desired: Some(b"page_size = 5\n".to_vec()), }, "out of range 10..=100"),
             (fv(good.clone(), Some(String::from_utf8(rec("1", "20240101000000")).expect("utf8").replace("<phone>1</phone>", "<phone>1</phone><phone>2</phone>").into_bytes())), "field <phone> is written 2 times"),
-            (FileVersions { path: "transaction/000/000/5.xml".into(), base: None, desired: Some(b"<transaction><sequencenumber system=\"true\">5</sequencenumber></transaction>".to_vec()), }, "not tracked"),
+            (FileVersions { path: "transaction/00/00/00/5.xml".into(), base: None, desired: Some(b"<transaction><sequencenumber system=\"true\">5</sequencenumber></transaction>".to_vec()), }, "not tracked"),
+            (FileVersions { path: "name/462/991/ACME.xml".into(), base: None, desired: Some(b"x".to_vec()), }, "layout 1 filed Name ACME; main uses layout 2 now, which files it at `name/46/29/91/ACME.xml`"),
         ];
         for (file, needle) in cases {
             let p = plan(&[name()], vec![file.clone()]);
