@@ -544,8 +544,9 @@ pub fn parse_record_path(path: &str) -> Result<(&'static TableInfo, RecordKey), 
             && let Some(key) = layout1_key(table, d1, d2, file)
         {
             return Err(err(&format!(
-                "it is where layout 1 filed {} {key}; main uses layout 2 now, which files it at `{}` (docs/paths.md)",
+                "it is where layout 1 filed {} {key}; main uses layout {} now, which files it at `{}` (docs/paths.md)",
                 table.name,
+                crate::state::CURRENT_LAYOUT,
                 record_path(table, &key)
             )));
         }

@@ -107,7 +107,15 @@ impl Default for SyncState {
 impl SyncState {
     /// Parses the state file; `origin` names where it came from.
     pub fn parse(text: &str, origin: &str) -> Result<SyncState, String> {
-        toml::from_str(text).map_err(|e| format!("{origin} is not a valid mwsync state file: {e}"))
+        let state: SyncState = toml::from_str(text)
+            .map_err(|e| format!("{origin} is not a valid mwsync state file: {e}"))?;
+        if !(1..=CURRENT_LAYOUT).contains(&state.layout) {
+            return Err(format!(
+                "{origin} names layout {}, which this mwsync does not know (it writes layout {CURRENT_LAYOUT}); a newer mwsync wrote it",
+                state.layout
+            ));
+        }
+        Ok(state)
     }
 
     /// The canonical text.
@@ -399,5 +407,19 @@ mod tests {
             err.contains(".mwsync/state.toml") && err.contains("markr"),
             "{err}"
         );
+        assert_eq!(
+            SyncState::parse("[tables.Name]\n", "x")
+                .expect("old")
+                .layout,
+            1,
+            "a state without layout is layout 1"
+        );
+        for unknown in ["layout = 3\n", "layout = 0\n"] {
+            let err = SyncState::parse(unknown, ".mwsync/state.toml").expect_err("unknown");
+            assert!(
+                err.contains(".mwsync/state.toml") && err.contains("does not know"),
+                "{err}"
+            );
+        }
     }
 }

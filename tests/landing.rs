@@ -171,15 +171,9 @@ async fn harness_with(gate: &Arc<Gate>, checkpoint_records: u32) -> Harness {
 
 /// How many times each record was created in `main`'s history, by the commit messages.
 fn creations(h: &Harness) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for commit in h.repo.log("main") {
-        for line in commit.message.lines() {
-            if let Some((name, _)) = line.split_once(" created (") {
-                *out.entry(name.to_string()).or_default() += 1;
-            }
-        }
-    }
-    out
+    h.repo.message_line_counts("main", |line| {
+        line.split_once(" created (").map(|(name, _)| name)
+    })
 }
 
 /// Pushes slower than the checkpoints are carried by later pushes: fewer pushes than

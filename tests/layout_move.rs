@@ -87,15 +87,9 @@ async fn make_layout1(h: &mut Harness, moved: impl Fn(&str) -> bool) {
 
 /// Every record line of the form `… moved from <path>` in `main`'s history, by old path.
 fn moves_in_history(h: &Harness) -> BTreeMap<String, usize> {
-    let mut out = BTreeMap::new();
-    for c in h.repo.log("main") {
-        for line in c.message.lines() {
-            if let Some((_, from)) = line.split_once(" moved from ") {
-                *out.entry(from.to_string()).or_default() += 1;
-            }
-        }
-    }
-    out
+    h.repo.message_line_counts("main", |line| {
+        line.split_once(" moved from ").map(|(_, from)| from)
+    })
 }
 
 #[tokio::test]

@@ -8,8 +8,7 @@ use std::sync::Arc;
 
 use super::known::shard_number;
 use super::{Engine, EngineError, SeqIndex, SeqPlace, shard_dir};
-use crate::events::Event;
-use crate::events::Events;
+use crate::events::{Event, Events};
 use crate::moneyworks::xml::RejectedRecord;
 use crate::moneyworks::{ExportPage, ExportQuery, MoneyWorks, MwError};
 use crate::mwtime::MwTime;

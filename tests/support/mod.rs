@@ -267,6 +267,24 @@ impl Repo {
             .map(|id| c.commit_info(id).expect("info"))
             .collect()
     }
+
+    /// How often each text `pick` takes from a line of a commit message on `branch` occurs
+    /// in its whole history (`pick` answers `None` for lines it does not count).
+    pub fn message_line_counts(
+        &self,
+        branch: &str,
+        pick: impl Fn(&str) -> Option<&str>,
+    ) -> BTreeMap<String, usize> {
+        let mut out = BTreeMap::new();
+        for commit in self.log(branch) {
+            for line in commit.message.lines() {
+                if let Some(text) = pick(line) {
+                    *out.entry(text.to_string()).or_default() += 1;
+                }
+            }
+        }
+        out
+    }
 }
 
 fn git_client(dir: &tempfile::TempDir, remote: GitRemote) -> DynStore {
