@@ -41,6 +41,20 @@ Feature: Never miss a change
     Then the poll succeeds
     And main holds exactly the records MoneyWorks holds
 
+  Scenario: A step back with nothing edited is committed, so a restart does not re-read the day again
+    Given a MoneyWorks document with 5 names
+    And mwsync has polled
+    When the MoneyWorks clock steps back 600 seconds
+    And mwsync polls
+    Then the poll succeeds
+    And a clock regression event was published
+    And the last commit on main says "The MoneyWorks clock reads"
+    And no marker on main is ahead of the MoneyWorks clock
+    When mwsync restarts
+    And mwsync polls
+    Then the poll made 1 requests
+    And main holds exactly the records MoneyWorks holds
+
   Scenario: A small NTP correction of a few seconds loses nothing
     Given a MoneyWorks document with 5 names
     And mwsync has polled

@@ -410,6 +410,13 @@ fn log_poll(records: u64, requests: u64, commits: u64, main: &str) {
             main,
             "poll finished: {records} records committed in {commits} commits"
         );
+    } else if commits > 0 {
+        tracing::info!(
+            requests,
+            commits,
+            main,
+            "poll finished: no record changed; the sync state was committed"
+        );
     } else {
         tracing::info!(requests, main, "poll finished: nothing changed");
     }

@@ -207,6 +207,28 @@ pub fn check_clock(
     }
 }
 
+/// The tables whose state on `main` (`committed`) is ahead of the server clock `now`, its
+/// marker or its clock reading, while the state a poll leaves (`current`) no longer is: a
+/// commit of the state alone puts them right, so a restart does not take the old reading
+/// for a new step back and re-read again. Each comes with what `main` said.
+pub fn behind_main(
+    committed: &SyncState,
+    current: &SyncState,
+    now: MwTime,
+) -> Vec<(String, MwTime)> {
+    let ahead = |st: &TableState| st.marker.max(st.server_time).filter(|t| *t > now);
+    committed
+        .tables
+        .iter()
+        .filter_map(|(name, st)| {
+            let said = ahead(st)?;
+            ahead(&current.table(name))
+                .is_none()
+                .then(|| (name.clone(), said))
+        })
+        .collect()
+}
+
 /// Where a poll's first query starts: the marker less the look-back, or everything.
 pub fn query_start(marker: Option<MwTime>, lookback_secs: u64) -> Option<MwTime> {
     marker.map(|m| m.add_secs(-i64::try_from(lookback_secs).unwrap_or(0)))
@@ -243,6 +265,46 @@ mod tests {
 
     fn t(s: &str) -> MwTime {
         MwTime::parse(s).expect("valid test time")
+    }
+
+    /// Only a table `main` says is ahead of the clock, and that the poll put right, needs
+    /// the state committed; one still ahead (its pass failed) or never ahead does not.
+    #[test]
+    fn behind_main_names_what_a_state_commit_fixes() {
+        let at = |marker: &str, server: &str| TableState {
+            marker: Some(t(marker)),
+            server_time: Some(t(server)),
+            ..Default::default()
+        };
+        let state = |tables: &[(&str, TableState)]| SyncState {
+            tables: tables
+                .iter()
+                .map(|(n, st)| (n.to_string(), st.clone()))
+                .collect(),
+            ..Default::default()
+        };
+        let now = t("20240101110000");
+        let committed = state(&[
+            ("Name", at("20240101115900", "20240101120000")),
+            ("Job", at("20240101105900", "20240101120000")),
+            ("Product", at("20240101115900", "20240101120000")),
+            ("Account", at("20240101105000", "20240101105500")),
+        ]);
+        let current = state(&[
+            ("Name", at("20240101110000", "20240101110000")),
+            ("Job", at("20240101110000", "20240101110000")),
+            // Its pass failed: rolled back, still ahead.
+            ("Product", at("20240101115900", "20240101120000")),
+            ("Account", at("20240101110000", "20240101110000")),
+        ]);
+        assert_eq!(
+            behind_main(&committed, &current, now),
+            vec![
+                ("Job".to_string(), t("20240101120000")),
+                ("Name".to_string(), t("20240101120000")),
+            ]
+        );
+        assert!(behind_main(&current, &current, t("20240101120000")).is_empty());
     }
 
     /// A forward-moving clock leaves the marker alone.

@@ -22,7 +22,8 @@ use crate::progress::Tracker;
 use crate::query;
 use crate::record::{Record, TableInfo};
 use crate::state::{
-    ClockCheck, TableState, check_clock, checkpoint_marker, note_committed, query_start,
+    ClockCheck, TableState, behind_main, check_clock, checkpoint_marker, note_committed,
+    query_start,
 };
 use crate::store::Store;
 use stage::{Staged, invalid};
@@ -173,9 +174,20 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
                 Err(e) => return Err(e),
             }
         }
-        if staged.len() > 0 || self.known.quarantine_changed() {
+        // After a clock step back, `main`'s state is ahead of the clock until a commit
+        // carries the moved markers; without one, every restart would take it for a new
+        // step back and re-read the day again.
+        let behind = behind_main(self.known.committed_state(), &self.known.state, now);
+        if staged.len() > 0 || self.known.quarantine_changed() || !behind.is_empty() {
             report.records += staged.len() as u64;
-            self.checkpoint(&mut staged, "Pull").await?;
+            let note: String = behind
+                .iter()
+                .map(|(table, said)| {
+                    format!("The MoneyWorks clock reads {now}, behind {said} in the {table} state; {table} was re-read from before the step\n")
+                })
+                .collect();
+            self.checkpoint_with(&mut staged, "Pull", false, &note)
+                .await?;
         }
         self.land().await?;
         self.known.last_clock = Some(reading);
@@ -627,7 +639,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         staged: &mut Staged,
         verb: &str,
     ) -> Result<(), EngineError> {
-        self.checkpoint_with(staged, verb, false).await
+        self.checkpoint_with(staged, verb, false, "").await
     }
 
     /// Like [`Self::checkpoint`] inside a pass: the commit's push runs while the pass goes
@@ -637,14 +649,17 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         staged: &mut Staged,
         verb: &str,
     ) -> Result<(), EngineError> {
-        self.checkpoint_with(staged, verb, true).await
+        self.checkpoint_with(staged, verb, true, "").await
     }
 
+    /// The commit behind both; `note` (whole lines) goes into its message before what the
+    /// quarantine note says.
     async fn checkpoint_with(
         &mut self,
         staged: &mut Staged,
         verb: &str,
         go_on: bool,
+        note: &str,
     ) -> Result<(), EngineError> {
         let staged = std::mem::take(staged);
         let mut by_table: BTreeMap<&str, Vec<(MwTime, u64)>> = BTreeMap::new();
@@ -659,7 +674,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
             &staged.notes,
             &self.known.state,
             &self.known.repo.hash(),
-            &self.quarantine_note(),
+            &format!("{note}{}", self.quarantine_note()),
         );
         let commit = if go_on {
             self.commit_checkpoint(staged.files, message.clone())
