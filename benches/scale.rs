@@ -14,9 +14,10 @@
 //! spread over the table), so that the second line compares sizes with commits of the same
 //! shape; each line says how many records and shard directories the run's commits changed,
 //! the baseline (plain `git push` of the same commits, from the remote to a copy of it as it
-//! was before the run, through the same server), whether the cache's packs were rolled up in
-//! the run, and checks `main` against the server with the edited records as the fake lays
-//! them out;
+//! was before the run, through the same server), the floor of any push there (the walk of
+//! the whole previous tree that receive-pack's connectivity check makes, timed on the remote
+//! just before the run), whether the cache's packs were rolled up in the run, and checks
+//! `main` against the server with the edited records as the fake lays them out;
 //! `sync --full --check`; the largest directory on `main` and the largest push (remote packs,
 //! with the remote's auto-gc off so each push keeps its pack).
 //!
@@ -919,6 +920,23 @@ async fn edits_step(
         ],
     );
     git(&copy, &["config", "receive.autogc", "false"]);
+    // The floor of any push to this remote: the connectivity check a stock receive-pack runs
+    // on each one walks the whole tree of the tip it builds on. The same walk, for the tip's
+    // own commit, timed here (it also brings the remote's packs into the page cache, as a
+    // server taking pushes all day has them).
+    let walking = Instant::now();
+    git(
+        repo,
+        &[
+            "rev-list",
+            "--objects",
+            "--quiet",
+            "main",
+            "--not",
+            "main~1",
+        ],
+    );
+    let walk = walking.elapsed().as_secs_f64();
     let packs_before = pack_sizes(&cache.join("repo.git")).len();
     let ran = w.run(&["run", "--once"], url, cache, log);
     assert_eq!(ran.code, 0, "the run after the edits failed; see {log}");
@@ -949,7 +967,7 @@ async fn edits_step(
     line(
         label,
         format!(
-            "{:.2} s, {} requests, {} commits, {}; {} records in {} shard directories; plain `git push` of the same commits {plain_push:.2} s{rolled_up}; main vs server: {} differ",
+            "{:.2} s, {} requests, {} commits, {}; {} records in {} shard directories; plain `git push` of the same commits {plain_push:.2} s; the server's connectivity walk of one commit (`git rev-list --objects main --not main~1`) {walk:.2} s{rolled_up}; main vs server: {} differ",
             ran.secs,
             w.requests().await - before,
             commits(repo) - before_commits,
