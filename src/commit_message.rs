@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use crate::events::RecordAction;
+use crate::mwtime::MwTime;
 use crate::record::FieldChange;
 use crate::state::SyncState;
 
@@ -54,6 +55,19 @@ pub fn describe_field(change: &FieldChange) -> String {
     } else {
         format!("{} changed", change.field)
     }
+}
+
+/// What a commit says of tables whose state on `main` was ahead of the clock (`behind`:
+/// each table with what its state said) and that were re-read: a line each.
+pub fn clock_note(now: MwTime, behind: &[(String, MwTime)]) -> String {
+    behind
+        .iter()
+        .map(|(table, said)| {
+            format!(
+                "The MoneyWorks clock reads {now}, behind {said} in the {table} state; {table} was re-read from before the step\n"
+            )
+        })
+        .collect()
 }
 
 /// The full commit message. `subject_verb` is e.g. `Pull` or `Full sync`.

@@ -180,12 +180,7 @@ impl<M: MoneyWorks, S: Store> Engine<M, S> {
         let behind = behind_main(self.known.committed_state(), &self.known.state, now);
         if staged.len() > 0 || self.known.quarantine_changed() || !behind.is_empty() {
             report.records += staged.len() as u64;
-            let note: String = behind
-                .iter()
-                .map(|(table, said)| {
-                    format!("The MoneyWorks clock reads {now}, behind {said} in the {table} state; {table} was re-read from before the step\n")
-                })
-                .collect();
+            let note = crate::commit_message::clock_note(now, &behind);
             self.checkpoint_with(&mut staged, "Pull", false, &note)
                 .await?;
         }
